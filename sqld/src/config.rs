@@ -1,0 +1,125 @@
+//! The command line. Every flag also reads an `SQLD_*` environment
+//! variable; the flags are a contract the operator and tests rely on.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMethod {
+    /// Anyone who can connect is let in (local development only).
+    Trust,
+    /// SCRAM-SHA-256, as Postgres does by default.
+    Password,
+    /// The password in clear text (use only with TLS).
+    Cleartext,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// sqld: a server for the SQLite dialect that speaks the PostgreSQL wire
+/// protocol.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sqld", version, about, long_about = None)]
+pub struct Config {
+    /// Directory holding the database (created if missing).
+    #[arg(long, env = "SQLD_DB_PATH", default_value = "sqld-data")]
+    pub db_path: PathBuf,
+
+    /// Address of the PostgreSQL protocol listener.
+    #[arg(long, env = "SQLD_PG_LISTEN_ADDR", default_value = "127.0.0.1:5432")]
+    pub pg_listen_addr: SocketAddr,
+
+    /// Address of the HTTP listener (/health, /ready, /metrics).
+    #[arg(long, env = "SQLD_HTTP_LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_listen_addr: SocketAddr,
+
+    /// Client authentication. Defaults to `password` (SCRAM-SHA-256), or
+    /// `trust` with --dev.
+    #[arg(long, env = "SQLD_AUTH", value_enum)]
+    pub auth: Option<AuthMethod>,
+
+    /// Development mode: trust authentication unless --auth says otherwise.
+    #[arg(long, env = "SQLD_DEV")]
+    pub dev: bool,
+
+    /// File of `user:password` lines.
+    #[arg(long, env = "SQLD_USERS_FILE")]
+    pub users_file: Option<PathBuf>,
+
+    /// Password of the user named by --user (an alternative to
+    /// --users-file).
+    #[arg(long, env = "SQLD_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+
+    /// User name that SQLD_PASSWORD applies to.
+    #[arg(long, env = "SQLD_USER", default_value = "sqld")]
+    pub user: String,
+
+    /// TLS certificate chain (PEM); enables TLS together with --tls-key.
+    #[arg(long, env = "SQLD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM).
+    #[arg(long, env = "SQLD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Connections beyond this are refused with SQLSTATE 53300.
+    #[arg(long, env = "SQLD_MAX_CONNECTIONS", default_value_t = 128)]
+    pub max_connections: usize,
+
+    /// Largest protocol message accepted from a client, in bytes.
+    #[arg(long, env = "SQLD_MAX_MESSAGE_SIZE", default_value_t = 64 * 1024 * 1024)]
+    pub max_message_size: usize,
+
+    /// Largest result set kept for one statement, in bytes of values.
+    #[arg(long, env = "SQLD_MAX_RESULT_SIZE", default_value_t = 256 * 1024 * 1024)]
+    pub max_result_size: usize,
+
+    /// Statements running longer are interrupted (57014); 0 disables.
+    #[arg(long, env = "SQLD_STATEMENT_TIMEOUT", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub statement_timeout: Duration,
+
+    /// Sessions idle inside a transaction longer are closed (25P03); 0
+    /// disables.
+    #[arg(long, env = "SQLD_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub idle_in_transaction_timeout: Duration,
+
+    /// Time a client has to finish TLS negotiation and authentication.
+    #[arg(long, env = "SQLD_STARTUP_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub startup_timeout: Duration,
+
+    /// How long a writer waits for the write lock before failing (55P03).
+    #[arg(long, env = "SQLD_BUSY_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub busy_timeout: Duration,
+
+    /// On SIGTERM, how long running statements get to finish.
+    #[arg(long, env = "SQLD_SHUTDOWN_GRACE_PERIOD", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace_period: Duration,
+
+    /// Log format.
+    #[arg(long, env = "SQLD_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// The authentication method in force.
+    pub fn auth_method(&self) -> AuthMethod {
+        self.auth.unwrap_or(if self.dev {
+            AuthMethod::Trust
+        } else {
+            AuthMethod::Password
+        })
+    }
+}
+
+/// A zero duration on the command line means "no limit".
+pub fn nonzero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}

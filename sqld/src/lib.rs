@@ -1,0 +1,126 @@
+//! sqld: a server for the SQLite dialect that speaks the PostgreSQL wire
+//! protocol, running SQL on libsql.
+//!
+//! The path of a client's statement, module by module:
+//! `server` accepts the socket -> `pg` drives the protocol (`pg::io` frames
+//! bytes, `pg::auth` authenticates, `pg::handler` turns messages into a
+//! `query::Query`) -> `service` applies layers (metrics, statement timeout)
+//! -> `scheduler` runs it on the session's libsql connection (`database`
+//! opens it, sandboxed) -> results map back through `types` (values) and
+//! `error` (SQLSTATEs).
+
+pub mod config;
+pub mod database;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod pg;
+pub mod query;
+pub mod scheduler;
+pub mod server;
+pub mod service;
+pub mod shutdown;
+pub mod sql;
+pub mod tls;
+pub mod types;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::{nonzero, AuthMethod, Config};
+use crate::database::Database;
+use crate::pg::{FactoryConfig, PgConnectionFactory, ProtocolLimits, Users};
+use crate::scheduler::SessionLimits;
+
+/// Runs the server until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let db = Database::open(&config.db_path, config.busy_timeout)?;
+    let users = Arc::new(load_users(&config)?);
+    let auth = config.auth_method();
+    if auth != AuthMethod::Trust && users.is_empty() {
+        return Err(pg::UsersError::NoUsers.into());
+    }
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
+
+    let pg_listener = TcpListener::bind(config.pg_listen_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.pg_listen_addr))?;
+    let http_listener = TcpListener::bind(config.http_listen_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http_listen_addr))?;
+    tracing::info!(
+        pg = %pg_listener.local_addr()?,
+        http = %http_listener.local_addr()?,
+        db = %config.db_path.display(),
+        ?auth,
+        tls = tls.is_some(),
+        "sqld is ready"
+    );
+
+    let (trigger, shutdown) = shutdown::channel();
+    let ready = Arc::new(AtomicBool::new(true));
+    let http_state = http::HttpState {
+        db: db.clone(),
+        ready: ready.clone(),
+    };
+    let http_task = tokio::spawn(http::serve(http_listener, http_state, shutdown.clone()));
+
+    let factory = PgConnectionFactory::new(
+        FactoryConfig {
+            db: db.clone(),
+            session_limits: SessionLimits {
+                max_result_bytes: config.max_result_size,
+            },
+            stack: service::query_stack(nonzero(config.statement_timeout)),
+            auth,
+            users,
+            tls,
+            limits: ProtocolLimits {
+                max_message_size: config.max_message_size,
+                startup_timeout: config.startup_timeout,
+                idle_in_transaction_timeout: nonzero(config.idle_in_transaction_timeout),
+            },
+        },
+        shutdown.clone(),
+    );
+    let server = server::Server::new(pg_listener, config.max_connections);
+    let serving = tokio::spawn(server.serve(factory, shutdown, config.shutdown_grace_period));
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    ready.store(false, Ordering::SeqCst);
+    trigger.trigger();
+    let _ = serving.await;
+    let _ = http_task.await;
+    match db.checkpoint() {
+        Ok(()) => tracing::info!("checkpointed the database; bye"),
+        Err(e) => tracing::warn!(error = %e, "checkpoint at shutdown failed"),
+    }
+    Ok(())
+}
+
+fn load_users(config: &Config) -> anyhow::Result<Users> {
+    let mut users = match &config.users_file {
+        Some(path) => Users::from_file(path)?,
+        None => Users::default(),
+    };
+    if let Some(password) = &config.password {
+        users.add(&config.user, password);
+    }
+    Ok(users)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

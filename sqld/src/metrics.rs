@@ -1,0 +1,115 @@
+//! Prometheus metrics, all prefixed `sqld_`, in base units. Kept in one
+//! registry that `/metrics` renders; the rest of the server only calls the
+//! small recording helpers here.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+pub struct Metrics {
+    registry: Registry,
+    pub connections: IntGauge,
+    pub connections_total: IntCounter,
+    pub connections_rejected: IntCounter,
+    pub statements: IntCounterVec,
+    pub errors: IntCounterVec,
+    pub statement_duration: HistogramVec,
+    pub bytes_received: IntCounter,
+    pub bytes_sent: IntCounter,
+    pub database_size: IntGauge,
+    pub wal_size: IntGauge,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let m = Metrics {
+            registry: Registry::new(),
+            connections: IntGauge::new("sqld_connections", "Client connections currently open")
+                .unwrap(),
+            connections_total: IntCounter::new(
+                "sqld_connections_total",
+                "Client connections accepted",
+            )
+            .unwrap(),
+            connections_rejected: IntCounter::new(
+                "sqld_connections_rejected_total",
+                "Client connections refused because --max-connections was reached",
+            )
+            .unwrap(),
+            statements: IntCounterVec::new(
+                Opts::new(
+                    "sqld_statements_total",
+                    "Statements run, by command and outcome",
+                ),
+                &["kind", "outcome"],
+            )
+            .unwrap(),
+            errors: IntCounterVec::new(
+                Opts::new(
+                    "sqld_errors_total",
+                    "Errors returned to clients, by request kind and SQLSTATE class",
+                ),
+                &["kind", "class"],
+            )
+            .unwrap(),
+            statement_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "sqld_statement_duration_seconds",
+                    "Time to run a request, by kind",
+                )
+                .buckets(vec![
+                    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
+                    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+                &["kind"],
+            )
+            .unwrap(),
+            bytes_received: IntCounter::new("sqld_bytes_received_total", "Bytes read from clients")
+                .unwrap(),
+            bytes_sent: IntCounter::new("sqld_bytes_sent_total", "Bytes written to clients")
+                .unwrap(),
+            database_size: IntGauge::new("sqld_database_size_bytes", "Size of the database file")
+                .unwrap(),
+            wal_size: IntGauge::new("sqld_wal_size_bytes", "Size of the write-ahead log").unwrap(),
+        };
+        for c in [
+            Box::new(m.connections.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.connections_total.clone()),
+            Box::new(m.connections_rejected.clone()),
+            Box::new(m.statements.clone()),
+            Box::new(m.errors.clone()),
+            Box::new(m.statement_duration.clone()),
+            Box::new(m.bytes_received.clone()),
+            Box::new(m.bytes_sent.clone()),
+            Box::new(m.database_size.clone()),
+            Box::new(m.wal_size.clone()),
+        ] {
+            m.registry.register(c).expect("metric names are unique");
+        }
+        m
+    }
+
+    pub fn record_statement(&self, kind: &str, outcome: &str) {
+        let kind = if kind.is_empty() { "other" } else { kind };
+        self.statements.with_label_values(&[kind, outcome]).inc();
+    }
+
+    pub fn record_error(&self, kind: &str, class: &str) {
+        self.statements.with_label_values(&[kind, "error"]).inc();
+        self.errors.with_label_values(&[kind, class]).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encoding metrics to a Vec cannot fail");
+        String::from_utf8(buf).expect("metrics text is UTF-8")
+    }
+}

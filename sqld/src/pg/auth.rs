@@ -1,0 +1,226 @@
+//! Authentication at startup: trust, cleartext password, or SCRAM-SHA-256
+//! (the default), with users from `--users-file` or `SQLD_PASSWORD`.
+//! pgwire's `AuthDriver` runs the exchange; this module picks the mechanism
+//! and holds the credentials.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::Sink;
+use pgwire::api::auth::cleartext::CleartextPasswordAuth;
+use pgwire::api::auth::mechanism::{AuthMechanism, AuthMechanismFactory, AuthState};
+use pgwire::api::auth::sasl::scram::{gen_salted_password, ScramAuth, SCRAM_ITERATIONS};
+use pgwire::api::auth::sasl::SaslMechanisms;
+use pgwire::api::auth::{
+    AuthDriver, AuthOutcome, AuthSource, DefaultServerParameterProvider, LoginInfo, Password,
+    StartupHandler,
+};
+use pgwire::api::{ClientInfo, ConnectionManager};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::startup::PasswordMessageFamily;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use crate::config::AuthMethod;
+use crate::database::catalog_server_version;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    #[error("cannot read users file {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("users file {file}, line {line}: expected `user:password`")]
+    Malformed { file: String, line: usize },
+    #[error("password authentication needs users: pass --users-file or set SQLD_PASSWORD (or use --auth trust for local development)")]
+    NoUsers,
+}
+
+/// Known users and what each mechanism needs to check them.
+#[derive(Debug, Default)]
+pub struct Users {
+    by_name: HashMap<String, Credentials>,
+}
+
+#[derive(Debug)]
+struct Credentials {
+    password: String,
+    /// PBKDF2 of the password, computed once at start rather than per login.
+    scram_salt: Vec<u8>,
+    scram_salted_password: Vec<u8>,
+}
+
+impl Users {
+    /// Reads `user:password` lines (`#` starts a comment).
+    pub fn from_file(path: &Path) -> Result<Self, UsersError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| UsersError::Read(name.clone(), e))?;
+        let mut users = Users::default();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (user, password) = line.split_once(':').ok_or(UsersError::Malformed {
+                file: name.clone(),
+                line: i + 1,
+            })?;
+            users.add(user.trim(), password);
+        }
+        Ok(users)
+    }
+
+    pub fn add(&mut self, user: &str, password: &str) {
+        let scram_salt: [u8; 16] = rand_salt();
+        self.by_name.insert(
+            user.to_owned(),
+            Credentials {
+                password: password.to_owned(),
+                scram_salted_password: gen_salted_password(password, &scram_salt, SCRAM_ITERATIONS),
+                scram_salt: scram_salt.to_vec(),
+            },
+        );
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    fn get(&self, login: &LoginInfo) -> PgWireResult<&Credentials> {
+        let user = login.user().unwrap_or_default();
+        self.by_name
+            .get(user)
+            .ok_or_else(|| PgWireError::InvalidPassword(user.to_owned()))
+    }
+}
+
+fn rand_salt() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS; two draws make 16 bytes.
+    let mut out = [0u8; 16];
+    for chunk in out.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(std::process::id() as u64);
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    out
+}
+
+#[derive(Debug)]
+struct ScramSource(Arc<Users>);
+
+#[async_trait]
+impl AuthSource for ScramSource {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let c = self.0.get(login)?;
+        Ok(Password::new(
+            Some(c.scram_salt.clone()),
+            c.scram_salted_password.clone(),
+        ))
+    }
+}
+
+#[derive(Debug)]
+struct CleartextSource(Arc<Users>);
+
+#[async_trait]
+impl AuthSource for CleartextSource {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let c = self.0.get(login)?;
+        Ok(Password::new(None, c.password.as_bytes().to_vec()))
+    }
+}
+
+/// `--auth trust`: everyone is let in.
+struct Trust;
+
+#[async_trait]
+impl AuthMechanism for Trust {
+    async fn begin(&mut self, _client: &(dyn ClientInfo + Send + Sync)) -> PgWireResult<AuthState> {
+        Ok(AuthState::Ok {
+            final_message: None,
+            identity: None,
+        })
+    }
+
+    async fn next(
+        &mut self,
+        _client: &(dyn ClientInfo + Send + Sync),
+        _message: PasswordMessageFamily,
+    ) -> PgWireResult<AuthState> {
+        Ok(AuthState::Ok {
+            final_message: None,
+            identity: None,
+        })
+    }
+}
+
+impl AuthMechanismFactory for Trust {
+    fn create(&self) -> Box<dyn AuthMechanism> {
+        Box::new(Trust)
+    }
+}
+
+/// The startup handler: protocol negotiation, the chosen mechanism, then
+/// ParameterStatus, BackendKeyData (registered for CancelRequest) and
+/// ReadyForQuery.
+pub struct Startup {
+    driver: AuthDriver<DefaultServerParameterProvider>,
+    mechanism: Arc<dyn AuthMechanismFactory>,
+}
+
+impl Startup {
+    pub fn new(method: AuthMethod, users: Arc<Users>, cancels: Arc<ConnectionManager>) -> Self {
+        let mut params = DefaultServerParameterProvider::default();
+        params.server_version = catalog_server_version();
+        params.time_zone = "UTC".to_owned();
+        params.date_style = "ISO, MDY".to_owned();
+        let mechanism: Arc<dyn AuthMechanismFactory> = match method {
+            AuthMethod::Trust => Arc::new(Trust),
+            AuthMethod::Cleartext => {
+                Arc::new(CleartextPasswordAuth::new(Arc::new(CleartextSource(users))))
+            }
+            AuthMethod::Password => Arc::new(SaslMechanisms::new(vec![Arc::new(ScramAuth::new(
+                Arc::new(ScramSource(users)),
+            ))])),
+        };
+        Startup {
+            driver: AuthDriver::new(params).with_connection_manager(cancels),
+            mechanism,
+        }
+    }
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let outcome = match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                pgwire::api::auth::protocol_negotiation(client, startup).await?;
+                pgwire::api::auth::save_startup_parameters_to_metadata(client, startup);
+                self.driver
+                    .begin_authentication(client, self.mechanism.create())
+                    .await?
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(message) => {
+                self.driver.advance_authentication(client, message).await?
+            }
+            _ => return Ok(()),
+        };
+        if let AuthOutcome::Authenticated { final_message, .. } = outcome {
+            self.driver
+                .complete_authentication(client, final_message)
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! The protocol driver for one client connection: TLS negotiation, then a
+//! loop that reads frontend messages and hands them to pgwire's dispatcher
+//! with sqld's handlers, enforcing the startup/authentication timeout, the
+//! idle-in-transaction timeout and graceful shutdown between messages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use pgwire::api::NoopHandler;
+use pgwire::api::{ClientInfo, PgWireConnectionState};
+use pgwire::error::{ErrorInfo, PgWireError};
+use pgwire::messages::response::TransactionStatus;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::tokio::server::{
+    negotiate_tls, process_error, process_message, PgWireMessageServerCodec,
+};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, FramedParts};
+
+use super::io::GuardedIo;
+use super::PgShared;
+use crate::error::sqlstate;
+use crate::shutdown::Shutdown;
+
+/// Drives one connection until the client leaves, a fatal error, a timeout
+/// or server shutdown.
+pub async fn drive(
+    tcp: TcpStream,
+    shared: Arc<PgShared>,
+    mut shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let limits = &shared.limits;
+    let startup_deadline = tokio::time::Instant::now() + limits.startup_timeout;
+    let negotiated =
+        tokio::time::timeout_at(startup_deadline, negotiate_tls(tcp, shared.tls.clone())).await;
+    let Ok(Some(socket)) = negotiated.unwrap_or(Ok(None)) else {
+        return Ok(());
+    };
+    // Re-frame over the guarded stream; bytes already buffered by the
+    // negotiation are fed to the guard so it stays in step.
+    let parts = socket.into_parts();
+    let mut io = GuardedIo::new(parts.io, limits.max_message_size);
+    io.observe_buffered(&parts.read_buf)?;
+    let mut new_parts = FramedParts::new(io, parts.codec);
+    new_parts.read_buf = parts.read_buf;
+    new_parts.write_buf = parts.write_buf;
+    let mut socket: Framed<_, PgWireMessageServerCodec<_>> = Framed::from_parts(new_parts);
+
+    let copy = Arc::new(NoopHandler);
+    loop {
+        let authenticating = matches!(
+            socket.state(),
+            PgWireConnectionState::AwaitingStartup
+                | PgWireConnectionState::AuthenticationInProgress
+        );
+        let in_transaction = socket.transaction_status() != TransactionStatus::Idle;
+        let idle_limit = if in_transaction {
+            limits.idle_in_transaction_timeout
+        } else {
+            None
+        };
+        let next = tokio::select! {
+            _ = shutdown.recv(), if !authenticating => {
+                send_fatal(&mut socket, sqlstate::ADMIN_SHUTDOWN, "terminating connection due to administrator command").await;
+                break;
+            }
+            _ = tokio::time::sleep_until(startup_deadline), if authenticating => break,
+            _ = sleep_opt(idle_limit), if idle_limit.is_some() => {
+                send_fatal(&mut socket, sqlstate::IDLE_IN_TRANSACTION_TIMEOUT, "terminating connection due to idle-in-transaction timeout").await;
+                break;
+            }
+            next = socket.next() => next,
+        };
+        let msg = match next {
+            Some(Ok(msg)) => msg,
+            // Garbage, an oversized message or a closed socket: close
+            // quietly. Nothing to tell a peer that is not speaking pg.
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "closing connection after a protocol error");
+                break;
+            }
+            None => break,
+        };
+        if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
+            break;
+        }
+        let is_extended = msg.is_extended_query();
+        let is_cancel = matches!(msg, PgWireFrontendMessage::CancelRequest(_));
+        let result = process_message(
+            msg,
+            &mut socket,
+            shared.startup.clone(),
+            shared.simple.clone(),
+            shared.extended.clone(),
+            copy.clone(),
+            shared.cancel.clone(),
+        )
+        .await;
+        if let Err(e) = result {
+            let fatal = e.is_fatal() || matches!(e, PgWireError::IoError(_));
+            if matches!(e, PgWireError::IoError(_)) {
+                break;
+            }
+            process_error(&mut socket, e, is_extended).await?;
+            if fatal {
+                break;
+            }
+        }
+        if is_cancel {
+            break;
+        }
+    }
+    Ok(())
+}
+
+async fn sleep_opt(limit: Option<Duration>) {
+    match limit {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn send_fatal<S>(socket: &mut S, code: &str, message: &str)
+where
+    S: futures::Sink<PgWireBackendMessage> + Unpin,
+{
+    let info = ErrorInfo::new("FATAL".to_owned(), code.to_owned(), message.to_owned());
+    let _ = socket
+        .send(PgWireBackendMessage::ErrorResponse(info.into()))
+        .await;
+}

@@ -1,0 +1,499 @@
+//! Where a Postgres message becomes a `Query`: the simple and extended
+//! query handlers. They open the session's connection on first use, send
+//! `Query` requests down the tower stack (timeouts, metrics, scheduler),
+//! and turn results into RowDescription/DataRow/CommandComplete messages,
+//! keeping ReadyForQuery's transaction status true to the session's state.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use futures::future::{select, Either};
+use futures::{Sink, SinkExt};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
+    Response as PgResponse,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ConnectionHandle, PgWireConnectionState, Type, DEFAULT_NAME,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::data::{DataRow, RowDescription};
+use pgwire::messages::extendedquery::{Execute, PortalSuspended};
+use pgwire::messages::response::{
+    CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus,
+};
+use pgwire::messages::simplequery::Query as SimpleQuery;
+use pgwire::messages::PgWireBackendMessage;
+use tower::ServiceExt;
+
+use crate::database::Database;
+use crate::error::SqlError;
+use crate::query::{
+    Column, ExecuteMode, Outcome, PreparedStatement, Query, Request, Response, StatementResult,
+    TxnState,
+};
+use crate::scheduler::{Session, SessionLimits};
+use crate::service::QueryStack;
+use crate::{sql, types};
+
+/// Handles every query message of every connection; per-connection state
+/// (the session, portals) lives in the connection's pgwire client.
+pub struct SqlHandler {
+    db: Database,
+    limits: SessionLimits,
+    stack: QueryStack,
+}
+
+impl SqlHandler {
+    pub fn new(db: Database, limits: SessionLimits, stack: QueryStack) -> Self {
+        SqlHandler { db, limits, stack }
+    }
+
+    /// The connection's session, opened on first use.
+    async fn session<C: ClientInfo + ?Sized>(&self, client: &C) -> Result<Arc<Session>, SqlError> {
+        if let Some(session) = client.session_extensions().get::<Arc<Session>>() {
+            return Ok((*session).clone());
+        }
+        let session = Session::open(&self.db, self.limits)
+            .await
+            .map_err(|e| SqlError::new(crate::error::sqlstate::IO_ERROR, e.to_string()))?;
+        client.session_extensions().insert(session.clone());
+        Ok(session)
+    }
+
+    /// Sends a request down the stack, giving up (and so interrupting the
+    /// statement) if a CancelRequest for this connection arrives.
+    async fn run<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+        request: Request,
+    ) -> Result<Response, SqlError> {
+        let session = self.session(client).await?;
+        let call = self.stack.clone().oneshot(Query { session, request });
+        let cancel = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
+            Some(handle) => handle.start_query().await,
+            None => return call.await.map_err(crate::service::to_sql_error),
+        };
+        match select(Box::pin(call), cancel).await {
+            Either::Left((result, _)) => result.map_err(crate::service::to_sql_error),
+            Either::Right((Ok(()), _)) => Err(SqlError::canceled()),
+            // The cancel handle was replaced or dropped: nobody can cancel.
+            Either::Right((Err(_), call)) => call.await.map_err(crate::service::to_sql_error),
+        }
+    }
+}
+
+fn pg_status(txn: TxnState) -> TransactionStatus {
+    match txn {
+        TxnState::Idle => TransactionStatus::Idle,
+        TxnState::Active => TransactionStatus::Transaction,
+        TxnState::Failed => TransactionStatus::Error,
+    }
+}
+
+fn field_infos(columns: &[Column], format: &Format) -> Vec<FieldInfo> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            FieldInfo::new(
+                c.name.clone(),
+                None,
+                None,
+                c.ty.clone(),
+                format.format_for(i),
+            )
+        })
+        .collect()
+}
+
+fn row_description(fields: &[FieldInfo]) -> PgWireBackendMessage {
+    PgWireBackendMessage::RowDescription(RowDescription::new(
+        fields.iter().map(Into::into).collect(),
+    ))
+}
+
+fn encode_rows(
+    result: &StatementResult,
+    columns: &[Column],
+    format: &Format,
+) -> Result<Vec<DataRow>, SqlError> {
+    result
+        .rows
+        .iter()
+        .map(|row| {
+            let mut buf = BytesMut::with_capacity(16 * row.len());
+            for (i, value) in row.iter().enumerate() {
+                types::encode_field(&mut buf, value, &columns[i].ty, format.is_binary(i))?;
+            }
+            Ok(DataRow::new(buf, row.len() as i16))
+        })
+        .collect()
+}
+
+/// `SELECT 3` -> `SELECT`, `INSERT 0 3` -> `INSERT 0`: the tag without its
+/// row count, which is re-added for each (possibly partial) fetch.
+fn tag_prefix(tag: &str) -> &str {
+    match tag.rsplit_once(' ') {
+        Some((prefix, count)) if count.bytes().all(|b| b.is_ascii_digit()) => prefix,
+        _ => tag,
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for SqlHandler {
+    async fn on_query<C>(&self, client: &mut C, query: SimpleQuery) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let status = if sql::is_blank(&query.query) {
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await?;
+            client.transaction_status()
+        } else {
+            let request = Request::Execute {
+                sql: query.query,
+                params: Vec::new(),
+                mode: ExecuteMode::Batch,
+                column_types: None,
+            };
+            match self.run(client, request).await {
+                Ok(Response {
+                    outcome: Outcome::Executed(results),
+                    txn,
+                }) => {
+                    for result in results {
+                        match result.and_then(|r| {
+                            let columns = r.columns.clone().unwrap_or_default();
+                            let rows = encode_rows(&r, &columns, &Format::UnifiedText)?;
+                            Ok((r, columns, rows))
+                        }) {
+                            Ok((r, columns, rows)) => {
+                                if r.columns.is_some() {
+                                    let fields = field_infos(&columns, &Format::UnifiedText);
+                                    client.feed(row_description(&fields)).await?;
+                                    for row in rows {
+                                        client.feed(PgWireBackendMessage::DataRow(row)).await?;
+                                    }
+                                }
+                                client
+                                    .feed(PgWireBackendMessage::CommandComplete(
+                                        CommandComplete::new(r.tag),
+                                    ))
+                                    .await?;
+                            }
+                            Err(e) => {
+                                let e: PgWireError = e.into();
+                                let info: pgwire::error::ErrorInfo = e.into();
+                                client
+                                    .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                                    .await?;
+                            }
+                        }
+                    }
+                    pg_status(txn)
+                }
+                Ok(Response {
+                    outcome: Outcome::Prepared(_),
+                    txn,
+                }) => pg_status(txn),
+                Err(e) => {
+                    let e: PgWireError = e.into();
+                    let info: pgwire::error::ErrorInfo = e.into();
+                    client
+                        .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                        .await?;
+                    client.transaction_status().to_error_state()
+                }
+            }
+        };
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+                status,
+            )))
+            .await?;
+        Ok(())
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<PgResponse>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        unreachable!("on_query is overridden and never calls do_query")
+    }
+}
+
+/// Parses statements for the extended protocol by preparing them on the
+/// session's connection.
+pub struct Parser {
+    handler: Arc<SqlHandler>,
+}
+
+impl Parser {
+    pub fn new(handler: Arc<SqlHandler>) -> Self {
+        Parser { handler }
+    }
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Arc<PreparedStatement>;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let response = self
+            .handler
+            .run(
+                client,
+                Request::Prepare {
+                    sql: sql.to_owned(),
+                },
+            )
+            .await?;
+        let mut prepared = match response.outcome {
+            Outcome::Prepared(p) => (*p).clone(),
+            Outcome::Executed(mut results) => {
+                return Err(match results.pop() {
+                    Some(Err(e)) => e.into(),
+                    _ => PgWireError::ApiError("prepare returned no statement".into()),
+                })
+            }
+        };
+        // Types the client named win over inferred ones.
+        for (i, ty) in types.iter().enumerate() {
+            if let Some(ty) = ty.as_ref().filter(|t| **t != Type::UNKNOWN) {
+                if i < prepared.param_types.len() {
+                    prepared.param_types[i] = ty.clone();
+                }
+            }
+        }
+        Ok(Some(Arc::new(prepared)))
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        Ok(stmt.param_types.clone())
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(field_infos(
+            &stmt.columns,
+            format.unwrap_or(&Format::UnifiedText),
+        ))
+    }
+}
+
+/// The extended-protocol half of the handler.
+pub struct ExtendedHandler {
+    handler: Arc<SqlHandler>,
+    parser: Arc<Parser>,
+}
+
+impl ExtendedHandler {
+    pub fn new(handler: Arc<SqlHandler>) -> Self {
+        ExtendedHandler {
+            parser: Arc::new(Parser::new(handler.clone())),
+            handler,
+        }
+    }
+}
+
+fn decode_params(
+    portal: &Portal<Arc<PreparedStatement>>,
+) -> Result<Vec<libsql_sys::rusqlite::types::Value>, SqlError> {
+    let types = &portal.statement.statement.param_types;
+    portal
+        .parameters
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let ty = types.get(i).cloned().unwrap_or(Type::TEXT);
+            types::decode_param(bytes.as_deref(), &ty, portal.parameter_format.is_binary(i))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for ExtendedHandler {
+    type Statement = Arc<PreparedStatement>;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        let portal_name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let max_rows = message.max_rows.max(0) as usize;
+        let portal = match client.portal_store().get_portal(portal_name) {
+            Some(Entry::Value(portal)) => portal,
+            Some(Entry::Empty) => {
+                client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
+                    .await?;
+                return Ok(());
+            }
+            None => return Err(PgWireError::PortalNotFound(portal_name.to_owned())),
+        };
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let started = !matches!(*portal.state().lock().await, PortalExecutionState::Initial);
+        if !started {
+            let statement = &portal.statement.statement;
+            let params = decode_params(&portal)?;
+            let request = Request::Execute {
+                sql: statement.sql.clone(),
+                params,
+                mode: ExecuteMode::Single,
+                column_types: Some(statement.columns.iter().map(|c| c.ty.clone()).collect()),
+            };
+            let response = self.handler.run(client, request).await;
+            let response =
+                response.inspect_err(|_| client.set_state(PgWireConnectionState::ReadyForQuery))?;
+            let Outcome::Executed(mut results) = response.outcome else {
+                return Err(PgWireError::ApiError("execute returned no result".into()));
+            };
+            let result = results.pop().unwrap_or_else(|| {
+                Ok(StatementResult {
+                    tag: String::new(),
+                    columns: None,
+                    rows: vec![],
+                })
+            });
+            client.set_transaction_status(pg_status(response.txn));
+            let result =
+                result.inspect_err(|_| client.set_state(PgWireConnectionState::ReadyForQuery))?;
+            let Some(columns) = result.columns.clone() else {
+                client.set_state(PgWireConnectionState::ReadyForQuery);
+                client
+                    .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                        result.tag,
+                    )))
+                    .await?;
+                return Ok(());
+            };
+            let rows = encode_rows(&result, &columns, &portal.result_column_format)
+                .inspect_err(|_| client.set_state(PgWireConnectionState::ReadyForQuery))?;
+            let fields = Arc::new(field_infos(&columns, &portal.result_column_format));
+            let mut response =
+                QueryResponse::new(fields, futures::stream::iter(rows.into_iter().map(Ok)));
+            response.set_command_tag(tag_prefix(&result.tag));
+            portal.start(response).await;
+        }
+        let mut fetched = portal.fetch(max_rows).await?;
+        let tag_prefix = fetched.response.command_tag().to_owned();
+        let mut count = 0;
+        {
+            use futures::StreamExt;
+            let rows = fetched.response.data_rows();
+            while let Some(row) = rows.next().await {
+                client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                count += 1;
+            }
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        if fetched.suspended {
+            client
+                .send(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
+                .await?;
+        } else {
+            client
+                .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
+                    format!("{tag_prefix} {count}"),
+                )))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        _portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<PgResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        unreachable!("on_execute is overridden and never calls do_query")
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        stmt: &StoredStatement<Self::Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = &stmt.statement;
+        Ok(DescribeStatementResponse::new(
+            prepared.param_types.clone(),
+            field_infos(&prepared.columns, &Format::UnifiedText),
+        ))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        Ok(DescribePortalResponse::new(field_infos(
+            &portal.statement.statement.columns,
+            &portal.result_column_format,
+        )))
+    }
+}

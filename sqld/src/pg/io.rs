@@ -1,0 +1,182 @@
+//! Where bytes become pg messages, guarded: `GuardedIo` wraps a client's
+//! stream, follows the protocol's framing as bytes arrive, and fails the
+//! read as soon as a length prefix is out of bounds, before the message is
+//! buffered. It also counts bytes for metrics.
+//!
+//! Framing: the first packet (startup or cancel request; the SSL request
+//! has been consumed already) is `len:i32 body`; every later one is
+//! `type:u8 len:i32 body`. `len` includes itself.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::metrics::METRICS;
+
+/// Postgres itself refuses startup packets above this size.
+pub const MAX_STARTUP_PACKET: usize = 10_000;
+
+pub struct GuardedIo<S> {
+    inner: S,
+    max_message: usize,
+    framing: Framing,
+}
+
+#[derive(Debug)]
+struct Framing {
+    /// True until the first (untyped) packet has been read.
+    startup: bool,
+    /// Header bytes collected for the message being started.
+    header: [u8; 5],
+    header_len: usize,
+    /// Body bytes of the current message still to come.
+    remaining: usize,
+}
+
+impl<S> GuardedIo<S> {
+    pub fn new(inner: S, max_message: usize) -> Self {
+        GuardedIo {
+            inner,
+            max_message,
+            framing: Framing {
+                startup: true,
+                header: [0; 5],
+                header_len: 0,
+                remaining: 0,
+            },
+        }
+    }
+
+    /// Accounts for bytes that were read from the stream before it was
+    /// wrapped.
+    pub fn observe_buffered(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.framing.observe(bytes, self.max_message)
+    }
+}
+
+impl Framing {
+    /// Feeds bytes just read; errors on a length the server will not take.
+    fn observe(&mut self, mut bytes: &[u8], max_message: usize) -> io::Result<()> {
+        while !bytes.is_empty() {
+            if self.remaining > 0 {
+                let n = self.remaining.min(bytes.len());
+                self.remaining -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let header_size = if self.startup { 4 } else { 5 };
+            let n = (header_size - self.header_len).min(bytes.len());
+            self.header[self.header_len..self.header_len + n].copy_from_slice(&bytes[..n]);
+            self.header_len += n;
+            bytes = &bytes[n..];
+            if self.header_len < header_size {
+                continue;
+            }
+            let len_bytes = &self.header[header_size - 4..header_size];
+            let len = i32::from_be_bytes(len_bytes.try_into().expect("four bytes"));
+            let (limit, what) = if self.startup {
+                (MAX_STARTUP_PACKET, "startup packet")
+            } else {
+                (max_message, "message")
+            };
+            if len < 4 || len as usize > limit {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{what} length {len} is outside 4..={limit}"),
+                ));
+            }
+            self.remaining = len as usize - 4;
+            self.header_len = 0;
+            self.startup = false;
+        }
+        Ok(())
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                let new = &buf.filled()[before..];
+                METRICS.bytes_received.inc_by(new.len() as u64);
+                this.framing.observe(new, this.max_message)?;
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = result {
+            METRICS.bytes_sent.inc_by(n as u64);
+        }
+        result
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framing() -> Framing {
+        Framing {
+            startup: true,
+            header: [0; 5],
+            header_len: 0,
+            remaining: 0,
+        }
+    }
+
+    #[test]
+    fn accepts_well_formed_messages_split_anywhere() {
+        let mut f = framing();
+        let mut stream = Vec::new();
+        stream.extend_from_slice(&8i32.to_be_bytes());
+        stream.extend_from_slice(&[0, 3, 0, 0]);
+        stream.push(b'Q');
+        stream.extend_from_slice(&9i32.to_be_bytes());
+        stream.extend_from_slice(b"select");
+        stream.push(0);
+        for chunk in stream.chunks(3) {
+            f.observe(chunk, 100).unwrap();
+        }
+        assert_eq!(f.remaining, 0);
+    }
+
+    #[test]
+    fn rejects_oversized_and_negative_lengths() {
+        let mut f = framing();
+        assert!(f.observe(b"GET / HTTP/1.1\r\n", 100).is_err());
+        let mut f = framing();
+        f.observe(&8i32.to_be_bytes(), 100).unwrap();
+        f.observe(&[0, 3, 0, 0], 100).unwrap();
+        let mut big = vec![b'Q'];
+        big.extend_from_slice(&1000i32.to_be_bytes());
+        assert!(f.observe(&big, 100).is_err());
+        let mut f = framing();
+        assert!(f.observe(&(-1i32).to_be_bytes(), 100).is_err());
+    }
+}

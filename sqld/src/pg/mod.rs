@@ -1,0 +1,110 @@
+//! The Postgres protocol side of sqld. `PgConnectionFactory` is a tower
+//! service over accepted sockets: each call drives one connection
+//! (`connection`) with the shared handlers (`auth` for startup, `handler`
+//! for queries), reading through `io`'s guard.
+
+mod auth;
+mod connection;
+mod handler;
+mod io;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::ConnectionManager;
+use pgwire::tokio::TlsAcceptor;
+use tokio::net::TcpStream;
+use tower::Service;
+
+pub use auth::{Users, UsersError};
+use handler::{ExtendedHandler, SqlHandler};
+
+use crate::config::AuthMethod;
+use crate::database::Database;
+use crate::scheduler::SessionLimits;
+use crate::service::QueryStack;
+use crate::shutdown::Shutdown;
+
+/// Protocol limits, from the command line.
+#[derive(Debug, Clone)]
+pub struct ProtocolLimits {
+    pub max_message_size: usize,
+    pub startup_timeout: Duration,
+    pub idle_in_transaction_timeout: Option<Duration>,
+}
+
+/// What every connection shares: the handlers and limits.
+pub struct PgShared {
+    startup: Arc<auth::Startup>,
+    simple: Arc<SqlHandler>,
+    extended: Arc<ExtendedHandler>,
+    cancel: Arc<DefaultCancelHandler>,
+    tls: Option<TlsAcceptor>,
+    limits: ProtocolLimits,
+}
+
+/// Makes a protocol driver for each accepted socket.
+#[derive(Clone)]
+pub struct PgConnectionFactory {
+    shared: Arc<PgShared>,
+    shutdown: Shutdown,
+}
+
+pub struct FactoryConfig {
+    pub db: Database,
+    pub session_limits: SessionLimits,
+    pub stack: QueryStack,
+    pub auth: AuthMethod,
+    pub users: Arc<Users>,
+    pub tls: Option<TlsAcceptor>,
+    pub limits: ProtocolLimits,
+}
+
+impl PgConnectionFactory {
+    pub fn new(config: FactoryConfig, shutdown: Shutdown) -> Self {
+        let cancels = Arc::new(ConnectionManager::new());
+        let sql = Arc::new(SqlHandler::new(
+            config.db,
+            config.session_limits,
+            config.stack,
+        ));
+        let shared = PgShared {
+            startup: Arc::new(auth::Startup::new(
+                config.auth,
+                config.users,
+                cancels.clone(),
+            )),
+            extended: Arc::new(ExtendedHandler::new(sql.clone())),
+            simple: sql,
+            cancel: Arc::new(DefaultCancelHandler::new(cancels)),
+            tls: config.tls,
+            limits: config.limits,
+        };
+        PgConnectionFactory {
+            shared: Arc::new(shared),
+            shutdown,
+        }
+    }
+}
+
+impl Service<TcpStream> for PgConnectionFactory {
+    type Response = ();
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, socket: TcpStream) -> Self::Future {
+        Box::pin(connection::drive(
+            socket,
+            self.shared.clone(),
+            self.shutdown.clone(),
+        ))
+    }
+}

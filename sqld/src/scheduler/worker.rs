@@ -1,0 +1,540 @@
+//! A session's worker thread: owns one libsql connection and runs the
+//! session's requests on it in order. Here transaction state is tracked the
+//! Postgres way (a failed statement poisons the transaction until
+//! ROLLBACK), Postgres-only session commands are answered, and result
+//! columns get their types.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+
+use libsql_sys::rusqlite::types::Value;
+use libsql_sys::rusqlite::{Connection, Statement};
+use pgwire::api::Type;
+
+use super::{Job, SessionLimits};
+use crate::database::catalog_server_version;
+use crate::error::{sqlstate, SqlError};
+use crate::query::{
+    Column, ExecuteMode, Outcome, PreparedStatement, Request, Response, StatementResult, TxnState,
+};
+use crate::sql::{self, SessionCommand, TxnControl};
+use crate::types;
+
+/// Statements kept prepared per session (rusqlite's statement cache).
+const STATEMENT_CACHE_CAPACITY: usize = 128;
+
+pub fn run(conn: Connection, jobs: mpsc::Receiver<Job>, limits: SessionLimits) {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+    let mut worker = Worker {
+        conn,
+        limits,
+        txn: TxnState::Idle,
+        settings: Settings::default(),
+        prepared: HashMap::new(),
+    };
+    while let Ok(job) = jobs.recv() {
+        let outcome = if job.cancelled.load(Ordering::SeqCst) {
+            worker.poison_on_error();
+            Outcome::Executed(vec![Err(SqlError::canceled())])
+        } else {
+            match job.request {
+                Request::Prepare { sql } => match worker.prepare(&sql) {
+                    Ok(p) => Outcome::Prepared(p),
+                    Err(e) => Outcome::Executed(vec![Err(e)]),
+                },
+                Request::Execute {
+                    sql,
+                    params,
+                    mode,
+                    column_types,
+                } => Outcome::Executed(worker.execute(
+                    &sql,
+                    &params,
+                    mode,
+                    column_types.as_deref(),
+                    &job.cancelled,
+                )),
+            }
+        };
+        let _ = job.reply.send(Response {
+            outcome,
+            txn: worker.txn,
+        });
+    }
+}
+
+struct Worker {
+    conn: Connection,
+    limits: SessionLimits,
+    txn: TxnState,
+    settings: Settings,
+    /// Parse results by SQL text, valid while the schema version matches.
+    prepared: HashMap<String, (i64, Arc<PreparedStatement>)>,
+}
+
+impl Worker {
+    fn prepare(&mut self, sql: &str) -> Result<Arc<PreparedStatement>, SqlError> {
+        let pieces = sql::split_statements(sql);
+        if pieces.len() > 1 {
+            return Err(SqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        let schema_version = self.schema_version();
+        if let Some((version, prepared)) = self.prepared.get(sql) {
+            if *version == schema_version {
+                return Ok(prepared.clone());
+            }
+        }
+        let prepared = Arc::new(self.describe(sql)?);
+        self.prepared
+            .insert(sql.to_owned(), (schema_version, prepared.clone()));
+        Ok(prepared)
+    }
+
+    fn schema_version(&self) -> i64 {
+        self.conn
+            .query_row("PRAGMA schema_version", [], |r| r.get(0))
+            .unwrap_or(-1)
+    }
+
+    fn describe(&self, sql: &str) -> Result<PreparedStatement, SqlError> {
+        let mut prepared = PreparedStatement {
+            sql: sql.to_owned(),
+            param_types: Vec::new(),
+            columns: Vec::new(),
+        };
+        if let Some(cmd) = sql::session_command(sql) {
+            if let SessionCommand::Show(name) = cmd {
+                prepared.columns.push(Column {
+                    name: name.to_ascii_lowercase(),
+                    ty: Type::TEXT,
+                });
+            }
+            return Ok(prepared);
+        }
+        let runnable = runnable_sql(sql);
+        let mut stmt = self.conn.prepare(runnable)?;
+        let count = stmt.parameter_count();
+        let hints = sql::param_hints(sql);
+        let decltypes = if hints.columns.is_empty() {
+            HashMap::new()
+        } else {
+            self.column_decltypes(sql)
+        };
+        for i in 1..=count {
+            let number = param_number(&stmt, i);
+            let ty = hints
+                .types
+                .get(&number)
+                .and_then(|t| types::type_for_decltype(t))
+                .or_else(|| {
+                    hints
+                        .columns
+                        .get(&number)
+                        .and_then(|c| decltypes.get(c))
+                        .and_then(|d| types::type_for_decltype(d))
+                })
+                .unwrap_or(Type::TEXT);
+            prepared.param_types.push(ty);
+        }
+        let declared: Vec<(String, Option<Type>)> = stmt
+            .columns()
+            .iter()
+            .map(|c| {
+                (
+                    c.name().to_owned(),
+                    c.decl_type().and_then(types::type_for_decltype),
+                )
+            })
+            .collect();
+        // Columns without a usable declared type (expressions) take the
+        // type of the values a dry run returns, when the statement only
+        // reads; otherwise text.
+        let sampled = if declared.iter().any(|(_, t)| t.is_none()) && stmt.readonly() {
+            dry_run(&mut stmt, count)
+        } else {
+            None
+        };
+        for (i, (name, ty)) in declared.into_iter().enumerate() {
+            let ty = ty.unwrap_or_else(|| match &sampled {
+                Some(row) => types::type_for_values(row.get(i).into_iter()),
+                None => Type::TEXT,
+            });
+            prepared.columns.push(Column { name, ty });
+        }
+        Ok(prepared)
+    }
+
+    /// Declared types of the columns of the tables `sql` mentions, by
+    /// lower-cased column name.
+    fn column_decltypes(&self, sql: &str) -> HashMap<String, String> {
+        let words: std::collections::HashSet<String> = sql
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map(|w| w.to_ascii_lowercase())
+            .collect();
+        let mut out = HashMap::new();
+        let Ok(mut tables) = self
+            .conn
+            .prepare_cached("SELECT name FROM main.sqlite_schema WHERE type = 'table'")
+        else {
+            return out;
+        };
+        let names: Vec<String> = tables
+            .query_map([], |r| r.get(0))
+            .map(|rows| rows.filter_map(Result::ok).collect())
+            .unwrap_or_default();
+        for table in names
+            .into_iter()
+            .filter(|t| words.contains(&t.to_ascii_lowercase()))
+        {
+            if let Ok(mut info) = self
+                .conn
+                .prepare_cached("SELECT name, type FROM pragma_table_info(?1)")
+            {
+                if let Ok(rows) = info.query_map([&table], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                }) {
+                    for (name, ty) in rows.filter_map(Result::ok) {
+                        out.entry(name.to_ascii_lowercase()).or_insert(ty);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn execute(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        mode: ExecuteMode,
+        column_types: Option<&[Type]>,
+        cancelled: &std::sync::atomic::AtomicBool,
+    ) -> Vec<Result<StatementResult, SqlError>> {
+        let pieces = match mode {
+            ExecuteMode::Batch => sql::split_statements(sql),
+            ExecuteMode::Single => vec![sql],
+        };
+        let mut results = Vec::with_capacity(pieces.len());
+        for piece in pieces {
+            if cancelled.load(Ordering::SeqCst) {
+                self.poison_on_error();
+                results.push(Err(SqlError::canceled()));
+                break;
+            }
+            let result = self.run_statement(piece, params, column_types);
+            let failed = result.is_err();
+            results.push(result);
+            if failed {
+                break;
+            }
+        }
+        results
+    }
+
+    /// After an error: Postgres aborts the whole transaction.
+    fn poison_on_error(&mut self) {
+        if self.txn != TxnState::Idle || !self.conn.is_autocommit() {
+            self.txn = TxnState::Failed;
+        }
+    }
+
+    fn sync_txn_state(&mut self) {
+        self.txn = if self.conn.is_autocommit() {
+            TxnState::Idle
+        } else {
+            TxnState::Active
+        };
+    }
+
+    fn run_statement(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        column_types: Option<&[Type]>,
+    ) -> Result<StatementResult, SqlError> {
+        let control = sql::txn_control(sql);
+        if self.txn == TxnState::Failed {
+            return self.run_in_failed_transaction(sql, control);
+        }
+        if let Some(cmd) = sql::session_command(sql) {
+            return self.settings.apply(cmd);
+        }
+        if sql::is_vacuum_into(sql) {
+            return Err(SqlError::new(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                "not authorized: VACUUM INTO writes to the server's file system",
+            ));
+        }
+        if let Some(control) = control {
+            if let Some(tag) = self.redundant_txn_control(control) {
+                return Ok(no_rows(tag));
+            }
+        }
+        let result = self.run_sqlite(sql, params, column_types);
+        match (&result, control) {
+            (Err(_), Some(TxnControl::Commit)) => {
+                // A failed COMMIT ends the transaction in Postgres.
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.txn = TxnState::Idle;
+            }
+            (Err(_), _) => self.poison_on_error(),
+            (Ok(_), _) => self.sync_txn_state(),
+        }
+        result
+    }
+
+    /// BEGIN inside a transaction and COMMIT/ROLLBACK outside one are
+    /// warnings in Postgres, not errors: answer them without SQLite.
+    fn redundant_txn_control(&self, control: TxnControl) -> Option<&'static str> {
+        let in_txn = !self.conn.is_autocommit();
+        match control {
+            TxnControl::Begin if in_txn => Some("BEGIN"),
+            TxnControl::Commit if !in_txn => Some("COMMIT"),
+            TxnControl::Rollback if !in_txn => Some("ROLLBACK"),
+            _ => None,
+        }
+    }
+
+    fn run_in_failed_transaction(
+        &mut self,
+        sql: &str,
+        control: Option<TxnControl>,
+    ) -> Result<StatementResult, SqlError> {
+        match control {
+            Some(TxnControl::Rollback) | Some(TxnControl::Commit) => {
+                if !self.conn.is_autocommit() {
+                    self.conn.execute_batch("ROLLBACK")?;
+                }
+                self.txn = TxnState::Idle;
+                Ok(no_rows("ROLLBACK"))
+            }
+            Some(TxnControl::RollbackToSavepoint) => {
+                self.conn.execute_batch(sql)?;
+                self.sync_txn_state();
+                Ok(no_rows("ROLLBACK"))
+            }
+            _ => Err(SqlError::in_failed_transaction()),
+        }
+    }
+
+    fn run_sqlite(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        column_types: Option<&[Type]>,
+    ) -> Result<StatementResult, SqlError> {
+        let runnable = runnable_sql(sql);
+        let mut stmt = self.conn.prepare_cached(runnable)?;
+        bind_params(&mut stmt, params)?;
+        let column_count = stmt.column_count();
+        if column_count == 0 {
+            stmt.raw_execute()?;
+            drop(stmt);
+            let changes = self.conn.changes();
+            return Ok(no_rows(&sql::command_tag(sql, 0, changes, false)));
+        }
+        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let declared: Vec<Option<Type>> = stmt
+            .columns()
+            .iter()
+            .map(|c| c.decl_type().and_then(types::type_for_decltype))
+            .collect();
+        let mut rows = Vec::new();
+        let mut bytes = 0usize;
+        let mut cursor = stmt.raw_query();
+        while let Some(row) = cursor.next()? {
+            let mut values = Vec::with_capacity(column_count);
+            for i in 0..column_count {
+                let value: Value = row.get_ref(i)?.into();
+                bytes += match &value {
+                    Value::Text(s) => s.len(),
+                    Value::Blob(b) => b.len(),
+                    _ => 8,
+                };
+                values.push(value);
+            }
+            if bytes > self.limits.max_result_bytes {
+                return Err(SqlError::new(
+                    sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                    format!(
+                        "result set exceeds the server's limit of {} bytes (--max-result-size)",
+                        self.limits.max_result_bytes
+                    ),
+                ));
+            }
+            rows.push(values);
+        }
+        drop(cursor);
+        drop(stmt);
+        let changes = self.conn.changes();
+        let columns = names
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let ty = match column_types {
+                    Some(types) if types.len() == column_count => types[i].clone(),
+                    _ => declared[i]
+                        .clone()
+                        .unwrap_or_else(|| types::type_for_values(rows.iter().map(|r| &r[i]))),
+                };
+                Column { name, ty }
+            })
+            .collect();
+        Ok(StatementResult {
+            tag: sql::command_tag(sql, rows.len(), changes, true),
+            columns: Some(columns),
+            rows,
+        })
+    }
+}
+
+/// The SQL handed to SQLite: Postgres-only spellings of transaction
+/// control rewritten, everything else as sent.
+fn runnable_sql(sql: &str) -> &str {
+    sql::txn_control(sql)
+        .and_then(|c| sql::rewrite_txn_control(sql, c))
+        .unwrap_or(sql)
+}
+
+fn no_rows(tag: &str) -> StatementResult {
+    StatementResult {
+        tag: tag.to_owned(),
+        columns: None,
+        rows: Vec::new(),
+    }
+}
+
+/// The Postgres parameter number of SQLite parameter `index`: `$n` (or
+/// `?n`) names its number; anonymous `?` parameters count in order.
+fn param_number(stmt: &Statement<'_>, index: usize) -> usize {
+    stmt.parameter_name(index)
+        .and_then(|name| name.strip_prefix(['$', '?']))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(index)
+}
+
+/// Binds Postgres parameters (`$1` is `params[0]`) by name, so `$2 ... $1`
+/// works; anonymous parameters bind by position.
+fn bind_params(stmt: &mut Statement<'_>, params: &[Value]) -> Result<(), SqlError> {
+    let count = stmt.parameter_count();
+    let mut bound = 0;
+    for index in 1..=count {
+        let number = param_number(stmt, index);
+        let value = params.get(number - 1).ok_or_else(|| {
+            SqlError::new(
+                sqlstate::PROTOCOL_VIOLATION,
+                format!(
+                    "bind message supplies {} parameters, but prepared statement requires {}",
+                    params.len(),
+                    count
+                ),
+            )
+        })?;
+        stmt.raw_bind_parameter(index, value)?;
+        bound = bound.max(number);
+    }
+    if bound < params.len() && count == 0 {
+        return Err(SqlError::new(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!(
+                "bind message supplies {} parameters, but prepared statement requires 0",
+                params.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs a read-only statement with NULL parameters and returns its first
+/// row, to learn the storage classes of undeclared columns.
+fn dry_run(stmt: &mut Statement<'_>, param_count: usize) -> Option<Vec<Value>> {
+    for i in 1..=param_count {
+        stmt.raw_bind_parameter(i, Value::Null).ok()?;
+    }
+    let column_count = stmt.column_count();
+    let mut rows = stmt.raw_query();
+    let row = rows.next().ok()??;
+    (0..column_count)
+        .map(|i| row.get_ref(i).ok().map(Value::from))
+        .collect()
+}
+
+/// Per-session settings for SET and SHOW.
+struct Settings {
+    values: HashMap<String, String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let defaults = [
+            ("server_version", catalog_server_version()),
+            ("server_encoding", "UTF8".into()),
+            ("client_encoding", "UTF8".into()),
+            ("datestyle", "ISO, MDY".into()),
+            ("timezone", "UTC".into()),
+            ("integer_datetimes", "on".into()),
+            ("standard_conforming_strings", "on".into()),
+            ("transaction_isolation", "serializable".into()),
+            ("default_transaction_isolation", "serializable".into()),
+            ("transaction_read_only", "off".into()),
+            ("search_path", "public".into()),
+            ("application_name", String::new()),
+            ("extra_float_digits", "1".into()),
+            ("max_identifier_length", "63".into()),
+            ("is_superuser", "on".into()),
+            ("intervalstyle", "postgres".into()),
+            ("lc_messages", "C".into()),
+            ("statement_timeout", "0".into()),
+        ];
+        Settings {
+            values: defaults
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        }
+    }
+}
+
+impl Settings {
+    fn apply(&mut self, cmd: SessionCommand) -> Result<StatementResult, SqlError> {
+        match cmd {
+            SessionCommand::Set { name, value } => {
+                self.values.insert(name.to_ascii_lowercase(), value);
+                Ok(no_rows("SET"))
+            }
+            SessionCommand::Reset(name) => {
+                let name = name.to_ascii_lowercase();
+                if name == "all" {
+                    *self = Settings::default();
+                } else if let Some(v) = Settings::default().values.remove(&name) {
+                    self.values.insert(name, v);
+                } else {
+                    self.values.remove(&name);
+                }
+                Ok(no_rows("RESET"))
+            }
+            SessionCommand::Show(name) => {
+                let key = name.to_ascii_lowercase();
+                let value = self.values.get(&key).cloned().ok_or_else(|| {
+                    SqlError::new(
+                        "42704",
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    )
+                })?;
+                Ok(StatementResult {
+                    tag: "SHOW".into(),
+                    columns: Some(vec![Column {
+                        name: key,
+                        ty: Type::TEXT,
+                    }]),
+                    rows: vec![vec![Value::Text(value)]],
+                })
+            }
+            SessionCommand::NoOp(tag) => Ok(no_rows(tag)),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! `Server::serve`: the accept loop. It bounds the number of connections
+//! (refusing the excess with SQLSTATE 53300, as Postgres does), hands each
+//! socket to the connection service, and on shutdown stops accepting and
+//! waits, up to a grace period, for connections to finish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use pgwire::error::ErrorInfo;
+use pgwire::messages::PgWireBackendMessage;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tower::{Service, ServiceExt};
+
+use crate::error::sqlstate;
+use crate::metrics::METRICS;
+use crate::shutdown::Shutdown;
+
+/// How long a refused client gets to send its startup packet before the
+/// refusal is written.
+const REFUSAL_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Refusals answered at once; beyond this, excess sockets are just closed.
+const MAX_PENDING_REFUSALS: usize = 64;
+
+pub struct Server {
+    listener: TcpListener,
+    /// One permit per open connection: `--max-connections`.
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+    /// Bounds the tasks that tell refused clients why.
+    refusals: Arc<Semaphore>,
+}
+
+impl Server {
+    pub fn new(listener: TcpListener, max_connections: usize) -> Self {
+        Server {
+            listener,
+            connections: Arc::new(Semaphore::new(max_connections)),
+            max_connections,
+            refusals: Arc::new(Semaphore::new(MAX_PENDING_REFUSALS)),
+        }
+    }
+
+    /// Accepts until `shutdown`, then waits up to `grace` for open
+    /// connections to end.
+    pub async fn serve<S>(self, service: S, mut shutdown: Shutdown, grace: Duration)
+    where
+        S: Service<TcpStream, Response = (), Error = std::io::Error> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+    {
+        loop {
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                _ = shutdown.recv() => break,
+            };
+            let socket = match accepted {
+                Ok((socket, _)) => socket,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = socket.set_nodelay(true);
+            match self.connections.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    METRICS.connections_total.inc();
+                    METRICS.connections.inc();
+                    let service = service.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = service.oneshot(socket).await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                        METRICS.connections.dec();
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    METRICS.connections_rejected.inc();
+                    if let Ok(permit) = self.refusals.clone().try_acquire_owned() {
+                        tokio::spawn(async move {
+                            refuse(socket).await;
+                            drop(permit);
+                        });
+                    }
+                }
+            }
+        }
+        tracing::info!("stopped accepting connections; waiting for open ones to finish");
+        let all = self.connections.acquire_many(self.max_connections as u32);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!(?grace, "grace period over with connections still open");
+        }
+    }
+}
+
+/// Reads the client's startup (answering an SSL request with 'N') and
+/// replies with a FATAL "too many connections", so clients see why.
+async fn refuse(socket: TcpStream) {
+    let refusal = async {
+        let Ok(Some(mut framed)) = pgwire::tokio::server::negotiate_tls::<()>(socket, None).await
+        else {
+            return;
+        };
+        let _ = framed.next().await;
+        let info = ErrorInfo::new(
+            "FATAL".to_owned(),
+            sqlstate::TOO_MANY_CONNECTIONS.to_owned(),
+            "sorry, too many clients already".to_owned(),
+        );
+        let _ = framed
+            .send(PgWireBackendMessage::ErrorResponse(info.into()))
+            .await;
+    };
+    let _ = tokio::time::timeout(REFUSAL_READ_TIMEOUT, refusal).await;
+}

@@ -1,0 +1,634 @@
+//! Light lexical work on SQL text, done before (or instead of) handing it to
+//! libsql: splitting a simple-query string into statements, recognising
+//! transaction control and the Postgres-only commands clients send on their
+//! own (SET, SHOW, ...), command tags, and guessing parameter types.
+//!
+//! Nothing here parses SQL for meaning; libsql does that. These helpers only
+//! read leading keywords and simple token patterns.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+
+use libsql_sys::ffi;
+
+/// Splits `sql` into complete statements, the way SQLite's shell does: a
+/// `;` ends a statement when `sqlite3_complete` agrees (so semicolons inside
+/// strings, comments and trigger bodies do not split). Blank pieces are
+/// dropped; a trailing piece without `;` is kept.
+pub fn split_statements(sql: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, _) in sql.match_indices(';') {
+        let candidate = &sql[start..=i];
+        if is_complete(candidate) {
+            if !is_blank(candidate) {
+                out.push(candidate);
+            }
+            start = i + 1;
+        }
+    }
+    let rest = &sql[start..];
+    if !is_blank(rest) {
+        out.push(rest);
+    }
+    out
+}
+
+fn is_complete(sql: &str) -> bool {
+    match CString::new(sql) {
+        Ok(c) => unsafe { ffi::sqlite3_complete(c.as_ptr()) != 0 },
+        Err(_) => false,
+    }
+}
+
+/// True when `sql` holds nothing but whitespace, semicolons and comments.
+pub fn is_blank(sql: &str) -> bool {
+    strip_comments(sql)
+        .chars()
+        .all(|c| c.is_whitespace() || c == ';')
+}
+
+/// `sql` without `--` and `/* */` comments (strings are left alone).
+fn strip_comments(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    let mut quote: Option<char> = None;
+    while let Some(c) = chars.next() {
+        if let Some(q) = quote {
+            out.push(c);
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' | '`' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                out.push(' ');
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut prev = ' ';
+                for c in chars.by_ref() {
+                    if prev == '*' && c == '/' {
+                        break;
+                    }
+                    prev = c;
+                }
+                out.push(' ');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The leading words of a statement, upper-cased, comments skipped.
+pub fn leading_words(sql: &str, n: usize) -> Vec<String> {
+    let stripped = strip_comments(sql);
+    stripped
+        .split(|c: char| c.is_whitespace() || c == ';' || c == '(')
+        .filter(|w| !w.is_empty())
+        .take(n)
+        .map(|w| w.to_ascii_uppercase())
+        .collect()
+}
+
+/// Transaction control, which sqld tracks itself to report `T`/`E` in
+/// ReadyForQuery and to refuse statements in a failed transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnControl {
+    Begin,
+    Commit,
+    Rollback,
+    RollbackToSavepoint,
+    Savepoint,
+    Release,
+}
+
+pub fn txn_control(sql: &str) -> Option<TxnControl> {
+    let w = leading_words(sql, 3);
+    let first = w.first()?.as_str();
+    Some(match first {
+        "BEGIN" | "START" => TxnControl::Begin,
+        "COMMIT" | "END" => TxnControl::Commit,
+        "ROLLBACK" | "ABORT" => {
+            if w.iter().skip(1).any(|x| x == "TO") {
+                TxnControl::RollbackToSavepoint
+            } else {
+                TxnControl::Rollback
+            }
+        }
+        "SAVEPOINT" => TxnControl::Savepoint,
+        "RELEASE" => TxnControl::Release,
+        _ => return None,
+    })
+}
+
+/// Rewrites the Postgres spellings of transaction control that SQLite does
+/// not know (`START TRANSACTION`, `BEGIN ISOLATION LEVEL ...`, `COMMIT WORK`,
+/// `ABORT`) into SQLite's. Isolation options are dropped: every transaction
+/// is serializable.
+pub fn rewrite_txn_control(sql: &str, control: TxnControl) -> Option<&'static str> {
+    let w = leading_words(sql, 8);
+    let sqlite_native = |allowed: &[&str]| w.iter().skip(1).all(|x| allowed.contains(&x.as_str()));
+    match control {
+        TxnControl::Begin => {
+            if w[0] == "BEGIN"
+                && sqlite_native(&["DEFERRED", "IMMEDIATE", "EXCLUSIVE", "TRANSACTION"])
+            {
+                None
+            } else {
+                Some("BEGIN")
+            }
+        }
+        TxnControl::Commit => (!sqlite_native(&["TRANSACTION"])).then_some("COMMIT"),
+        TxnControl::Rollback => {
+            (w[0] == "ABORT" || !sqlite_native(&["TRANSACTION"])).then_some("ROLLBACK")
+        }
+        _ => None,
+    }
+}
+
+/// Postgres commands that SQLite lacks but clients send unprompted; sqld
+/// answers them itself from per-session settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionCommand {
+    Set {
+        name: String,
+        value: String,
+    },
+    Show(String),
+    Reset(String),
+    /// Accepted and ignored, with the given command tag.
+    NoOp(&'static str),
+}
+
+pub fn session_command(sql: &str) -> Option<SessionCommand> {
+    let text = strip_comments(sql);
+    let text = text.trim().trim_end_matches(';').trim();
+    let mut parts = text.splitn(2, char::is_whitespace);
+    let head = parts.next()?.to_ascii_uppercase();
+    let rest = parts.next().unwrap_or("").trim();
+    match head.as_str() {
+        "SET" => {
+            let rest = strip_word(rest, "SESSION")
+                .or_else(|| strip_word(rest, "LOCAL"))
+                .unwrap_or(rest);
+            if let Some(tz) = strip_word(rest, "TIME").and_then(|r| strip_word(r, "ZONE")) {
+                return Some(SessionCommand::Set {
+                    name: "TimeZone".into(),
+                    value: unquote(tz),
+                });
+            }
+            let upper = rest.to_ascii_uppercase();
+            if upper.starts_with("TRANSACTION") || upper.starts_with("CHARACTERISTICS") {
+                return Some(SessionCommand::NoOp("SET"));
+            }
+            let (name, value) = match rest.find(['=', ' ', '\t', '\n']) {
+                Some(i) => {
+                    let (n, v) = rest.split_at(i);
+                    let v = v.trim_start();
+                    let v = v
+                        .strip_prefix('=')
+                        .map(str::trim_start)
+                        .unwrap_or_else(|| strip_word(v, "TO").unwrap_or(v));
+                    (n.trim(), v.trim())
+                }
+                None => return None,
+            };
+            Some(SessionCommand::Set {
+                name: name.to_owned(),
+                value: unquote(value),
+            })
+        }
+        "SHOW" if !rest.is_empty() => Some(SessionCommand::Show(rest.trim_matches('"').to_owned())),
+        "RESET" => Some(SessionCommand::Reset(rest.to_owned())),
+        "DISCARD" => Some(SessionCommand::NoOp(if rest.eq_ignore_ascii_case("ALL") {
+            "DISCARD ALL"
+        } else {
+            "DISCARD"
+        })),
+        "DEALLOCATE" => Some(SessionCommand::NoOp("DEALLOCATE")),
+        "LISTEN" => Some(SessionCommand::NoOp("LISTEN")),
+        "UNLISTEN" => Some(SessionCommand::NoOp("UNLISTEN")),
+        _ => None,
+    }
+}
+
+fn strip_word<'a>(s: &'a str, word: &str) -> Option<&'a str> {
+    let head = s.get(..word.len())?;
+    let next = s[word.len()..].chars().next();
+    (head.eq_ignore_ascii_case(word) && next.is_none_or(char::is_whitespace))
+        .then(|| s[word.len()..].trim_start())
+}
+
+fn unquote(v: &str) -> String {
+    let v = v.trim();
+    if v.len() >= 2
+        && (v.starts_with('\'') && v.ends_with('\'') || v.starts_with('"') && v.ends_with('"'))
+    {
+        v[1..v.len() - 1].replace("''", "'")
+    } else {
+        v.to_owned()
+    }
+}
+
+/// True for `VACUUM ... INTO 'file'`, which writes a copy of the database to
+/// a path of the client's choosing.
+pub fn is_vacuum_into(sql: &str) -> bool {
+    let w = leading_words(sql, 4);
+    w.first().is_some_and(|f| f == "VACUUM") && w.iter().any(|x| x == "INTO")
+}
+
+/// The CommandComplete tag Postgres would send for this statement.
+pub fn command_tag(sql: &str, rows: usize, changes: u64, returned_rows: bool) -> String {
+    let w = leading_words(sql, 4);
+    let first = w.first().map(String::as_str).unwrap_or("");
+    let count = if returned_rows { rows as u64 } else { changes };
+    match first {
+        "INSERT" | "REPLACE" => format!("INSERT 0 {count}"),
+        "UPDATE" | "DELETE" => format!("{first} {count}"),
+        "CREATE" | "DROP" | "ALTER" => {
+            let object = w
+                .iter()
+                .skip(1)
+                .find(|x| {
+                    !matches!(
+                        x.as_str(),
+                        "UNIQUE" | "TEMP" | "TEMPORARY" | "VIRTUAL" | "OR"
+                    )
+                })
+                .map(String::as_str)
+                .unwrap_or("");
+            format!("{first} {object}")
+        }
+        "BEGIN" | "START" => "BEGIN".into(),
+        "COMMIT" | "END" => "COMMIT".into(),
+        "ROLLBACK" | "ABORT" => "ROLLBACK".into(),
+        "SAVEPOINT" | "RELEASE" | "VACUUM" | "ANALYZE" | "REINDEX" => first.into(),
+        _ if returned_rows => format!("SELECT {rows}"),
+        "" => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// What the text of a statement says about the type of each parameter,
+/// keyed by 1-based parameter number: the column it is compared with or
+/// assigned to, or an explicit SQL type.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ParamHints {
+    pub columns: HashMap<usize, String>,
+    pub types: HashMap<usize, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Word(String),
+    Param(usize),
+    Op(String),
+    Open,
+    Close,
+    Comma,
+}
+
+fn tokenize(sql: &str) -> Vec<Token> {
+    let sql = strip_comments(sql);
+    let mut tokens = Vec::new();
+    let mut chars = sql.char_indices().peekable();
+    let mut positional = 0;
+    while let Some((_, c)) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {}
+            '\'' => {
+                // string literal: skip, '' escapes included
+                while let Some((_, c)) = chars.next() {
+                    if c == '\'' {
+                        if chars.peek().map(|p| p.1) == Some('\'') {
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                }
+                tokens.push(Token::Word(String::new()));
+            }
+            '$' | '?' => {
+                let mut digits = String::new();
+                while let Some(&(_, d)) = chars.peek() {
+                    if d.is_ascii_digit() {
+                        digits.push(d);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                let n = if digits.is_empty() {
+                    positional += 1;
+                    positional
+                } else {
+                    digits.parse().unwrap_or(0)
+                };
+                positional = positional.max(n);
+                tokens.push(Token::Param(n));
+            }
+            '(' => tokens.push(Token::Open),
+            ')' => tokens.push(Token::Close),
+            ',' => tokens.push(Token::Comma),
+            c if c.is_alphanumeric() || c == '_' || c == '"' || c == '`' || c == '[' => {
+                let mut word = String::new();
+                word.push(c);
+                while let Some(&(_, d)) = chars.peek() {
+                    if d.is_alphanumeric()
+                        || d == '_'
+                        || d == '.'
+                        || d == '"'
+                        || d == '`'
+                        || d == ']'
+                    {
+                        word.push(d);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                tokens.push(Token::Word(word));
+            }
+            _ => {
+                let mut op = c.to_string();
+                while let Some(&(_, d)) = chars.peek() {
+                    if "=<>!|".contains(d) {
+                        op.push(d);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                tokens.push(Token::Op(op));
+            }
+        }
+    }
+    tokens
+}
+
+fn column_name(word: &str) -> String {
+    let last = word.rsplit('.').next().unwrap_or(word);
+    last.trim_matches(|c| c == '"' || c == '`' || c == '[' || c == ']')
+        .to_ascii_lowercase()
+}
+
+fn is_comparison(t: &Token) -> bool {
+    match t {
+        // Arithmetic counts too: in `bal + $1` the parameter is a number.
+        Token::Op(op) => matches!(
+            op.as_str(),
+            "=" | "==" | "<>" | "!=" | "<" | "<=" | ">" | ">=" | "+" | "-" | "*" | "/"
+        ),
+        Token::Word(w) => matches!(w.to_ascii_uppercase().as_str(), "LIKE" | "GLOB" | "IS"),
+        _ => false,
+    }
+}
+
+fn is_identifier(t: &Token) -> Option<String> {
+    match t {
+        Token::Word(w) if !w.is_empty() && !w.chars().next().unwrap().is_ascii_digit() => {
+            let upper = w.to_ascii_uppercase();
+            (!matches!(
+                upper.as_str(),
+                "AND" | "OR" | "NOT" | "WHERE" | "SET" | "ON" | "SELECT" | "NULL"
+            ))
+            .then(|| column_name(w))
+        }
+        _ => None,
+    }
+}
+
+/// Reads parameter hints from `col = $1`, `$1 < col`, `col IN ($1, $2)`,
+/// `col BETWEEN $1 AND $2`, `LIMIT $1`, `CAST($1 AS type)` and
+/// `INSERT INTO t (a, b) VALUES ($1, $2)`.
+pub fn param_hints(sql: &str) -> ParamHints {
+    let tokens = tokenize(sql);
+    let mut hints = ParamHints::default();
+    let word_is = |i: usize, w: &str| matches!(tokens.get(i), Some(Token::Word(x)) if x.eq_ignore_ascii_case(w));
+    for (i, token) in tokens.iter().enumerate() {
+        let Token::Param(n) = *token else { continue };
+        let prev = i.checked_sub(1).and_then(|p| tokens.get(p));
+        // LIMIT/OFFSET take integers.
+        if i > 0 && (word_is(i - 1, "LIMIT") || word_is(i - 1, "OFFSET")) {
+            hints.types.insert(n, "INTEGER".into());
+            continue;
+        }
+        // CAST($n AS type)
+        if i >= 2 && word_is(i - 2, "CAST") && word_is(i + 1, "AS") {
+            if let Some(Token::Word(ty)) = tokens.get(i + 2) {
+                hints.types.insert(n, ty.clone());
+                continue;
+            }
+        }
+        // col <op> $n
+        if let (Some(op), Some(col)) = (prev, i.checked_sub(2).and_then(|p| tokens.get(p))) {
+            if is_comparison(op) {
+                if let Some(c) = is_identifier(col) {
+                    hints.columns.entry(n).or_insert(c);
+                    continue;
+                }
+            }
+        }
+        // $n <op> col
+        if let (Some(op), Some(col)) = (tokens.get(i + 1), tokens.get(i + 2)) {
+            if is_comparison(op) {
+                if let Some(c) = is_identifier(col) {
+                    hints.columns.entry(n).or_insert(c);
+                    continue;
+                }
+            }
+        }
+        // col BETWEEN $a AND $b, col IN ($a, $b, ...): walk back to the keyword.
+        let mut j = i;
+        while j > 0 && matches!(tokens[j - 1], Token::Comma | Token::Param(_) | Token::Open) {
+            j -= 1;
+        }
+        if j >= 2 && (word_is(j - 1, "IN") || word_is(j - 1, "BETWEEN")) {
+            if let Some(c) = is_identifier(&tokens[j - 2]) {
+                hints.columns.entry(n).or_insert(c);
+                continue;
+            }
+        }
+        if i >= 4
+            && word_is(i - 1, "AND")
+            && matches!(tokens[i - 2], Token::Param(_))
+            && word_is(i - 3, "BETWEEN")
+        {
+            if let Some(c) = is_identifier(&tokens[i - 4]) {
+                hints.columns.entry(n).or_insert(c);
+            }
+        }
+    }
+    insert_column_hints(&tokens, &mut hints);
+    hints
+}
+
+fn insert_column_hints(tokens: &[Token], hints: &mut ParamHints) {
+    let Some(Token::Word(first)) = tokens.first() else {
+        return;
+    };
+    if !matches!(first.to_ascii_uppercase().as_str(), "INSERT" | "REPLACE") {
+        return;
+    }
+    let Some(open) = tokens.iter().position(|t| *t == Token::Open) else {
+        return;
+    };
+    let mut columns = Vec::new();
+    let mut i = open + 1;
+    while let Some(t) = tokens.get(i) {
+        match t {
+            Token::Word(w) => columns.push(column_name(w)),
+            Token::Close => break,
+            _ => {}
+        }
+        i += 1;
+    }
+    let Some(values) = tokens[i..]
+        .iter()
+        .position(|t| matches!(t, Token::Word(w) if w.eq_ignore_ascii_case("VALUES")))
+    else {
+        return;
+    };
+    // Each VALUES tuple maps position k to columns[k].
+    let mut k = 0;
+    let mut depth = 0;
+    for t in &tokens[i + values + 1..] {
+        match t {
+            Token::Open => {
+                depth += 1;
+                if depth == 1 {
+                    k = 0;
+                }
+            }
+            Token::Close => depth -= 1,
+            Token::Comma if depth == 1 => k += 1,
+            Token::Param(n) if depth == 1 => {
+                if let Some(c) = columns.get(k) {
+                    hints.columns.entry(*n).or_insert_with(|| c.clone());
+                }
+            }
+            Token::Word(w) if depth == 0 && !w.is_empty() => break,
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_on_complete_statements_only() {
+        let sql = "select 'a;b'; create trigger t after insert on x begin select 1; end; select 2";
+        let parts = split_statements(sql);
+        assert_eq!(parts.len(), 3, "{parts:?}");
+        assert!(parts[1].contains("end;"));
+        assert!(split_statements(" ; ;; ").is_empty());
+        assert_eq!(split_statements("select 1; -- trailing").len(), 1);
+    }
+
+    #[test]
+    fn transaction_control() {
+        assert_eq!(txn_control("begin"), Some(TxnControl::Begin));
+        assert_eq!(
+            txn_control("START TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+            Some(TxnControl::Begin)
+        );
+        assert_eq!(
+            txn_control("rollback to savepoint a"),
+            Some(TxnControl::RollbackToSavepoint)
+        );
+        assert_eq!(txn_control("select 1"), None);
+        assert_eq!(
+            rewrite_txn_control("START TRANSACTION", TxnControl::Begin),
+            Some("BEGIN")
+        );
+        assert_eq!(
+            rewrite_txn_control("BEGIN IMMEDIATE", TxnControl::Begin),
+            None
+        );
+        assert_eq!(
+            rewrite_txn_control("COMMIT WORK", TxnControl::Commit),
+            Some("COMMIT")
+        );
+    }
+
+    #[test]
+    fn session_commands() {
+        assert_eq!(
+            session_command("SET extra_float_digits = 3"),
+            Some(SessionCommand::Set {
+                name: "extra_float_digits".into(),
+                value: "3".into()
+            })
+        );
+        assert_eq!(
+            session_command("set application_name to 'my app';"),
+            Some(SessionCommand::Set {
+                name: "application_name".into(),
+                value: "my app".into()
+            })
+        );
+        assert_eq!(
+            session_command("SET TIME ZONE 'UTC'"),
+            Some(SessionCommand::Set {
+                name: "TimeZone".into(),
+                value: "UTC".into()
+            })
+        );
+        assert_eq!(
+            session_command("show server_version"),
+            Some(SessionCommand::Show("server_version".into()))
+        );
+        assert_eq!(session_command("select 1"), None);
+    }
+
+    #[test]
+    fn command_tags() {
+        assert_eq!(
+            command_tag("insert into t values (1)", 0, 1, false),
+            "INSERT 0 1"
+        );
+        assert_eq!(command_tag("UPDATE t SET a = 1", 0, 3, false), "UPDATE 3");
+        assert_eq!(command_tag("select * from t", 5, 0, true), "SELECT 5");
+        assert_eq!(
+            command_tag("create unique index i on t(a)", 0, 0, false),
+            "CREATE INDEX"
+        );
+        assert_eq!(
+            command_tag("/* c */ delete from t", 0, 2, false),
+            "DELETE 2"
+        );
+    }
+
+    #[test]
+    fn parameter_hints() {
+        let h = param_hints("SELECT * FROM t WHERE t.id = $1 AND $2 < \"score\" LIMIT $3");
+        assert_eq!(h.columns[&1], "id");
+        assert_eq!(h.columns[&2], "score");
+        assert_eq!(h.types[&3], "INTEGER");
+        let h = param_hints("INSERT INTO t (a, b, c) VALUES ($1, 'x', $2)");
+        assert_eq!(h.columns[&1], "a");
+        assert_eq!(h.columns[&2], "c");
+        let h = param_hints("SELECT 1 FROM t WHERE a IN ($1, $2) OR b BETWEEN $3 AND $4");
+        assert_eq!(h.columns[&2], "a");
+        assert_eq!(h.columns[&3], "b");
+        assert_eq!(h.columns[&4], "b");
+        let h = param_hints("UPDATE t SET bal = bal + $1 WHERE id = $2");
+        assert_eq!(h.columns[&1], "bal");
+        assert_eq!(h.columns[&2], "id");
+    }
+}
