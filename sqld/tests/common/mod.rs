@@ -1,0 +1,151 @@
+//! Test harness: starts the real `sqld` binary on free loopback ports with
+//! a fresh database directory, and stops it when dropped.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Sqld {
+    pub child: Child,
+    pub pg_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub db_dir: PathBuf,
+    /// Keeps the temporary directory alive (and removes it at the end)
+    /// unless the test brought its own.
+    _tmp: Option<tempfile::TempDir>,
+    pub args: Vec<String>,
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Sqld {
+    /// A development server: trust authentication, default limits.
+    pub fn start() -> Sqld {
+        Sqld::start_with(&["--dev"])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Sqld {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("db");
+        let mut s = Sqld::spawn(&dir, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on an existing database directory.
+    pub fn spawn(db_dir: &Path, extra: &[&str]) -> Sqld {
+        let pg_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut args = vec![
+            "--db-path".to_string(),
+            db_dir.display().to_string(),
+            "--pg-listen-addr".to_string(),
+            pg_addr.to_string(),
+            "--http-listen-addr".to_string(),
+            http_addr.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let child = Command::new(env!("CARGO_BIN_EXE_sqld"))
+            .args(&args)
+            .env("SQLD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting sqld");
+        let s = Sqld {
+            child,
+            pg_addr,
+            http_addr,
+            db_dir: db_dir.to_owned(),
+            _tmp: None,
+            args,
+        };
+        s.wait_listening();
+        s
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if TcpStream::connect(self.pg_addr).is_ok() && TcpStream::connect(self.http_addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("sqld did not start listening on {}", self.pg_addr);
+    }
+
+    pub fn port(&self) -> u16 {
+        self.pg_addr.port()
+    }
+
+    /// A libpq-style connection string for this server.
+    pub fn conn_str(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=sqld dbname=sqld",
+            self.pg_addr.port()
+        )
+    }
+
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        self.connect_with(&self.conn_str()).await
+    }
+
+    pub async fn connect_with(&self, conn_str: &str) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(conn_str, tokio_postgres::NoTls)
+            .await
+            .expect("connecting to sqld");
+        tokio::spawn(connection);
+        client
+    }
+
+    /// GET a path on the HTTP listener; returns (status, body).
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = TcpStream::connect(self.http_addr).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status = out[9..12].parse().unwrap();
+        let body = out.split_once("\r\n\r\n").map(|x| x.1.to_owned()).unwrap_or_default();
+        (status, body)
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id() as i32;
+        unsafe_kill(pid, 15);
+        self.child.wait().unwrap()
+    }
+}
+
+fn unsafe_kill(pid: i32, sig: i32) {
+    Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+}
+
+impl Drop for Sqld {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
