@@ -1,0 +1,438 @@
+//! One reconciliation of one SqldCluster: resolve references, apply every
+//! child in dependency order, roll replicas before the primary, expand the
+//! primary's volume, prune children no longer wanted, and write status.
+//! The objects themselves come from `builders`; this file only orchestrates.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::ResourceExt;
+use serde_json::json;
+
+use super::apply::{apply, delete_if_exists, serves_kind};
+use super::{references, Context};
+use crate::builders::{self, foundationdb, monitoring, Inputs};
+use crate::crd::{MonitorKind, SqldCluster, SqldClusterStatus};
+use crate::error::{Error, Result};
+use crate::naming::{self, FIELD_MANAGER};
+use crate::status::{self, Observed, PartState};
+use crate::validation::{self, parse_quantity, Problem};
+
+/// Requeue delays: soon while something is converging, rarely once settled
+/// (owned objects' watch events trigger reconciles anyway).
+const REQUEUE_CONVERGING: Duration = Duration::from_secs(10);
+const REQUEUE_SETTLED: Duration = Duration::from_secs(300);
+/// A spec problem waits for a fix; referenced Secrets are not watched, so
+/// look again now and then.
+const REQUEUE_PROBLEM: Duration = Duration::from_secs(60);
+
+/// Reconciles one cluster.
+pub async fn reconcile(c: Arc<SqldCluster>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.start();
+    let result = reconcile_cluster(&c, &ctx).await;
+    match &result {
+        Ok(_) => ctx.reset_backoff(&c),
+        Err(e) => {
+            ctx.metrics.failure(e);
+            tracing::warn!(cluster = %c.name_any(), error = %e, "reconcile failed");
+            ctx.event(
+                &c,
+                EventType::Warning,
+                "ReconcileError",
+                "Reconcile",
+                e.to_string(),
+            )
+            .await;
+        }
+    }
+    result
+}
+
+async fn reconcile_cluster(c: &SqldCluster, ctx: &Context) -> Result<Action> {
+    let ns = c
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let client = ctx.client.clone();
+    if c.metadata.deletion_timestamp.is_some() {
+        // Owner references let the garbage collector remove the children.
+        return Ok(Action::await_change());
+    }
+    if status::is_paused(c) {
+        if c.status.as_ref().and_then(|s| s.phase) != Some(crate::crd::Phase::Paused) {
+            patch_status(ctx, c, &ns, status::paused(c)).await?;
+            ctx.event(
+                c,
+                EventType::Normal,
+                "Paused",
+                "Reconcile",
+                format!(
+                    "{} is set: the operator leaves this cluster alone",
+                    naming::ANNOTATION_PAUSED
+                ),
+            )
+            .await;
+        }
+        return Ok(Action::await_change());
+    }
+
+    let mut problems = validation::check(c);
+    let mut external_revision = String::new();
+    if problems.is_empty() {
+        let resolved = references::resolve(c, ctx, &ns).await?;
+        problems = resolved.problems;
+        external_revision = resolved.external_revision;
+    }
+    if !problems.is_empty() {
+        return fail(c, ctx, &ns, problems).await;
+    }
+
+    let inputs = Inputs {
+        external_revision,
+        credentials: None,
+    };
+    let desired = builders::children(c, &inputs);
+    let mut obs = Observed::default();
+
+    // Backend first: the pods mount its cluster file.
+    if let Some(cm) = &desired.cluster_file {
+        apply(&Api::<ConfigMap>::namespaced(client.clone(), &ns), cm).await?;
+        obs.backend = Some(PartState::ready(
+            "ClusterFileWritten",
+            "cluster file written from connectionString",
+        ));
+    }
+    if let Some(fdb) = &desired.fdb_cluster {
+        let api = Api::<DynamicObject>::namespaced_with(
+            client.clone(),
+            &ns,
+            &foundationdb::fdb_resource(),
+        );
+        let applied = apply(&api, fdb).await?;
+        obs.backend = Some(fdb_state(&applied));
+    }
+    if c.spec
+        .backend
+        .foundationdb
+        .as_ref()
+        .is_some_and(|f| f.cluster_file.is_some())
+    {
+        obs.backend = Some(PartState::ready(
+            "ClusterFileFound",
+            "using an existing FoundationDB cluster",
+        ));
+    }
+
+    let services: Api<Service> = Api::namespaced(client.clone(), &ns);
+    for svc in [&desired.headless, &desired.rw, &desired.ro, &desired.r] {
+        apply(&services, svc).await?;
+    }
+
+    // Replicas roll first; the primary follows once they are done.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let replicas = apply(&deployments, &desired.replicas).await?;
+    let replicas_settled = deployment_settled(&replicas);
+    let rs = replicas.status.clone().unwrap_or_default();
+    obs.replicas_current = rs.replicas.unwrap_or(0);
+    obs.replicas_ready = rs.ready_replicas.unwrap_or(0);
+    obs.replicas_updating = !replicas_settled;
+
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+    let mut primary = desired.primary.clone();
+    let existing = statefulsets.get_opt(&naming::primary_name(c)).await?;
+    if let Some(old) = &existing {
+        let mut soft = keep_volume_claims(c, ctx, &ns, old, &mut primary).await?;
+        problems.append(&mut soft);
+    }
+    let template_changed = existing
+        .as_ref()
+        .is_some_and(|old| config_hash(old) != config_hash(&primary));
+    let hold_primary = template_changed && !replicas_settled;
+    let primary = if hold_primary {
+        tracing::info!(cluster = %c.name_any(), "primary update waits for the replicas to roll");
+        existing.unwrap_or(primary)
+    } else {
+        apply(&statefulsets, &primary).await?
+    };
+    let ps = primary.status.clone().unwrap_or_default();
+    obs.primary_ready = ps.ready_replicas.unwrap_or(0) >= 1;
+    obs.primary_updating = hold_primary || !statefulset_settled(&primary);
+    obs.current_image = primary
+        .spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|p| p.containers.first())
+        .and_then(|ct| ct.image.clone());
+
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
+    match &desired.replica_pdb {
+        Some(pdb) => drop(apply(&pdbs, pdb).await?),
+        None => delete_if_exists(&pdbs, &naming::replica_name(c)).await?,
+    }
+
+    obs.monitoring = reconcile_monitor(c, ctx, &ns, desired.monitor.as_ref()).await?;
+    obs.problems = problems;
+
+    let now = Time(Timestamp::now());
+    let new_status = status::compute(c, &obs, &now);
+    let settled = new_status.phase == Some(crate::crd::Phase::Ready);
+    let spec_changed =
+        c.status.as_ref().and_then(|s| s.observed_generation) != c.metadata.generation;
+    if spec_changed {
+        let (reason, verb) = if c.status.is_none() {
+            ("Created", "created")
+        } else {
+            ("Updated", "updated")
+        };
+        ctx.event(
+            c,
+            EventType::Normal,
+            reason,
+            "Apply",
+            format!(
+                "{verb} children for generation {}",
+                c.metadata.generation.unwrap_or(0)
+            ),
+        )
+        .await;
+    }
+    if c.status.as_ref() != Some(&new_status) {
+        patch_status(ctx, c, &ns, new_status).await?;
+    }
+    Ok(Action::requeue(if settled {
+        REQUEUE_SETTLED
+    } else {
+        REQUEUE_CONVERGING
+    }))
+}
+
+/// Reports a spec that cannot be realised: a Warning event and `Ready=False`
+/// with the first problem's reason; the children stay as they are.
+async fn fail(c: &SqldCluster, ctx: &Context, ns: &str, problems: Vec<Problem>) -> Result<Action> {
+    let first = &problems[0];
+    tracing::warn!(cluster = %c.name_any(), reason = first.reason, message = %first.message, "spec cannot be realised");
+    ctx.event(
+        c,
+        EventType::Warning,
+        first.reason,
+        "Validate",
+        first.message.clone(),
+    )
+    .await;
+    let mut obs = observed_from_status(c);
+    obs.problems = problems;
+    let new_status = status::compute(c, &obs, &Time(Timestamp::now()));
+    if c.status.as_ref() != Some(&new_status) {
+        patch_status(ctx, c, ns, new_status).await?;
+    }
+    Ok(Action::requeue(REQUEUE_PROBLEM))
+}
+
+/// What the last status said, for a reconcile that looked at no children.
+fn observed_from_status(c: &SqldCluster) -> Observed {
+    let s = c.status.clone().unwrap_or_default();
+    let was = |t: &str| {
+        s.conditions
+            .iter()
+            .any(|x| x.type_ == t && x.status == "True")
+    };
+    Observed {
+        primary_ready: was(status::PRIMARY_READY),
+        replicas_current: s.replicas,
+        replicas_ready: s.ready_replicas,
+        current_image: s.current_image,
+        ..Observed::default()
+    }
+}
+
+/// Keeps the primary's volume claim template as created (the API server
+/// forbids changing it) and grows the live claim instead. Shrinking and a
+/// new storage class cannot be done; they come back as problems.
+async fn keep_volume_claims(
+    c: &SqldCluster,
+    ctx: &Context,
+    ns: &str,
+    old: &StatefulSet,
+    desired: &mut StatefulSet,
+) -> Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    let (Some(old_vct), Some(new_vct)) = (
+        old.spec
+            .volume_claim_templates
+            .as_ref()
+            .and_then(|v| v.first()),
+        desired
+            .spec
+            .volume_claim_templates
+            .as_mut()
+            .and_then(|v| v.first_mut()),
+    ) else {
+        return Ok(problems);
+    };
+    let old_spec = old_vct.spec.clone().unwrap_or_default();
+    let old_size = old_spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .map(|q| q.0.clone());
+    let Some(new_spec) = new_vct.spec.as_mut() else {
+        return Ok(problems);
+    };
+    if old_spec.storage_class_name != new_spec.storage_class_name {
+        problems.push(Problem {
+            reason: "StorageClassImmutable",
+            message: "spec.storage.storageClassName cannot change after creation".to_string(),
+        });
+        new_spec.storage_class_name = old_spec.storage_class_name.clone();
+    }
+    let Some(old_size) = old_size else {
+        return Ok(problems);
+    };
+    let wanted = c.spec.storage.size.clone();
+    match (parse_quantity(&old_size), parse_quantity(&wanted)) {
+        (Some(old_bytes), Some(new_bytes)) if new_bytes > old_bytes => {
+            let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+            let patch = json!({ "spec": { "resources": { "requests": { "storage": wanted } } } });
+            pvcs.patch(&naming::primary_pvc_name(c), &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            ctx.event(c, EventType::Normal, "VolumeExpansion", "Resize",
+                format!("requested {wanted} for {} (was {old_size})", naming::primary_pvc_name(c))).await;
+        }
+        (Some(old_bytes), Some(new_bytes)) if new_bytes < old_bytes => problems.push(Problem {
+            reason: "StorageShrinkRejected",
+            message: format!("spec.storage.size {wanted} is below the volume's {old_size}; volumes cannot shrink"),
+        }),
+        _ => {}
+    }
+    if let Some(requests) = new_spec
+        .resources
+        .as_mut()
+        .and_then(|r| r.requests.as_mut())
+    {
+        requests.insert("storage".to_string(), Quantity(old_size));
+    }
+    Ok(problems)
+}
+
+/// Applies the wanted monitor (when its CRD is served) and deletes the
+/// other kind, or both when monitoring is off.
+async fn reconcile_monitor(
+    c: &SqldCluster,
+    ctx: &Context,
+    ns: &str,
+    wanted: Option<&DynamicObject>,
+) -> Result<Option<PartState>> {
+    let name = naming::monitor_name(c);
+    let kinds = [MonitorKind::PodMonitor, MonitorKind::ServiceMonitor];
+    let api = |k| {
+        Api::<DynamicObject>::namespaced_with(
+            ctx.client.clone(),
+            ns,
+            &monitoring::monitor_resource(k),
+        )
+    };
+    let Some(obj) = wanted else {
+        for k in kinds {
+            delete_if_exists(&api(k), &name).await?;
+        }
+        return Ok(None);
+    };
+    let kind = c.spec.monitoring.kind;
+    let ar = monitoring::monitor_resource(kind);
+    let gv = format!(
+        "{}/{}",
+        monitoring::MONITORING_GROUP,
+        monitoring::MONITORING_VERSION
+    );
+    if !serves_kind(&ctx.client, &gv, &ar.kind).await? {
+        return Ok(Some(PartState::not_ready(
+            "CRDNotInstalled",
+            format!(
+                "{gv} {} is not served: install the Prometheus operator's CRDs",
+                ar.kind
+            ),
+        )));
+    }
+    apply(&api(kind), obj).await?;
+    for other in kinds.into_iter().filter(|k| *k != kind) {
+        delete_if_exists(&api(other), &name).await?;
+    }
+    Ok(Some(PartState::ready(
+        "MonitorCreated",
+        format!("{} {name} created", ar.kind),
+    )))
+}
+
+/// BackendReady from a FoundationDBCluster's status.
+fn fdb_state(obj: &DynamicObject) -> PartState {
+    let available = obj
+        .data
+        .pointer("/status/health/available")
+        .and_then(|v| v.as_bool());
+    match available {
+        Some(true) => PartState::ready(
+            "FoundationDBAvailable",
+            "the FoundationDB cluster is available",
+        ),
+        _ => PartState::not_ready(
+            "FoundationDBNotAvailable",
+            "waiting for the FoundationDB cluster to become available",
+        ),
+    }
+}
+
+fn config_hash(sts: &StatefulSet) -> Option<String> {
+    sts.spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a: &BTreeMap<String, String>| a.get(naming::ANNOTATION_CONFIG_HASH).cloned())
+}
+
+/// The Deployment runs its current template on every wanted pod, and no
+/// old pod remains.
+pub fn deployment_settled(d: &Deployment) -> bool {
+    let want = d.spec.replicas.unwrap_or(1);
+    let s = d.status.clone().unwrap_or_default();
+    s.observed_generation >= d.metadata.generation
+        && s.updated_replicas.unwrap_or(0) >= want
+        && s.replicas.unwrap_or(0) == want
+        && s.available_replicas.unwrap_or(0) >= want
+}
+
+/// The StatefulSet runs its current revision.
+pub fn statefulset_settled(s: &StatefulSet) -> bool {
+    let st = s.status.clone().unwrap_or_default();
+    st.observed_generation >= s.metadata.generation
+        && (st.update_revision.is_none() || st.current_revision == st.update_revision)
+}
+
+async fn patch_status(
+    ctx: &Context,
+    c: &SqldCluster,
+    ns: &str,
+    status: SqldClusterStatus,
+) -> Result<()> {
+    let api: Api<SqldCluster> = Api::namespaced(ctx.client.clone(), ns);
+    let body = json!({
+        "apiVersion": format!("{}/{}", crate::crd::GROUP, crate::crd::VERSION),
+        "kind": "SqldCluster",
+        "status": status,
+    });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&c.name_any(), &params, &Patch::Apply(&body))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Checks of a spec that the operator itself runs before building anything.
+//!
+//! The CRD's schema and CEL rules reject most bad specs at the API server,
+//! but not every cluster enforces them (an old API server, a spec written
+//! before a rule existed, a file given to `render`), and some rules need
+//! more than the object (a size that shrank against the live volume). A
+//! problem found here becomes a `Ready=False` condition with the problem's
+//! reason, and a Warning event, never a crash loop.
+
+use crate::crd::{BackendType, SqldCluster};
+use kube::ResourceExt;
+
+/// Longest cluster name whose children's names all stay valid (a
+/// StatefulSet's pods carry `<sts>-<revision hash>` labels limited to 63).
+pub const MAX_NAME_LEN: usize = 44;
+
+/// Flags the operator sets itself; overriding them through `extraArgs`
+/// would break the pods' wiring.
+const RESERVED_FLAGS: &[&str] = &[
+    "--db-path",
+    "--pg-listen-addr",
+    "--http-listen-addr",
+    "--primary-url",
+    "--replication-token",
+    "--tls-cert",
+    "--tls-key",
+    "--auth",
+];
+
+/// One reason a spec cannot be realised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// CamelCase reason for conditions and events.
+    pub reason: &'static str,
+    /// Human-readable explanation naming the field.
+    pub message: String,
+}
+
+impl Problem {
+    fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Problem {
+            reason,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.reason, self.message)
+    }
+}
+
+/// Every problem of a spec, in field order; empty when it can be realised.
+pub fn check(c: &SqldCluster) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let spec = &c.spec;
+    if c.name_any().len() > MAX_NAME_LEN {
+        problems.push(Problem::new(
+            "NameTooLong",
+            format!("metadata.name must be at most {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if spec.image.is_empty() {
+        problems.push(Problem::new("InvalidImage", "spec.image must not be empty"));
+    }
+    if spec.replicas < 0 {
+        problems.push(Problem::new(
+            "InvalidReplicas",
+            "spec.replicas must be at least 0",
+        ));
+    }
+    if parse_quantity(&spec.storage.size).is_none() {
+        problems.push(Problem::new(
+            "InvalidStorageSize",
+            format!(
+                "spec.storage.size {:?} is not a quantity such as 10Gi",
+                spec.storage.size
+            ),
+        ));
+    }
+    let r = &spec.replication;
+    if r.long_poll_timeout_ms >= r.poll_timeout_ms {
+        problems.push(Problem::new(
+            "InvalidReplication",
+            "spec.replication.longPollTimeoutMs must be below pollTimeoutMs",
+        ));
+    }
+    match (spec.backend.type_, &spec.backend.foundationdb) {
+        (BackendType::Foundationdb, None) => problems.push(Problem::new(
+            "InvalidBackend",
+            "spec.backend.foundationdb is required with type foundationdb",
+        )),
+        (BackendType::Local, Some(_)) => problems.push(Problem::new(
+            "InvalidBackend",
+            "spec.backend.foundationdb is only allowed with type foundationdb",
+        )),
+        (_, Some(fdb)) => {
+            let set = [
+                fdb.cluster_file.is_some(),
+                fdb.connection_string.is_some(),
+                fdb.managed.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
+            if set != 1 {
+                problems.push(Problem::new(
+                    "InvalidBackend",
+                    "spec.backend.foundationdb needs exactly one of clusterFile, connectionString, managed",
+                ));
+            }
+        }
+        (BackendType::Local, None) => {}
+    }
+    for arg in &spec.extra_args {
+        let flag = arg.split('=').next().unwrap_or(arg);
+        if RESERVED_FLAGS.contains(&flag) {
+            problems.push(Problem::new(
+                "ReservedFlag",
+                format!("spec.extraArgs may not set {flag}; the operator sets it"),
+            ));
+        }
+    }
+    problems
+}
+
+/// Bytes of a Kubernetes quantity (`10Gi`, `500M`, `1073741824`), or `None`
+/// when it is not one. Only the suffixes that make sense for storage.
+pub fn parse_quantity(q: &str) -> Option<u128> {
+    const SUFFIXES: &[(&str, u128)] = &[
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("Pi", 1 << 50),
+        ("Ei", 1 << 60),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+        ("P", 1_000_000_000_000_000),
+        ("E", 1_000_000_000_000_000_000),
+    ];
+    let (digits, factor) = SUFFIXES
+        .iter()
+        .find_map(|(s, f)| q.strip_suffix(s).map(|d| (d, *f)))
+        .unwrap_or((q, 1));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u128>().ok()?.checked_mul(factor)
+}
