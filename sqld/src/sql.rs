@@ -288,6 +288,10 @@ pub fn command_tag(sql: &str, rows: usize, changes: u64, returned_rows: bool) ->
 pub struct ParamHints {
     pub columns: HashMap<usize, String>,
     pub types: HashMap<usize, String>,
+    /// For `INSERT INTO t VALUES (...)` without a column list: the table,
+    /// and for each parameter the position of the column it fills.
+    pub insert_table: Option<String>,
+    pub positions: HashMap<usize, usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -486,15 +490,25 @@ fn insert_column_hints(tokens: &[Token], hints: &mut ParamHints) {
     let Some(open) = tokens.iter().position(|t| *t == Token::Open) else {
         return;
     };
+    let values_first =
+        matches!(&tokens[open - 1], Token::Word(w) if w.eq_ignore_ascii_case("VALUES"));
     let mut columns = Vec::new();
     let mut i = open + 1;
-    while let Some(t) = tokens.get(i) {
-        match t {
-            Token::Word(w) => columns.push(column_name(w)),
-            Token::Close => break,
-            _ => {}
+    if values_first {
+        // No column list: parameters fill the table's columns in order.
+        if let Some(Token::Word(table)) = tokens.get(open.wrapping_sub(2)) {
+            hints.insert_table = Some(column_name(table));
         }
-        i += 1;
+        i = open - 1;
+    } else {
+        while let Some(t) = tokens.get(i) {
+            match t {
+                Token::Word(w) => columns.push(column_name(w)),
+                Token::Close => break,
+                _ => {}
+            }
+            i += 1;
+        }
     }
     let Some(values) = tokens[i..]
         .iter()
@@ -516,7 +530,9 @@ fn insert_column_hints(tokens: &[Token], hints: &mut ParamHints) {
             Token::Close => depth -= 1,
             Token::Comma if depth == 1 => k += 1,
             Token::Param(n) if depth == 1 => {
-                if let Some(c) = columns.get(k) {
+                if hints.insert_table.is_some() {
+                    hints.positions.entry(*n).or_insert(k);
+                } else if let Some(c) = columns.get(k) {
                     hints.columns.entry(*n).or_insert_with(|| c.clone());
                 }
             }
@@ -623,6 +639,10 @@ mod tests {
         let h = param_hints("INSERT INTO t (a, b, c) VALUES ($1, 'x', $2)");
         assert_eq!(h.columns[&1], "a");
         assert_eq!(h.columns[&2], "c");
+        let h = param_hints("insert into t values (1, $1, $2)");
+        assert_eq!(h.insert_table.as_deref(), Some("t"));
+        assert_eq!(h.positions[&1], 1);
+        assert_eq!(h.positions[&2], 2);
         let h = param_hints("SELECT 1 FROM t WHERE a IN ($1, $2) OR b BETWEEN $3 AND $4");
         assert_eq!(h.columns[&2], "a");
         assert_eq!(h.columns[&3], "b");

@@ -33,6 +33,7 @@ pub fn type_for_decltype(decltype: &str) -> Option<Type> {
         "JSON" => Some(Type::JSON),
         "JSONB" => Some(Type::JSONB),
         "NUMERIC" | "DECIMAL" => Some(Type::NUMERIC),
+        "OID" => Some(Type::OID),
         "VARCHAR" | "CHARACTER VARYING" => Some(Type::VARCHAR),
         _ => None,
     };
@@ -134,6 +135,7 @@ fn encode_binary(buf: &mut BytesMut, value: &Value, ty: &Type) -> Result<(), Sql
     match *ty {
         Type::INT8 => buf.put_i64(as_i64(value).ok_or_else(mismatch)?),
         Type::INT4 => buf.put_i32(as_i64(value).ok_or_else(mismatch)? as i32),
+        Type::OID => buf.put_u32(as_i64(value).ok_or_else(mismatch)? as u32),
         Type::INT2 => buf.put_i16(as_i64(value).ok_or_else(mismatch)? as i16),
         Type::FLOAT8 => buf.put_f64(as_f64(value).ok_or_else(mismatch)?),
         Type::FLOAT4 => buf.put_f32(as_f64(value).ok_or_else(mismatch)? as f32),

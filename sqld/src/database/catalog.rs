@@ -64,14 +64,14 @@ pub fn install(conn: &Connection, database_name: &str) -> Result<()> {
 
     conn.execute_batch(
         "ATTACH DATABASE ':memory:' AS pg_catalog;
-         CREATE TABLE pg_catalog.pg_namespace (oid INTEGER PRIMARY KEY, nspname TEXT);
+         CREATE TABLE pg_catalog.pg_namespace (oid OID PRIMARY KEY, nspname TEXT);
          CREATE TABLE pg_catalog.pg_type (
-             oid INTEGER PRIMARY KEY, typname TEXT, typnamespace INTEGER, typlen INTEGER,
-             typtype TEXT, typelem INTEGER, typbasetype INTEGER, typrelid INTEGER);
-         CREATE TABLE pg_catalog.pg_range (rngtypid INTEGER PRIMARY KEY, rngsubtype INTEGER);
-         CREATE TABLE pg_catalog.pg_enum (oid INTEGER PRIMARY KEY, enumtypid INTEGER,
+             oid OID PRIMARY KEY, typname TEXT, typnamespace OID, typlen INTEGER,
+             typtype TEXT, typelem OID, typbasetype OID, typrelid OID);
+         CREATE TABLE pg_catalog.pg_range (rngtypid OID PRIMARY KEY, rngsubtype OID);
+         CREATE TABLE pg_catalog.pg_enum (oid OID PRIMARY KEY, enumtypid OID,
              enumsortorder REAL, enumlabel TEXT);
-         CREATE TABLE pg_catalog.pg_attribute (attrelid INTEGER, attname TEXT, atttypid INTEGER,
+         CREATE TABLE pg_catalog.pg_attribute (attrelid OID, attname TEXT, atttypid OID,
              attnum INTEGER, attisdropped INTEGER);",
     )?;
     conn.execute(

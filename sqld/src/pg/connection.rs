@@ -32,6 +32,10 @@ pub async fn drive(
 ) -> std::io::Result<()> {
     let limits = &shared.limits;
     let startup_deadline = tokio::time::Instant::now() + limits.startup_timeout;
+    match tokio::time::timeout_at(startup_deadline, plausible_first_packet(&tcp)).await {
+        Ok(Ok(true)) => {}
+        _ => return Ok(()),
+    }
     let negotiated =
         tokio::time::timeout_at(startup_deadline, negotiate_tls(tcp, shared.tls.clone())).await;
     let Ok(Some(socket)) = negotiated.unwrap_or(Ok(None)) else {
@@ -112,6 +116,30 @@ pub async fn drive(
         }
     }
     Ok(())
+}
+
+/// Checks the length prefix of the first packet before pgwire reads it:
+/// SSL, GSS, cancel and startup packets are 8 to 10000 bytes long. Direct
+/// TLS (a ClientHello, first byte 0x16) is let through to the TLS layer.
+async fn plausible_first_packet(tcp: &TcpStream) -> std::io::Result<bool> {
+    const TLS_HANDSHAKE: u8 = 0x16;
+    const POLL: Duration = Duration::from_millis(5);
+    let mut prefix = [0u8; 4];
+    loop {
+        let n = tcp.peek(&mut prefix).await?;
+        if n == 0 {
+            return Ok(false);
+        }
+        if prefix[0] == TLS_HANDSHAKE {
+            return Ok(true);
+        }
+        if n == 4 {
+            let len = i32::from_be_bytes(prefix);
+            return Ok((8..=super::io::MAX_STARTUP_PACKET as i32).contains(&len));
+        }
+        // Fewer than four bytes so far: wait for the rest.
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 async fn sleep_opt(limit: Option<Duration>) {

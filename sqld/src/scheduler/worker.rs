@@ -124,6 +124,11 @@ impl Worker {
         } else {
             self.column_decltypes(sql)
         };
+        let insert_columns = hints
+            .insert_table
+            .as_deref()
+            .map(|t| self.table_decltypes(t))
+            .unwrap_or_default();
         for i in 1..=count {
             let number = param_number(&stmt, i);
             let ty = hints
@@ -136,6 +141,13 @@ impl Worker {
                         .get(&number)
                         .and_then(|c| decltypes.get(c))
                         .and_then(|d| types::type_for_decltype(d))
+                })
+                .or_else(|| {
+                    hints
+                        .positions
+                        .get(&number)
+                        .and_then(|k| insert_columns.get(*k))
+                        .and_then(|(_, d)| types::type_for_decltype(d))
                 })
                 .unwrap_or(Type::TEXT);
             prepared.param_types.push(ty);
@@ -176,10 +188,10 @@ impl Worker {
             .map(|w| w.to_ascii_lowercase())
             .collect();
         let mut out = HashMap::new();
-        let Ok(mut tables) = self
-            .conn
-            .prepare_cached("SELECT name FROM main.sqlite_schema WHERE type = 'table'")
-        else {
+        let Ok(mut tables) = self.conn.prepare_cached(
+            "SELECT name FROM main.sqlite_schema WHERE type = 'table'
+             UNION ALL SELECT name FROM pg_catalog.sqlite_schema WHERE type = 'table'",
+        ) else {
             return out;
         };
         let names: Vec<String> = tables
@@ -190,20 +202,26 @@ impl Worker {
             .into_iter()
             .filter(|t| words.contains(&t.to_ascii_lowercase()))
         {
-            if let Ok(mut info) = self
-                .conn
-                .prepare_cached("SELECT name, type FROM pragma_table_info(?1)")
-            {
-                if let Ok(rows) = info.query_map([&table], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                }) {
-                    for (name, ty) in rows.filter_map(Result::ok) {
-                        out.entry(name.to_ascii_lowercase()).or_insert(ty);
-                    }
-                }
+            for (name, ty) in self.table_decltypes(&table) {
+                out.entry(name.to_ascii_lowercase()).or_insert(ty);
             }
         }
         out
+    }
+
+    /// A table's columns in order, with their declared types.
+    fn table_decltypes(&self, table: &str) -> Vec<(String, String)> {
+        let Ok(mut info) = self
+            .conn
+            .prepare_cached("SELECT name, type FROM pragma_table_info(?1)")
+        else {
+            return Vec::new();
+        };
+        info.query_map([table], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default()
     }
 
     fn execute(
