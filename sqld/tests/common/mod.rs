@@ -77,7 +77,9 @@ impl Sqld {
     fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if TcpStream::connect(self.pg_addr).is_ok() && TcpStream::connect(self.http_addr).is_ok() {
+            if TcpStream::connect(self.pg_addr).is_ok()
+                && TcpStream::connect(self.http_addr).is_ok()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -113,11 +115,18 @@ impl Sqld {
     pub fn http_get(&self, path: &str) -> (u16, String) {
         use std::io::{Read, Write};
         let mut s = TcpStream::connect(self.http_addr).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         let status = out[9..12].parse().unwrap();
-        let body = out.split_once("\r\n\r\n").map(|x| x.1.to_owned()).unwrap_or_default();
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|x| x.1.to_owned())
+            .unwrap_or_default();
         (status, body)
     }
 

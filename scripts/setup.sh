@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine with a Rust
+# toolchain: psql and pgbench (postgresql-client), psycopg 3 for the Python
+# client tests, kubernetes-validate for the operator's manifests. Each step
+# is skipped when its tool is already there.
+set -euo pipefail
+
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v psql >/dev/null || ! command -v pgbench >/dev/null; then
+    echo "setup: installing postgresql-client (psql, pgbench)"
+    apt_install postgresql-client
+fi
+
+pip_install() {
+    python3 -m pip install --quiet --disable-pip-version-check "$@"
+}
+
+if ! python3 -c 'import psycopg' 2>/dev/null; then
+    echo "setup: installing psycopg 3"
+    pip_install "psycopg[binary]"
+fi
+if ! python3 -c 'import pytest' 2>/dev/null; then
+    echo "setup: installing pytest"
+    pip_install pytest
+fi
+if ! command -v kubernetes-validate >/dev/null; then
+    echo "setup: installing kubernetes-validate"
+    pip_install kubernetes-validate
+fi
