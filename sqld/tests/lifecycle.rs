@@ -125,3 +125,80 @@ fn password_mode_without_users_fails_clearly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("SQLD_PASSWORD"), "{stderr}");
 }
+
+#[test]
+fn tls_with_psql_sslmode_require() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cert = tmp.path().join("server.crt");
+    let key = tmp.path().join("server.key");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is needed to make a test certificate");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let sqld = Sqld::start_with(&[
+        "--dev",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let psql = |sslmode: &str| {
+        std::process::Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &sqld.port().to_string(),
+                "-U",
+                "sqld",
+                "-At",
+            ])
+            .args(["-c", "select 'over tls'"])
+            .env("PGSSLMODE", sslmode)
+            .output()
+            .expect("psql (postgresql-client) is needed")
+    };
+    let out = psql("require");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "over tls");
+    // A server without TLS refuses sslmode=require clients.
+    let plain = Sqld::start();
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &plain.port().to_string(),
+            "-U",
+            "sqld",
+            "-c",
+            "select 1",
+        ])
+        .env("PGSSLMODE", "require")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
