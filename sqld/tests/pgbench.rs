@@ -294,21 +294,16 @@ fn pgbench_simple_protocol() {
     bench_mode("simple");
 }
 
-// KNOWN GAP: with 4 clients the TPC-B script aborts clients with
-// "database is locked" (55P03) in -M extended and -M prepared, never in
-// -M simple. Parse inside `BEGIN` makes the worker read the database
-// (`PRAGMA schema_version`, the column type lookup, the dry run) before
-// the UPDATE runs, so the deferred transaction already holds a read
-// snapshot; SQLite then refuses to upgrade it to a write while another
-// session writes, failing at once instead of waiting for the busy
-// timeout. Postgres waits here and commits every transaction.
+// Parse inside `BEGIN` must not take a read snapshot before the first
+// write, or concurrent TPC-B clients would fail with 55P03 instead of
+// waiting for the write lock (a regression test for that).
 #[test]
 fn pgbench_extended_protocol() {
     bench_mode("extended");
 }
 
-// KNOWN GAP: as for `pgbench_extended_protocol` (pgbench parses each
-// statement of the script on its first use, inside the transaction).
+// pgbench parses each statement of the script on first use, inside the
+// transaction.
 #[test]
 fn pgbench_prepared_statements() {
     bench_mode("prepared");

@@ -66,7 +66,7 @@ impl Session {
             .spawn(move || match db.connect() {
                 Ok(conn) => {
                     let _ = ready_tx.send(Ok(conn.get_interrupt_handle()));
-                    worker::run(conn, jobs_rx, limits);
+                    worker::run(conn, db, jobs_rx, limits);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));

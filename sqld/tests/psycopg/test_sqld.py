@@ -232,14 +232,9 @@ def test_error_in_autocommit_does_not_poison():
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
-# KNOWN GAP: fails today with LockNotAvailable (55P03, "database is
-# locked") after a few milliseconds. Parsing the parameterised UPDATE
-# inside the transaction makes sqld read the database (schema version,
-# column types) first, so the deferred SQLite transaction holds a read
-# snapshot; SQLite will not upgrade it to a write while another session
-# holds the write lock and fails at once rather than waiting for the busy
-# timeout. Postgres waits for the other writer and commits. The same
-# statement without parameters (simple protocol) waits and succeeds.
+# A parameterised write inside a transaction waits for another session's
+# write lock and then commits, as in Postgres: parsing the statement must
+# not take a read snapshot that SQLite could not upgrade.
 def test_writer_in_transaction_waits_for_other_writer():
     with connect() as setup:
         setup.execute("CREATE TABLE contended (id INTEGER PRIMARY KEY, n INTEGER)")
