@@ -126,7 +126,8 @@ pub fn check(c: &SqldCluster) -> Vec<Problem> {
 }
 
 /// Bytes of a Kubernetes quantity (`10Gi`, `500M`, `1073741824`), or `None`
-/// when it is not one. Only the suffixes that make sense for storage.
+/// when it is not one. Decimal fractions are allowed (`1.5Gi`); exponent
+/// forms (`1e9`) and milli-units are not, as they make no sense for storage.
 pub fn parse_quantity(q: &str) -> Option<u128> {
     const SUFFIXES: &[(&str, u128)] = &[
         ("Ki", 1 << 10),
@@ -146,8 +147,22 @@ pub fn parse_quantity(q: &str) -> Option<u128> {
         .iter()
         .find_map(|(s, f)| q.strip_suffix(s).map(|d| (d, *f)))
         .unwrap_or((q, 1));
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && frac.is_empty()) || !all_digits(whole) || !all_digits(frac) {
         return None;
     }
-    digits.parse::<u128>().ok()?.checked_mul(factor)
+    let whole_bytes = if whole.is_empty() {
+        0
+    } else {
+        whole.parse::<u128>().ok()?
+    };
+    let mut bytes = whole_bytes.checked_mul(factor)?;
+    if !frac.is_empty() {
+        // Fractions round up, as the API server does for byte quantities.
+        let scale = 10u128.checked_pow(u32::try_from(frac.len()).ok()?)?;
+        let frac_bytes = frac.parse::<u128>().ok()?.checked_mul(factor)?;
+        bytes = bytes.checked_add(frac_bytes.div_ceil(scale))?;
+    }
+    Some(bytes)
 }

@@ -1,0 +1,599 @@
+//! Pure tests of every builder: names, labels, selectors, ports, probes,
+//! sqld's command line, owner references, security context, defaults, and
+//! the config hash that decides when pods roll.
+
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
+use kube::api::ObjectMeta;
+use sqld_operator::builders::{self, pod, Credentials, Inputs};
+use sqld_operator::crd::{SqldCluster, SqldClusterSpec};
+use sqld_operator::naming::{self, Role, ANNOTATION_CONFIG_HASH};
+use sqld_operator::validation;
+
+fn cluster(spec_yaml: &str) -> SqldCluster {
+    let spec: SqldClusterSpec = serde_yaml::from_str(spec_yaml).unwrap();
+    let mut c = SqldCluster::new("db", spec);
+    c.metadata = ObjectMeta {
+        name: Some("db".into()),
+        namespace: Some("prod".into()),
+        uid: Some("1234-5678".into()),
+        generation: Some(1),
+        ..ObjectMeta::default()
+    };
+    c
+}
+
+fn inputs() -> Inputs {
+    Inputs {
+        external_revision: "rev1".into(),
+        credentials: Some(Credentials {
+            password: "pw".into(),
+            replication_token: "tok".into(),
+        }),
+    }
+}
+
+fn pod_spec(t: &PodTemplateSpec) -> &PodSpec {
+    t.spec.as_ref().unwrap()
+}
+
+fn sqld(t: &PodTemplateSpec) -> &Container {
+    &pod_spec(t).containers[0]
+}
+
+fn hash(t: &PodTemplateSpec) -> String {
+    t.metadata.as_ref().unwrap().annotations.as_ref().unwrap()[ANNOTATION_CONFIG_HASH].clone()
+}
+
+fn env<'a>(t: &'a PodTemplateSpec, name: &str) -> Option<&'a EnvVar> {
+    sqld(t)
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == name)
+}
+
+#[test]
+fn primary_statefulset_shape() {
+    let c = cluster("storage: {size: 10Gi, storageClassName: fast}");
+    let sts = builders::statefulset::primary_statefulset(&c, &inputs());
+    assert_eq!(sts.metadata.name.as_deref(), Some("db-primary"));
+    assert_eq!(sts.metadata.namespace.as_deref(), Some("prod"));
+    assert_eq!(sts.spec.replicas, Some(1));
+    assert_eq!(sts.spec.service_name.as_deref(), Some("db-primary"));
+    let selector = sts.spec.selector.match_labels.clone().unwrap();
+    let labels = sts
+        .spec
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .labels
+        .clone()
+        .unwrap();
+    for (k, v) in &selector {
+        assert_eq!(labels.get(k), Some(v), "template lacks selector label {k}");
+    }
+    assert_eq!(
+        selector.get(naming::LABEL_ROLE).map(String::as_str),
+        Some("primary")
+    );
+    let vct = &sts.spec.volume_claim_templates.as_ref().unwrap()[0];
+    assert_eq!(vct.metadata.name.as_deref(), Some("data"));
+    let pvc = vct.spec.as_ref().unwrap();
+    assert_eq!(pvc.storage_class_name.as_deref(), Some("fast"));
+    assert_eq!(
+        pvc.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
+        "10Gi"
+    );
+    assert_eq!(pvc.access_modes.as_ref().unwrap(), &["ReadWriteOnce"]);
+    // The data volume comes from the claim, not from a pod volume.
+    assert!(pod_spec(&sts.spec.template)
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .all(|v| v.name != "data"));
+}
+
+#[test]
+fn primary_command_line_follows_sqld_flags() {
+    let c = cluster("{}");
+    let t = builders::statefulset::primary_statefulset(&c, &inputs())
+        .spec
+        .template;
+    assert_eq!(
+        sqld(&t).args.as_ref().unwrap(),
+        &[
+            "--db-path",
+            "/var/lib/sqld/db",
+            "--pg-listen-addr",
+            "0.0.0.0:5432",
+            "--http-listen-addr",
+            "0.0.0.0:8080",
+            "--auth",
+            "password",
+        ]
+    );
+    assert_eq!(
+        sqld(&t).image.as_deref(),
+        Some(sqld_operator::crd::DEFAULT_IMAGE)
+    );
+    let pw = env(&t, "SQLD_PASSWORD")
+        .unwrap()
+        .value_from
+        .as_ref()
+        .unwrap();
+    let key = pw.secret_key_ref.as_ref().unwrap();
+    assert_eq!(
+        (key.name.as_str(), key.key.as_str()),
+        ("db-credentials", "password")
+    );
+    let token = env(&t, "SQLD_REPLICATION_TOKEN")
+        .unwrap()
+        .value_from
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        token.secret_key_ref.as_ref().unwrap().key,
+        "replication-token"
+    );
+    assert!(
+        env(&t, "SQLD_MAX_REPLICATION_LAG_MS").is_none(),
+        "replication settings are for replicas"
+    );
+}
+
+#[test]
+fn replica_command_line_points_at_the_primary() {
+    let c = cluster("replicas: 2");
+    let d = builders::deployment::replica_deployment(&c, &inputs());
+    assert_eq!(d.metadata.name.as_deref(), Some("db-replica"));
+    assert_eq!(d.spec.replicas, Some(2));
+    let args = sqld(&d.spec.template).args.clone().unwrap();
+    let i = args.iter().position(|a| a == "--primary-url").unwrap();
+    assert_eq!(args[i + 1], "http://db-primary.prod.svc:8080");
+    assert_eq!(
+        env(&d.spec.template, "SQLD_MAX_REPLICATION_LAG_MS")
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("10000")
+    );
+    let vols = pod_spec(&d.spec.template).volumes.clone().unwrap();
+    let data = vols.iter().find(|v| v.name == "data").unwrap();
+    assert!(
+        data.empty_dir.is_some(),
+        "replicas bootstrap into an emptyDir"
+    );
+    let selector = d.spec.selector.match_labels.clone().unwrap();
+    assert_eq!(
+        selector.get(naming::LABEL_ROLE).map(String::as_str),
+        Some("replica")
+    );
+    let strategy = d.spec.strategy.unwrap().rolling_update.unwrap();
+    assert_eq!(
+        strategy.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0))
+    );
+}
+
+#[test]
+fn probes_shutdown_and_security() {
+    let c = cluster("terminationGracePeriodSeconds: 60");
+    let t = builders::statefulset::primary_statefulset(&c, &inputs())
+        .spec
+        .template;
+    let ct = sqld(&t);
+    let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        p.as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap()
+            .path
+            .clone()
+            .unwrap()
+    };
+    assert_eq!(path(&ct.liveness_probe), "/health");
+    assert_eq!(path(&ct.readiness_probe), "/ready");
+    assert_eq!(path(&ct.startup_probe), "/health");
+    let ports: Vec<_> = ct
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| (p.name.clone().unwrap(), p.container_port))
+        .collect();
+    assert_eq!(
+        ports,
+        [("postgres".to_string(), 5432), ("http".to_string(), 8080)]
+    );
+    assert!(ct
+        .lifecycle
+        .as_ref()
+        .unwrap()
+        .pre_stop
+        .as_ref()
+        .unwrap()
+        .sleep
+        .is_some());
+    assert_eq!(pod_spec(&t).termination_grace_period_seconds, Some(60));
+    let sc = ct.security_context.as_ref().unwrap();
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.run_as_non_root, Some(true));
+    assert_eq!(
+        sc.capabilities.as_ref().unwrap().drop.as_ref().unwrap(),
+        &["ALL"]
+    );
+    let psc = pod_spec(&t).security_context.as_ref().unwrap();
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(
+        psc.seccomp_profile.as_ref().unwrap().type_,
+        "RuntimeDefault"
+    );
+    assert_eq!(pod_spec(&t).automount_service_account_token, Some(false));
+    // A read-only root needs a writable /tmp.
+    assert!(ct
+        .volume_mounts
+        .as_ref()
+        .unwrap()
+        .iter()
+        .any(|m| m.mount_path == "/tmp"));
+}
+
+#[test]
+fn tls_trust_extra_args_and_env_overrides() {
+    let c = cluster(
+        "{tls: {secretName: cert}, auth: {method: trust, secretName: creds}, extraArgs: ['--max-connections=50'], env: [{name: SQLD_REPLICATION_TOKEN, value: fixed}, {name: RUST_LOG, value: debug}]}",
+    );
+    let t = builders::statefulset::primary_statefulset(&c, &inputs())
+        .spec
+        .template;
+    let args = sqld(&t).args.clone().unwrap();
+    let joined = args.join(" ");
+    assert!(joined.contains("--auth trust"));
+    assert!(joined.contains("--tls-cert /etc/sqld/tls/tls.crt --tls-key /etc/sqld/tls/tls.key"));
+    assert_eq!(
+        args.last().map(String::as_str),
+        Some("--max-connections=50")
+    );
+    assert!(
+        env(&t, "SQLD_PASSWORD").is_none(),
+        "trust needs no password"
+    );
+    let names: Vec<_> = sqld(&t)
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| *n == "SQLD_REPLICATION_TOKEN")
+            .count(),
+        1,
+        "no duplicate env names"
+    );
+    assert_eq!(
+        env(&t, "SQLD_REPLICATION_TOKEN").unwrap().value.as_deref(),
+        Some("fixed")
+    );
+    let tls = pod_spec(&t)
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "tls")
+        .unwrap();
+    assert_eq!(
+        tls.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("cert")
+    );
+    // The user's Secret is used; none is generated.
+    assert!(builders::secret::credentials_secret(&c, &inputs().credentials.unwrap()).is_none());
+}
+
+#[test]
+fn resources_override_per_role() {
+    let c = cluster(
+        "{resources: {limits: {memory: 1Gi}}, replicaResources: {limits: {memory: 256Mi}}}",
+    );
+    let p = builders::statefulset::primary_statefulset(&c, &inputs())
+        .spec
+        .template;
+    let r = builders::deployment::replica_deployment(&c, &inputs())
+        .spec
+        .template;
+    let mem = |t: &PodTemplateSpec| {
+        sqld(t).resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"]
+            .0
+            .clone()
+    };
+    assert_eq!(mem(&p), "1Gi");
+    assert_eq!(mem(&r), "256Mi");
+}
+
+#[test]
+fn services_route_by_role() {
+    let c = cluster("replicas: 2");
+    let role = |s: &k8s_openapi::api::core::v1::Service| {
+        s.spec
+            .as_ref()
+            .unwrap()
+            .selector
+            .as_ref()
+            .unwrap()
+            .get(naming::LABEL_ROLE)
+            .cloned()
+    };
+    let headless = builders::services::headless_service(&c);
+    assert_eq!(headless.metadata.name.as_deref(), Some("db-primary"));
+    assert_eq!(
+        headless.spec.as_ref().unwrap().cluster_ip.as_deref(),
+        Some("None")
+    );
+    assert_eq!(role(&headless).as_deref(), Some("primary"));
+    assert_eq!(
+        role(&builders::services::rw_service(&c)).as_deref(),
+        Some("primary")
+    );
+    assert_eq!(
+        role(&builders::services::ro_service(&c)).as_deref(),
+        Some("replica")
+    );
+    let r = builders::services::r_service(&c);
+    assert_eq!(role(&r), None, "-r selects every instance");
+    assert_eq!(r.metadata.name.as_deref(), Some("db-r"));
+    let none = cluster("replicas: 0");
+    assert_eq!(
+        role(&builders::services::ro_service(&none)).as_deref(),
+        Some("primary"),
+        "-ro falls back to the primary"
+    );
+}
+
+#[test]
+fn every_child_is_owned_and_labelled() {
+    let c = cluster("{replicas: 3, monitoring: {enabled: true}}");
+    let children = builders::children(&c, &inputs());
+    let values = children.to_values().unwrap();
+    assert!(values.len() >= 9);
+    for v in &values {
+        let meta: ObjectMeta = serde_json::from_value(v["metadata"].clone()).unwrap();
+        let owner = &meta.owner_references.as_ref().unwrap()[0];
+        assert_eq!(owner.kind, "SqldCluster");
+        assert_eq!(owner.api_version, "sqld.dev/v1alpha1");
+        assert_eq!(owner.uid, "1234-5678");
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(meta.namespace.as_deref(), Some("prod"));
+        let labels = meta.labels.unwrap();
+        assert_eq!(
+            labels[naming::LABEL_MANAGED_BY],
+            "sqld-operator",
+            "{}",
+            v["kind"]
+        );
+        assert_eq!(labels[naming::LABEL_CLUSTER], "db");
+    }
+}
+
+#[test]
+fn disruption_budget_only_for_two_or_more_replicas() {
+    assert!(builders::pdb::replica_pdb(&cluster("replicas: 0")).is_none());
+    assert!(builders::pdb::replica_pdb(&cluster("replicas: 1")).is_none());
+    let pdb = builders::pdb::replica_pdb(&cluster("replicas: 3")).unwrap();
+    let spec = pdb.spec.unwrap();
+    assert_eq!(
+        spec.max_unavailable,
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1))
+    );
+    assert_eq!(
+        spec.unhealthy_pod_eviction_policy.as_deref(),
+        Some("AlwaysAllow")
+    );
+    let role = spec.selector.unwrap().match_labels.unwrap()[naming::LABEL_ROLE].clone();
+    assert_eq!(role, "replica", "never a budget over the single primary");
+}
+
+#[test]
+fn config_hash_rolls_pods_only_when_their_inputs_change() {
+    let base = cluster("replicas: 1");
+    let p = |c: &SqldCluster, i: &Inputs| hash(&pod::pod_template(c, Role::Primary, i));
+    let r = |c: &SqldCluster, i: &Inputs| hash(&pod::pod_template(c, Role::Replica, i));
+    let i = inputs();
+    assert_eq!(p(&base, &i), p(&base, &i), "stable");
+    assert_ne!(p(&base, &i), r(&base, &i));
+
+    let scaled = cluster("replicas: 5");
+    assert_eq!(
+        p(&scaled, &i),
+        p(&base, &i),
+        "scaling never restarts the primary"
+    );
+    let tuned = cluster("{replicas: 1, replication: {maxLagMs: 1}}");
+    assert_eq!(
+        p(&tuned, &i),
+        p(&base, &i),
+        "replication tuning never restarts the primary"
+    );
+    assert_ne!(r(&tuned, &i), r(&base, &i));
+
+    let image = cluster("{replicas: 1, image: 'sqld:2'}");
+    assert_ne!(p(&image, &i), p(&base, &i));
+    let rotated = Inputs {
+        external_revision: "rev2".into(),
+        ..inputs()
+    };
+    assert_ne!(
+        p(&base, &rotated),
+        p(&base, &i),
+        "a changed Secret rolls the pods"
+    );
+
+    let mut restarted = base.clone();
+    restarted.metadata.annotations = Some(
+        [(
+            naming::ANNOTATION_RESTART.to_string(),
+            "2026-01-01T00:00:00Z".to_string(),
+        )]
+        .into(),
+    );
+    assert_ne!(p(&restarted, &i), p(&base, &i));
+    assert_ne!(r(&restarted, &i), r(&base, &i));
+}
+
+#[test]
+fn default_anti_affinity_and_user_affinity() {
+    let t = pod::pod_template(&cluster("{}"), Role::Replica, &inputs());
+    let anti = pod_spec(&t)
+        .affinity
+        .as_ref()
+        .unwrap()
+        .pod_anti_affinity
+        .as_ref()
+        .unwrap();
+    let term = &anti
+        .preferred_during_scheduling_ignored_during_execution
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(
+        term.pod_affinity_term.topology_key,
+        "kubernetes.io/hostname"
+    );
+    assert!(
+        anti.required_during_scheduling_ignored_during_execution
+            .is_none(),
+        "never blocks scheduling"
+    );
+    let user = cluster("{affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: disk, operator: In, values: [ssd]}]}]}}}, nodeSelector: {pool: db}, priorityClassName: high}");
+    let t = pod::pod_template(&user, Role::Primary, &inputs());
+    let ps = pod_spec(&t);
+    assert!(ps.affinity.as_ref().unwrap().pod_anti_affinity.is_none());
+    assert_eq!(ps.node_selector.as_ref().unwrap()["pool"], "db");
+    assert_eq!(ps.priority_class_name.as_deref(), Some("high"));
+}
+
+#[test]
+fn generated_credentials_secret() {
+    let c = cluster("{}");
+    let s = builders::secret::credentials_secret(&c, &inputs().credentials.unwrap()).unwrap();
+    assert_eq!(s.metadata.name.as_deref(), Some("db-credentials"));
+    let data = s.string_data.unwrap();
+    assert_eq!(data["password"], "pw");
+    assert_eq!(data["replication-token"], "tok");
+    let a = Credentials::generate();
+    let b = Credentials::generate();
+    assert_eq!(a.password.len(), 32);
+    assert_ne!(a.password, b.password);
+    assert_ne!(a.password, a.replication_token);
+}
+
+#[test]
+fn monitors() {
+    assert!(builders::monitoring::monitor(&cluster("{}")).is_none());
+    let pm = builders::monitoring::monitor(&cluster(
+        "{monitoring: {enabled: true, interval: 15s, labels: {release: prom}}}",
+    ))
+    .unwrap();
+    let v = serde_json::to_value(&pm).unwrap();
+    assert_eq!(v["kind"], "PodMonitor");
+    assert_eq!(v["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(v["spec"]["podMetricsEndpoints"][0]["port"], "http");
+    assert_eq!(v["spec"]["podMetricsEndpoints"][0]["path"], "/metrics");
+    assert_eq!(v["spec"]["podMetricsEndpoints"][0]["interval"], "15s");
+    assert_eq!(
+        v["spec"]["selector"]["matchLabels"][naming::LABEL_CLUSTER],
+        "db"
+    );
+    assert_eq!(v["metadata"]["labels"]["release"], "prom");
+    let sm = builders::monitoring::monitor(&cluster(
+        "{monitoring: {enabled: true, kind: ServiceMonitor}}",
+    ))
+    .unwrap();
+    let v = serde_json::to_value(&sm).unwrap();
+    assert_eq!(v["kind"], "ServiceMonitor");
+    assert_eq!(
+        v["spec"]["selector"]["matchLabels"]["sqld.dev/service"],
+        "r"
+    );
+    assert_eq!(v["spec"]["endpoints"][0]["port"], "http");
+}
+
+#[test]
+fn foundationdb_managed_and_connection_string() {
+    let c = cluster("{backend: {type: foundationdb, foundationdb: {managed: {version: 7.3.43, processCounts: {storage: 5}}}}}");
+    let fdb = serde_json::to_value(builders::foundationdb::fdb_cluster(&c).unwrap()).unwrap();
+    assert_eq!(fdb["apiVersion"], "apps.foundationdb.org/v1beta2");
+    assert_eq!(fdb["kind"], "FoundationDBCluster");
+    assert_eq!(fdb["metadata"]["name"], "db-fdb");
+    assert_eq!(fdb["spec"]["version"], "7.3.43");
+    assert_eq!(fdb["spec"]["processCounts"]["storage"], 5);
+    assert_eq!(fdb["spec"]["processCounts"]["log"], 3);
+    assert_eq!(
+        fdb["spec"]["databaseConfiguration"]["redundancy_mode"],
+        "double"
+    );
+    let sts = builders::statefulset::primary_statefulset(&c, &inputs());
+    assert!(
+        sts.spec.volume_claim_templates.is_none(),
+        "the primary's disk is a cache"
+    );
+    let vols = pod_spec(&sts.spec.template).volumes.clone().unwrap();
+    let data = vols.iter().find(|v| v.name == "data").unwrap();
+    assert_eq!(
+        data.empty_dir
+            .as_ref()
+            .unwrap()
+            .size_limit
+            .as_ref()
+            .unwrap()
+            .0,
+        "1Gi"
+    );
+    let fdb_vol = vols.iter().find(|v| v.name == "fdb").unwrap();
+    assert_eq!(fdb_vol.config_map.as_ref().unwrap().name, "db-fdb-config");
+    assert_eq!(
+        env(&sts.spec.template, "FDB_CLUSTER_FILE")
+            .unwrap()
+            .value
+            .as_deref(),
+        Some(pod::FDB_CLUSTER_FILE_PATH)
+    );
+    assert!(builders::foundationdb::cluster_file_config_map(&c).is_none());
+
+    let cs = cluster(
+        "{backend: {type: foundationdb, foundationdb: {connectionString: 'db:abc@10.0.0.1:4500'}}}",
+    );
+    let cm = builders::foundationdb::cluster_file_config_map(&cs).unwrap();
+    assert_eq!(cm.metadata.name.as_deref(), Some("db-fdb-cluster-file"));
+    assert_eq!(cm.data.unwrap()["cluster-file"], "db:abc@10.0.0.1:4500");
+    assert!(builders::foundationdb::fdb_cluster(&cs).is_none());
+    assert!(builders::foundationdb::cluster_file_config_map(&cluster("{}")).is_none());
+}
+
+#[test]
+fn validation_finds_what_the_operator_cannot_realise() {
+    assert!(validation::check(&cluster("{}")).is_empty());
+    let reasons = |y: &str| {
+        validation::check(&cluster(y))
+            .into_iter()
+            .map(|p| p.reason)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(reasons("extraArgs: ['--db-path=/x']"), ["ReservedFlag"]);
+    assert_eq!(reasons("storage: {size: big}"), ["InvalidStorageSize"]);
+    assert_eq!(reasons("backend: {type: foundationdb}"), ["InvalidBackend"]);
+    assert_eq!(
+        reasons("replication: {pollTimeoutMs: 100, longPollTimeoutMs: 100}"),
+        ["InvalidReplication"]
+    );
+    assert_eq!(validation::parse_quantity("10Gi"), Some(10 << 30));
+    assert_eq!(validation::parse_quantity("500M"), Some(500_000_000));
+    assert_eq!(validation::parse_quantity("1.5Gi"), Some(3 << 29));
+    assert_eq!(validation::parse_quantity("Gi"), None);
+    assert_eq!(validation::parse_quantity("1.2.3"), None);
+}
