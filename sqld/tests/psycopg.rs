@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Sqld;
 
@@ -68,45 +67,6 @@ fn psycopg_suite() {
     );
 }
 
-/// Runs `cmd` to completion, capturing its output; kills it and fails the
-/// test if it takes longer than `timeout`, or fails clearly if the program
-/// is not installed.
-fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    let mut child = match cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            panic!("`{program}` is not installed; the psycopg tests need python3")
-        }
-        Err(e) => panic!("cannot run `{program}`: {e}"),
-    };
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`{program}` did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: out_reader.join().unwrap(),
-        stderr: err_reader.join().unwrap(),
-    }
+fn run_bounded(cmd: Command, timeout: Duration) -> Output {
+    common::run_bounded(cmd, timeout, "the psycopg tests need python3")
 }
