@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v psql >/dev/null || echo "note: install postgresql-client to get psql" >&2
-exec cargo run --release --locked -p sqld -- --dev "$@"
+exec cargo run --release -p sqld -- --dev "$@"

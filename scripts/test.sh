@@ -13,10 +13,10 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== cargo test"
-cargo test --workspace --locked
+cargo test --workspace
 
 if [ -x operator/tests/validate.sh ]; then
     echo "== operator manifests: kubernetes-validate"
