@@ -13,6 +13,7 @@ pub mod http;
 pub mod leader;
 pub mod metrics;
 pub mod naming;
+pub mod rbac;
 pub mod render;
 pub mod status;
 pub mod telemetry;

@@ -156,7 +156,15 @@ async fn reconcile_cluster(c: &SqldCluster, ctx: &Context) -> Result<Action> {
     let template_changed = existing
         .as_ref()
         .is_some_and(|old| config_hash(old) != config_hash(&primary));
-    let hold_primary = template_changed && !replicas_settled;
+    // Holding back a primary that is down protects nothing, and would
+    // deadlock when the replicas need the fixed primary to become ready.
+    let primary_was_ready = existing
+        .as_ref()
+        .and_then(|s| s.status.as_ref())
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        >= 1;
+    let hold_primary = template_changed && !replicas_settled && primary_was_ready;
     let primary = if hold_primary {
         tracing::info!(cluster = %c.name_any(), "primary update waits for the replicas to roll");
         existing.unwrap_or(primary)
