@@ -46,5 +46,13 @@ async fn readyz(State(s): State<HealthState>) -> (StatusCode, &'static str) {
 /// Serves the endpoints until the task is dropped.
 pub async fn serve(addr: SocketAddr, state: HealthState) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    serve_on(listener, state).await
+}
+
+/// Serves the endpoints on a bound listener.
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    state: HealthState,
+) -> std::io::Result<()> {
     axum::serve(listener, router(state)).await
 }
