@@ -3,7 +3,9 @@
 #   1. renders every example in deploy/examples with `sqld-operator render`
 #      and validates each rendered object with kubernetes-validate (strict:
 #      unknown fields are errors) against Kubernetes 1.33 and 1.37;
-#   2. validates every example SqldCluster against the openAPIV3Schema of
+#   2. validates the operator's own manifests (deploy/operator, the CRD)
+#      the same way;
+#   3. validates every example SqldCluster against the openAPIV3Schema of
 #      the generated CRD in crds/ (types, bounds, enums, patterns, unknown
 #      fields), and checks that known-bad clusters are rejected, so the
 #      check cannot pass vacuously.
@@ -22,11 +24,24 @@ root=$(cd "$here/../.." && pwd)
 versions=(1.33 1.37)
 unvalidated_kinds='PodMonitor|ServiceMonitor|FoundationDBCluster'
 
-if ! command -v kubernetes-validate >/dev/null 2>&1; then
+# One interpreter for everything, so the packages installed are the ones used.
+py=${PYTHON:-python3}
+have_packages() { "$1" -c 'import kubernetes_validate, jsonschema, yaml' >/dev/null 2>&1; }
+if ! have_packages "$py"; then
     echo "installing kubernetes-validate" >&2
-    python3 -m pip install --quiet kubernetes-validate >&2 \
-        || python3 -m pip install --quiet --user kubernetes-validate >&2
-    export PATH="$HOME/.local/bin:$PATH"
+    if ! "$py" -m pip install --quiet kubernetes-validate >/dev/null 2>&1 || ! have_packages "$py"; then
+        # An externally managed Python refuses pip: use a private venv.
+        venv=${XDG_CACHE_HOME:-$HOME/.cache}/sqld-operator-validate
+        if [[ ! -x "$venv/bin/python" ]]; then
+            "$py" -m venv "$venv" >&2
+        fi
+        "$venv/bin/python" -m pip install --quiet kubernetes-validate >&2
+        py="$venv/bin/python"
+    fi
+fi
+if ! have_packages "$py"; then
+    echo "FAIL could not install kubernetes-validate" >&2
+    exit 1
 fi
 
 bin=${SQLD_OPERATOR_BIN:-}
@@ -49,9 +64,28 @@ for ex in "${examples[@]}"; do
     fi
 done
 
+# The operator's own manifests and the CRD itself, as kustomize builds them
+# when kubectl is at hand, else file by file.
+manifests=("$root/crds/sqld.dev_sqldclusters.yaml" "$root/deploy/operator/rbac.yaml"
+    "$root/deploy/operator/namespaced/rbac.yaml" "$root"/deploy/operator/base/[!k]*.yaml)
+if command -v kubectl >/dev/null 2>&1; then
+    for k in "" namespaced; do
+        if ! kubectl kustomize "$root/deploy/operator/$k" >"$tmp/operator-${k:-cluster}.yaml"; then
+            echo "FAIL kustomize deploy/operator/$k" >&2
+            failed=1
+        fi
+    done
+else
+    i=0
+    for m in "${manifests[@]}"; do
+        cp "$m" "$tmp/operator-$i-$(basename "$m")"
+        i=$((i + 1))
+    done
+fi
+
 for v in "${versions[@]}"; do
     log="$tmp/validate-$v.log"
-    if ! kubernetes-validate --strict --quiet -k "$v" "$tmp"/*.yaml >"$log" 2>&1; then
+    if ! "$py" -m kubernetes_validate --strict --quiet -k "$v" "$tmp"/*.yaml >"$log" 2>&1; then
         cat "$log" >&2
         echo "FAIL kubernetes-validate $v" >&2
         failed=1
@@ -69,7 +103,7 @@ for v in "${versions[@]}"; do
     echo "ok   kubernetes-validate $v: $((n - skipped)) objects valid, $skipped of kinds ($unvalidated_kinds) not validated"
 done
 
-if ! python3 - "$root/crds/sqld.dev_sqldclusters.yaml" "${examples[@]}" <<'PY'
+if ! "$py" - "$root/crds/sqld.dev_sqldclusters.yaml" "${examples[@]}" <<'PY'
 """Validates SqldCluster documents against the CRD's openAPIV3Schema."""
 import copy
 import sys
