@@ -1,5 +1,5 @@
 //! The tower stack every `Query` goes through:
-//! metrics -> statement timeout -> `SchedulerService`.
+//! tracing -> metrics -> statement timeout -> `SchedulerService`.
 //!
 //! Behaviour that applies to every statement lives here as layers, so the
 //! protocol handlers and the scheduler each keep to their one job.
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, Service, ServiceBuilder};
+use tracing::Instrument;
 
 use crate::error::SqlError;
 use crate::metrics::METRICS;
@@ -23,6 +24,7 @@ pub type QueryStack = BoxCloneSyncService<Query, Response, BoxError>;
 /// Builds the stack; `statement_timeout` of `None` means no limit.
 pub fn query_stack(statement_timeout: Option<Duration>) -> QueryStack {
     let stack = ServiceBuilder::new()
+        .layer(TraceLayer)
         .layer(MetricsLayer)
         .option_layer(statement_timeout.map(tower::timeout::TimeoutLayer::new))
         .map_err(BoxError::from)
@@ -36,6 +38,48 @@ pub fn to_sql_error(e: BoxError) -> SqlError {
         Ok(e) => *e,
         Err(e) if e.is::<tower::timeout::error::Elapsed>() => SqlError::statement_timeout(),
         Err(e) => SqlError::new(crate::error::sqlstate::INTERNAL_ERROR, e.to_string()),
+    }
+}
+
+/// Runs each request in a `query` span (session id and request kind), so
+/// whatever is logged below it says which session it belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct TraceLayer;
+
+impl<S> Layer<S> for TraceLayer {
+    type Service = TraceService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TraceService { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TraceService<S> {
+    inner: S,
+}
+
+impl<S> Service<Query> for TraceService<S>
+where
+    S: Service<Query>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = tracing::instrument::Instrumented<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, query: Query) -> Self::Future {
+        let span = tracing::debug_span!(
+            "query",
+            session = query.session.id,
+            kind = query.request.kind()
+        );
+        tracing::trace!(parent: &span, request = ?query.request, "request");
+        self.inner.call(query).instrument(span)
     }
 }
 

@@ -50,6 +50,51 @@ async fn several_statements_in_one_simple_query() {
 }
 
 #[tokio::test]
+async fn a_multi_statement_query_is_one_implicit_transaction() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    c.batch_execute("create table t(a integer primary key)")
+        .await
+        .unwrap();
+    let err = c
+        .batch_execute(
+            "insert into t values (1); insert into t values (2); insert into t values (1)",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION));
+    let n: i64 = c
+        .query_one("select count(*) from t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        n, 0,
+        "the statements before the failing one were rolled back"
+    );
+    c.batch_execute("insert into t values (1); insert into t values (2)")
+        .await
+        .unwrap();
+    let n: i64 = c
+        .query_one("select count(*) from t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    // Explicit transaction control inside the string is honoured as written.
+    let _ = c
+        .batch_execute("begin; insert into t values (3); commit; insert into t values (1)")
+        .await
+        .unwrap_err();
+    let n: i64 = c
+        .query_one("select count(*) from t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 3);
+}
+
+#[tokio::test]
 async fn every_mapped_type_round_trips_in_binary() {
     let sqld = Sqld::start();
     let c = sqld.connect().await;
@@ -495,6 +540,26 @@ async fn scram_password_authentication() {
             .unwrap();
         assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{err:?}");
     }
+}
+
+#[tokio::test]
+async fn cleartext_password_authentication() {
+    let sqld = Sqld::start_with(&["--auth", "cleartext", "--password", "pw", "--user", "carol"]);
+    let good = format!("host=127.0.0.1 port={} user=carol password=pw", sqld.port());
+    sqld.connect_with(&good)
+        .await
+        .query_one("select 1", &[])
+        .await
+        .unwrap();
+    let bad = format!(
+        "host=127.0.0.1 port={} user=carol password=nope",
+        sqld.port()
+    );
+    let err = tokio_postgres::connect(&bad, tokio_postgres::NoTls)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), Some(&SqlState::INVALID_PASSWORD), "{err:?}");
 }
 
 #[tokio::test]

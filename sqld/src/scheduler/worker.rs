@@ -118,6 +118,18 @@ impl Worker {
             ExecuteMode::Batch => sql::split_statements(sql),
             ExecuteMode::Single => vec![sql],
         };
+        // Like Postgres, several statements sent in one simple query run as
+        // one implicit transaction, unless they manage transactions
+        // themselves.
+        let implicit_txn = pieces.len() > 1
+            && self.txn == TxnState::Idle
+            && self.conn.is_autocommit()
+            && pieces.iter().all(|p| sql::txn_control(p).is_none());
+        if implicit_txn {
+            if let Err(e) = self.conn.execute_batch("BEGIN") {
+                return vec![Err(e.into())];
+            }
+        }
         let mut results = Vec::with_capacity(pieces.len());
         for piece in pieces {
             if cancelled.load(Ordering::SeqCst) {
@@ -132,7 +144,24 @@ impl Worker {
                 break;
             }
         }
+        if implicit_txn {
+            self.end_implicit_transaction(&mut results);
+        }
         results
+    }
+
+    /// Commits an implicit transaction, or rolls it back if a statement (or
+    /// the commit itself) failed.
+    fn end_implicit_transaction(&mut self, results: &mut Vec<Result<StatementResult, SqlError>>) {
+        let failed = results.iter().any(Result::is_err);
+        if !self.conn.is_autocommit() {
+            let end = if failed { "ROLLBACK" } else { "COMMIT" };
+            if let Err(e) = self.conn.execute_batch(end) {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                results.push(Err(e.into()));
+            }
+        }
+        self.txn = TxnState::Idle;
     }
 
     /// After an error: Postgres aborts the whole transaction.
