@@ -7,7 +7,7 @@
 //! problem found here becomes a `Ready=False` condition with the problem's
 //! reason, and a Warning event, never a crash loop.
 
-use crate::crd::{BackendType, SqldCluster};
+use crate::crd::{AuthMethod, BackendType, SqldCluster};
 use kube::ResourceExt;
 
 /// Longest cluster name whose children's names all stay valid (a
@@ -68,6 +68,12 @@ pub fn check(c: &SqldCluster) -> Vec<Problem> {
         problems.push(Problem::new(
             "InvalidReplicas",
             "spec.replicas must be at least 0",
+        ));
+    }
+    if spec.auth.method == AuthMethod::Cleartext && spec.tls.is_none() {
+        problems.push(Problem::new(
+            "CleartextWithoutTLS",
+            "spec.auth.method cleartext sends passwords in clear text and requires spec.tls",
         ));
     }
     if parse_quantity(&spec.storage.size).is_none() {

@@ -129,6 +129,19 @@ fn primary_command_line_follows_sqld_flags() {
         (key.name.as_str(), key.key.as_str()),
         ("db-credentials", "password")
     );
+    let user = env(&t, "SQLD_USER")
+        .unwrap()
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (user.key.as_str(), user.optional),
+        ("username", Some(true)),
+        "sqld's default user unless the Secret names one"
+    );
     let token = env(&t, "SQLD_REPLICATION_TOKEN")
         .unwrap()
         .value_from
@@ -219,6 +232,14 @@ fn probes_shutdown_and_security() {
         .sleep
         .is_some());
     assert_eq!(pod_spec(&t).termination_grace_period_seconds, Some(60));
+    // 60 s minus the 5 s preStop pause minus a 3 s margin.
+    assert_eq!(
+        env(&t, "SQLD_SHUTDOWN_GRACE_PERIOD")
+            .unwrap()
+            .value
+            .as_deref(),
+        Some("52s")
+    );
     let sc = ct.security_context.as_ref().unwrap();
     assert_eq!(sc.read_only_root_filesystem, Some(true));
     assert_eq!(sc.allow_privilege_escalation, Some(false));
@@ -484,6 +505,7 @@ fn generated_credentials_secret() {
     assert_eq!(s.metadata.name.as_deref(), Some("db-credentials"));
     let data = s.string_data.unwrap();
     assert_eq!(data["password"], "pw");
+    assert_eq!(data["username"], "sqld");
     assert_eq!(data["replication-token"], "tok");
     let a = Credentials::generate();
     let b = Credentials::generate();
@@ -585,6 +607,11 @@ fn validation_finds_what_the_operator_cannot_realise() {
             .collect::<Vec<_>>()
     };
     assert_eq!(reasons("extraArgs: ['--db-path=/x']"), ["ReservedFlag"]);
+    assert_eq!(
+        reasons("auth: {method: cleartext}"),
+        ["CleartextWithoutTLS"]
+    );
+    assert!(reasons("{auth: {method: cleartext}, tls: {secretName: c}}").is_empty());
     assert_eq!(reasons("storage: {size: big}"), ["InvalidStorageSize"]);
     assert_eq!(reasons("backend: {type: foundationdb}"), ["InvalidBackend"]);
     assert_eq!(

@@ -114,6 +114,7 @@ fn cel_rejects_cross_field_mistakes() {
         ("local with foundationdb settings", "spec: {backend: {type: local, foundationdb: {connectionString: 'a:b@c:1'}}}"),
         ("two cluster file sources", "spec: {backend: {type: foundationdb, foundationdb: {connectionString: 'a:b@c:1', clusterFile: {configMapName: x}}}}"),
         ("storage size not a quantity", "spec: {storage: {size: lots}}"),
+        ("cleartext passwords without TLS", "spec: {auth: {method: cleartext}}"),
     ];
     for (what, spec) in cases {
         let c = from_yaml(&format!(

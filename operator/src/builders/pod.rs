@@ -26,6 +26,8 @@ const RUN_AS_USER: i64 = 65532;
 /// Seconds the preStop hook waits so Services stop routing to a pod before
 /// sqld receives SIGTERM.
 const PRE_STOP_SLEEP_SECONDS: i64 = 5;
+/// Seconds between sqld's own shutdown deadline and the kubelet's SIGKILL.
+const SHUTDOWN_MARGIN_SECONDS: i64 = 3;
 /// Startup allowance: a primary replaying a large log may take minutes
 /// before `/health` answers; liveness only starts after it did.
 const STARTUP_PERIOD_SECONDS: i32 = 5;
@@ -116,17 +118,36 @@ pub fn env(c: &SqldCluster, role: Role) -> Vec<EnvVar> {
     let spec = &c.spec;
     let secret = super::secret::auth_secret_name(c);
     let mut env = Vec::new();
-    if spec.auth.method == AuthMethod::Password {
+    if spec.auth.method != AuthMethod::Trust {
         env.push(secret_env(
             "SQLD_PASSWORD",
             &secret,
             &spec.auth.password_key,
         ));
+        // Optional: without the key sqld keeps its default user.
+        let mut user = secret_env("SQLD_USER", &secret, super::secret::USERNAME_KEY);
+        if let Some(r) = user
+            .value_from
+            .as_mut()
+            .and_then(|v| v.secret_key_ref.as_mut())
+        {
+            r.optional = Some(true);
+        }
+        env.push(user);
     }
     env.push(secret_env(
         "SQLD_REPLICATION_TOKEN",
         &secret,
         &spec.auth.replication_token_key,
+    ));
+    // The preStop pause counts against the grace period; sqld gets the rest,
+    // minus a margin, to finish running statements after SIGTERM.
+    let shutdown =
+        (spec.termination_grace_period_seconds - PRE_STOP_SLEEP_SECONDS - SHUTDOWN_MARGIN_SECONDS)
+            .max(1);
+    env.push(plain_env(
+        "SQLD_SHUTDOWN_GRACE_PERIOD",
+        format!("{shutdown}s"),
     ));
     if role == Role::Replica {
         let r = &spec.replication;

@@ -11,6 +11,11 @@ use rand::distr::{Alphanumeric, SampleString};
 use crate::crd::SqldCluster;
 use crate::naming;
 
+/// Key of the (optional) user name in a credentials Secret.
+pub const USERNAME_KEY: &str = "username";
+/// sqld's default user, written into generated Secrets for clients.
+pub const DEFAULT_USER: &str = "sqld";
+
 /// Length of generated secrets: 32 alphanumerics, about 190 bits.
 const GENERATED_LEN: usize = 32;
 
@@ -56,6 +61,7 @@ pub fn credentials_secret(c: &SqldCluster, creds: &Credentials) -> Option<Secret
         ),
         type_: Some("Opaque".to_string()),
         string_data: Some(BTreeMap::from([
+            (USERNAME_KEY.to_string(), DEFAULT_USER.to_string()),
             (auth.password_key.clone(), creds.password.clone()),
             (
                 auth.replication_token_key.clone(),

@@ -45,7 +45,7 @@ pub async fn resolve(c: &SqldCluster, ctx: &Context, ns: &str) -> Result<Resolve
     if let Some(s) = auth_secret {
         let data = secret_data(&s);
         let mut keys = vec![auth.replication_token_key.as_str()];
-        if auth.method == AuthMethod::Password {
+        if auth.method != AuthMethod::Trust {
             keys.push(auth.password_key.as_str());
         }
         for key in keys {

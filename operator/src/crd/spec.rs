@@ -37,6 +37,7 @@ use super::{BackendSpec, SqldClusterStatus, DEFAULT_IMAGE};
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("self.metadata.name.size() <= 44").message("metadata.name must be at most 44 characters so every child object name fits"),
+    validation = Rule::new("!has(self.spec.auth) || self.spec.auth.method != 'cleartext' || has(self.spec.tls)").message("auth.method cleartext requires tls"),
 )]
 #[serde(rename_all = "camelCase")]
 pub struct SqldClusterSpec {
@@ -128,7 +129,7 @@ pub struct SqldClusterSpec {
 
     /// Seconds a pod has to shut down after SIGTERM before it is killed.
     #[serde(default = "default_grace_period")]
-    #[schemars(range(min = 5, max = 3600))]
+    #[schemars(range(min = 10, max = 3600))]
     pub termination_grace_period_seconds: i64,
 
     /// Extra command-line arguments appended to sqld's (escape hatch).
@@ -204,14 +205,16 @@ impl Default for StorageSpec {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthSpec {
-    /// `password` (SCRAM-SHA-256, the default) or `trust` (no authentication;
-    /// only for clusters reachable by trusted clients).
+    /// `password` (SCRAM-SHA-256, the default), `cleartext` (the password in
+    /// clear text; only with `tls`) or `trust` (no authentication; only for
+    /// clusters reachable by trusted clients).
     #[serde(default)]
     pub method: AuthMethod,
 
-    /// Secret holding the password and the replication token. When absent
-    /// the operator generates `<name>-credentials` with random values once
-    /// and never overwrites it.
+    /// Secret holding the password and the replication token (and,
+    /// optionally, under `username`, the user name; `sqld` otherwise). When
+    /// absent the operator generates `<name>-credentials` with random values
+    /// once and never overwrites it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
 
@@ -250,6 +253,7 @@ pub enum AuthMethod {
     #[default]
     Password,
     Trust,
+    Cleartext,
 }
 
 impl AuthMethod {
@@ -257,6 +261,7 @@ impl AuthMethod {
         match self {
             AuthMethod::Password => "password",
             AuthMethod::Trust => "trust",
+            AuthMethod::Cleartext => "cleartext",
         }
     }
 }
