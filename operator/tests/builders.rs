@@ -1,12 +1,13 @@
-//! Pure tests of every builder: names, labels, selectors, ports, probes,
-//! sqld's command line, owner references, security context, defaults, and
-//! the config hash that decides when pods roll.
+//! Pure tests of every child-object builder: names, labels, selectors,
+//! ports, owner references, volumes, Services, budgets, Secrets, monitors,
+//! FoundationDB objects, and spec validation. The shared pod template has
+//! its own tests in `pod_template.rs`.
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
 use kube::api::ObjectMeta;
 use sqld_operator::builders::{self, pod, Credentials, Inputs};
 use sqld_operator::crd::{SqldCluster, SqldClusterSpec};
-use sqld_operator::naming::{self, Role, ANNOTATION_CONFIG_HASH};
+use sqld_operator::naming;
 use sqld_operator::validation;
 
 fn cluster(spec_yaml: &str) -> SqldCluster {
@@ -38,10 +39,6 @@ fn pod_spec(t: &PodTemplateSpec) -> &PodSpec {
 
 fn sqld(t: &PodTemplateSpec) -> &Container {
     &pod_spec(t).containers[0]
-}
-
-fn hash(t: &PodTemplateSpec) -> String {
-    t.metadata.as_ref().unwrap().annotations.as_ref().unwrap()[ANNOTATION_CONFIG_HASH].clone()
 }
 
 fn env<'a>(t: &'a PodTemplateSpec, name: &str) -> Option<&'a EnvVar> {
@@ -97,67 +94,6 @@ fn primary_statefulset_shape() {
 }
 
 #[test]
-fn primary_command_line_follows_sqld_flags() {
-    let c = cluster("{}");
-    let t = builders::statefulset::primary_statefulset(&c, &inputs())
-        .spec
-        .template;
-    assert_eq!(
-        sqld(&t).args.as_ref().unwrap(),
-        &[
-            "--db-path",
-            "/var/lib/sqld/db",
-            "--pg-listen-addr",
-            "0.0.0.0:5432",
-            "--http-listen-addr",
-            "0.0.0.0:8080",
-            "--auth",
-            "password",
-        ]
-    );
-    assert_eq!(
-        sqld(&t).image.as_deref(),
-        Some(sqld_operator::crd::DEFAULT_IMAGE)
-    );
-    let pw = env(&t, "SQLD_PASSWORD")
-        .unwrap()
-        .value_from
-        .as_ref()
-        .unwrap();
-    let key = pw.secret_key_ref.as_ref().unwrap();
-    assert_eq!(
-        (key.name.as_str(), key.key.as_str()),
-        ("db-credentials", "password")
-    );
-    let user = env(&t, "SQLD_USER")
-        .unwrap()
-        .value_from
-        .as_ref()
-        .unwrap()
-        .secret_key_ref
-        .clone()
-        .unwrap();
-    assert_eq!(
-        (user.key.as_str(), user.optional),
-        ("username", Some(true)),
-        "sqld's default user unless the Secret names one"
-    );
-    let token = env(&t, "SQLD_REPLICATION_TOKEN")
-        .unwrap()
-        .value_from
-        .as_ref()
-        .unwrap();
-    assert_eq!(
-        token.secret_key_ref.as_ref().unwrap().key,
-        "replication-token"
-    );
-    assert!(
-        env(&t, "SQLD_MAX_REPLICATION_LAG_MS").is_none(),
-        "replication settings are for replicas"
-    );
-}
-
-#[test]
 fn replica_command_line_points_at_the_primary() {
     let c = cluster("replicas: 2");
     let d = builders::deployment::replica_deployment(&c, &inputs());
@@ -189,153 +125,6 @@ fn replica_command_line_points_at_the_primary() {
         strategy.max_unavailable,
         Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(0))
     );
-}
-
-#[test]
-fn probes_shutdown_and_security() {
-    let c = cluster("terminationGracePeriodSeconds: 60");
-    let t = builders::statefulset::primary_statefulset(&c, &inputs())
-        .spec
-        .template;
-    let ct = sqld(&t);
-    let path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
-        p.as_ref()
-            .unwrap()
-            .http_get
-            .as_ref()
-            .unwrap()
-            .path
-            .clone()
-            .unwrap()
-    };
-    assert_eq!(path(&ct.liveness_probe), "/health");
-    assert_eq!(path(&ct.readiness_probe), "/ready");
-    assert_eq!(path(&ct.startup_probe), "/health");
-    let ports: Vec<_> = ct
-        .ports
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|p| (p.name.clone().unwrap(), p.container_port))
-        .collect();
-    assert_eq!(
-        ports,
-        [("postgres".to_string(), 5432), ("http".to_string(), 8080)]
-    );
-    assert!(ct
-        .lifecycle
-        .as_ref()
-        .unwrap()
-        .pre_stop
-        .as_ref()
-        .unwrap()
-        .sleep
-        .is_some());
-    assert_eq!(pod_spec(&t).termination_grace_period_seconds, Some(60));
-    // 60 s minus the 5 s preStop pause minus a 3 s margin.
-    assert_eq!(
-        env(&t, "SQLD_SHUTDOWN_GRACE_PERIOD")
-            .unwrap()
-            .value
-            .as_deref(),
-        Some("52s")
-    );
-    let sc = ct.security_context.as_ref().unwrap();
-    assert_eq!(sc.read_only_root_filesystem, Some(true));
-    assert_eq!(sc.allow_privilege_escalation, Some(false));
-    assert_eq!(sc.run_as_non_root, Some(true));
-    assert_eq!(
-        sc.capabilities.as_ref().unwrap().drop.as_ref().unwrap(),
-        &["ALL"]
-    );
-    let psc = pod_spec(&t).security_context.as_ref().unwrap();
-    assert_eq!(psc.run_as_non_root, Some(true));
-    assert_eq!(
-        psc.seccomp_profile.as_ref().unwrap().type_,
-        "RuntimeDefault"
-    );
-    assert_eq!(pod_spec(&t).automount_service_account_token, Some(false));
-    // A read-only root needs a writable /tmp.
-    assert!(ct
-        .volume_mounts
-        .as_ref()
-        .unwrap()
-        .iter()
-        .any(|m| m.mount_path == "/tmp"));
-}
-
-#[test]
-fn tls_trust_extra_args_and_env_overrides() {
-    let c = cluster(
-        "{tls: {secretName: cert}, auth: {method: trust, secretName: creds}, extraArgs: ['--max-connections=50'], env: [{name: SQLD_REPLICATION_TOKEN, value: fixed}, {name: RUST_LOG, value: debug}]}",
-    );
-    let t = builders::statefulset::primary_statefulset(&c, &inputs())
-        .spec
-        .template;
-    let args = sqld(&t).args.clone().unwrap();
-    let joined = args.join(" ");
-    assert!(joined.contains("--auth trust"));
-    assert!(joined.contains("--tls-cert /etc/sqld/tls/tls.crt --tls-key /etc/sqld/tls/tls.key"));
-    assert_eq!(
-        args.last().map(String::as_str),
-        Some("--max-connections=50")
-    );
-    assert!(
-        env(&t, "SQLD_PASSWORD").is_none(),
-        "trust needs no password"
-    );
-    let names: Vec<_> = sqld(&t)
-        .env
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|e| e.name.clone())
-        .collect();
-    assert_eq!(
-        names
-            .iter()
-            .filter(|n| *n == "SQLD_REPLICATION_TOKEN")
-            .count(),
-        1,
-        "no duplicate env names"
-    );
-    assert_eq!(
-        env(&t, "SQLD_REPLICATION_TOKEN").unwrap().value.as_deref(),
-        Some("fixed")
-    );
-    let tls = pod_spec(&t)
-        .volumes
-        .as_ref()
-        .unwrap()
-        .iter()
-        .find(|v| v.name == "tls")
-        .unwrap();
-    assert_eq!(
-        tls.secret.as_ref().unwrap().secret_name.as_deref(),
-        Some("cert")
-    );
-    // The user's Secret is used; none is generated.
-    assert!(builders::secret::credentials_secret(&c, &inputs().credentials.unwrap()).is_none());
-}
-
-#[test]
-fn resources_override_per_role() {
-    let c = cluster(
-        "{resources: {limits: {memory: 1Gi}}, replicaResources: {limits: {memory: 256Mi}}}",
-    );
-    let p = builders::statefulset::primary_statefulset(&c, &inputs())
-        .spec
-        .template;
-    let r = builders::deployment::replica_deployment(&c, &inputs())
-        .spec
-        .template;
-    let mem = |t: &PodTemplateSpec| {
-        sqld(t).resources.as_ref().unwrap().limits.as_ref().unwrap()["memory"]
-            .0
-            .clone()
-    };
-    assert_eq!(mem(&p), "1Gi");
-    assert_eq!(mem(&r), "256Mi");
 }
 
 #[test]
@@ -418,84 +207,6 @@ fn disruption_budget_only_for_two_or_more_replicas() {
     );
     let role = spec.selector.unwrap().match_labels.unwrap()[naming::LABEL_ROLE].clone();
     assert_eq!(role, "replica", "never a budget over the single primary");
-}
-
-#[test]
-fn config_hash_rolls_pods_only_when_their_inputs_change() {
-    let base = cluster("replicas: 1");
-    let p = |c: &SqldCluster, i: &Inputs| hash(&pod::pod_template(c, Role::Primary, i));
-    let r = |c: &SqldCluster, i: &Inputs| hash(&pod::pod_template(c, Role::Replica, i));
-    let i = inputs();
-    assert_eq!(p(&base, &i), p(&base, &i), "stable");
-    assert_ne!(p(&base, &i), r(&base, &i));
-
-    let scaled = cluster("replicas: 5");
-    assert_eq!(
-        p(&scaled, &i),
-        p(&base, &i),
-        "scaling never restarts the primary"
-    );
-    let tuned = cluster("{replicas: 1, replication: {maxLagMs: 1}}");
-    assert_eq!(
-        p(&tuned, &i),
-        p(&base, &i),
-        "replication tuning never restarts the primary"
-    );
-    assert_ne!(r(&tuned, &i), r(&base, &i));
-
-    let image = cluster("{replicas: 1, image: 'sqld:2'}");
-    assert_ne!(p(&image, &i), p(&base, &i));
-    let rotated = Inputs {
-        external_revision: "rev2".into(),
-        ..inputs()
-    };
-    assert_ne!(
-        p(&base, &rotated),
-        p(&base, &i),
-        "a changed Secret rolls the pods"
-    );
-
-    let mut restarted = base.clone();
-    restarted.metadata.annotations = Some(
-        [(
-            naming::ANNOTATION_RESTART.to_string(),
-            "2026-01-01T00:00:00Z".to_string(),
-        )]
-        .into(),
-    );
-    assert_ne!(p(&restarted, &i), p(&base, &i));
-    assert_ne!(r(&restarted, &i), r(&base, &i));
-}
-
-#[test]
-fn default_anti_affinity_and_user_affinity() {
-    let t = pod::pod_template(&cluster("{}"), Role::Replica, &inputs());
-    let anti = pod_spec(&t)
-        .affinity
-        .as_ref()
-        .unwrap()
-        .pod_anti_affinity
-        .as_ref()
-        .unwrap();
-    let term = &anti
-        .preferred_during_scheduling_ignored_during_execution
-        .as_ref()
-        .unwrap()[0];
-    assert_eq!(
-        term.pod_affinity_term.topology_key,
-        "kubernetes.io/hostname"
-    );
-    assert!(
-        anti.required_during_scheduling_ignored_during_execution
-            .is_none(),
-        "never blocks scheduling"
-    );
-    let user = cluster("{affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: disk, operator: In, values: [ssd]}]}]}}}, nodeSelector: {pool: db}, priorityClassName: high}");
-    let t = pod::pod_template(&user, Role::Primary, &inputs());
-    let ps = pod_spec(&t);
-    assert!(ps.affinity.as_ref().unwrap().pod_anti_affinity.is_none());
-    assert_eq!(ps.node_selector.as_ref().unwrap()["pool"], "db");
-    assert_eq!(ps.priority_class_name.as_deref(), Some("high"));
 }
 
 #[test]

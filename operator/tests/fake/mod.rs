@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod scenario;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 

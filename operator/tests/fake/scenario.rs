@@ -1,0 +1,93 @@
+//! Helpers shared by the reconcile tests: a fake API server holding one
+//! SqldCluster `prod/db`, a reconcile context talking to it, and stand-ins
+//! for the StatefulSet and Deployment controllers.
+
+use std::sync::Arc;
+
+use kube::api::ObjectMeta;
+use serde_json::{json, Value};
+use sqld_operator::controller::{reconcile, Context};
+use sqld_operator::crd::{Phase, SqldCluster, SqldClusterSpec};
+use sqld_operator::metrics::Metrics;
+
+use super::FakeApi;
+
+pub const CLUSTER: &str = "/apis/sqld.dev/v1alpha1/namespaces/prod/sqldclusters/db";
+pub const SECRET: &str = "/api/v1/namespaces/prod/secrets/db-credentials";
+pub const STS: &str = "/apis/apps/v1/namespaces/prod/statefulsets/db-primary";
+pub const DEPLOY: &str = "/apis/apps/v1/namespaces/prod/deployments/db-replica";
+pub const PDB: &str = "/apis/policy/v1/namespaces/prod/poddisruptionbudgets/db-replica";
+pub const PVC: &str = "/api/v1/namespaces/prod/persistentvolumeclaims/data-db-primary-0";
+pub const SVC: &str = "/api/v1/namespaces/prod/services/";
+
+/// A fake holding the cluster `spec`, and a context talking to it.
+pub fn setup(spec: &str) -> (FakeApi, Arc<Context>) {
+    let fake = FakeApi::new();
+    let spec: SqldClusterSpec = serde_yaml::from_str(spec).unwrap();
+    let mut c = SqldCluster::new("db", spec);
+    c.metadata = ObjectMeta {
+        name: Some("db".into()),
+        namespace: Some("prod".into()),
+        uid: Some("cluster-uid".into()),
+        generation: Some(1),
+        ..ObjectMeta::default()
+    };
+    fake.put(CLUSTER, serde_json::to_value(&c).unwrap());
+    let ctx = Arc::new(Context::new(fake.client(), Metrics::new(), None));
+    (fake, ctx)
+}
+
+pub fn cluster(fake: &FakeApi) -> SqldCluster {
+    serde_json::from_value(fake.get(CLUSTER).unwrap()).unwrap()
+}
+
+pub async fn run(fake: &FakeApi, ctx: &Arc<Context>) -> kube::runtime::controller::Action {
+    reconcile(Arc::new(cluster(fake)), ctx.clone())
+        .await
+        .expect("reconcile succeeds")
+}
+
+/// Changes the spec as `kubectl apply` would: new generation.
+pub fn edit_spec(fake: &FakeApi, f: impl FnOnce(&mut Value)) {
+    fake.edit(CLUSTER, |c| {
+        f(&mut c["spec"]);
+        let g = c["metadata"]["generation"].as_i64().unwrap() + 1;
+        c["metadata"]["generation"] = json!(g);
+    });
+}
+
+/// Plays the StatefulSet and Deployment controllers: everything rolled out and ready.
+pub fn children_ready(fake: &FakeApi) {
+    fake.edit(STS, |s| {
+        let g = s["metadata"]["generation"].clone();
+        s["status"] = json!({"replicas": 1, "readyReplicas": 1, "currentRevision": "r", "updateRevision": "r", "observedGeneration": g});
+    });
+    fake.edit(DEPLOY, |d| {
+        let g = d["metadata"]["generation"].clone();
+        let n = d["spec"]["replicas"].clone();
+        d["status"] = json!({"replicas": n, "readyReplicas": n, "updatedReplicas": n, "availableReplicas": n, "observedGeneration": g});
+    });
+}
+
+pub fn condition(fake: &FakeApi, type_: &str) -> Value {
+    let status = fake.get(CLUSTER).unwrap()["status"].clone();
+    status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == type_)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+pub fn phase(fake: &FakeApi) -> Option<Phase> {
+    cluster(fake).status.and_then(|s| s.phase)
+}
+
+pub fn image(fake: &FakeApi, path: &str) -> String {
+    let o = fake.get(path).unwrap();
+    o["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
