@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use std::future::Future;
+
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -152,6 +154,17 @@ pub fn error_policy(c: Arc<SqldCluster>, _error: &Error, ctx: Arc<Context>) -> A
 /// Runs the operator until SIGTERM/SIGINT or loss of leadership.
 pub async fn run(opts: RunOptions) -> Result<()> {
     let client = Client::try_default().await?;
+    run_with(client, opts, shutdown_signal()).await
+}
+
+/// Runs the operator with `client` until `shutdown` completes or leadership
+/// is lost.
+pub async fn run_with(
+    client: Client,
+    opts: RunOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let shutdown = shutdown.boxed().shared();
     let metrics = Metrics::new();
     let ready = Arc::new(AtomicBool::new(false));
     let health = HealthState {
@@ -185,7 +198,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         tracing::info!(%identity, lease = %opts.lease_name, "waiting for leadership");
         tokio::select! {
             r = e.acquire() => r?,
-            _ = shutdown_signal() => return Ok(()),
+            _ = shutdown.clone() => return Ok(()),
         }
         tracing::info!(%identity, "became leader");
     }
@@ -197,7 +210,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
         Some(identity),
     ));
     let controller = controller(client, opts.namespace.as_deref())
-        .shutdown_on_signal()
+        .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
             match res {

@@ -46,6 +46,8 @@ struct State {
     served: HashMap<String, Vec<(String, String)>>,
     next_uid: u64,
     next_rv: u64,
+    /// Watch requests received (they are never answered).
+    watches: usize,
 }
 
 /// Handle on the fake server.
@@ -65,6 +67,20 @@ impl FakeApi {
         let this = self.clone();
         tokio::spawn(async move {
             while let Some((request, send)) = handle.next_request().await {
+                if request
+                    .uri()
+                    .query()
+                    .is_some_and(|q| q.contains("watch=true"))
+                {
+                    // A watch that never reports anything: hold the
+                    // response open until the test ends.
+                    this.state.lock().unwrap().watches += 1;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                        drop(send);
+                    });
+                    continue;
+                }
                 let response = this.handle(request).await;
                 send.send_response(response);
             }
@@ -114,6 +130,11 @@ impl FakeApi {
             .get_mut(path)
             .unwrap_or_else(|| panic!("no object at {path}"));
         f(obj);
+    }
+
+    /// Number of watch requests received.
+    pub fn watches(&self) -> usize {
+        self.state.lock().unwrap().watches
     }
 
     pub fn log(&self) -> Vec<Recorded> {
@@ -225,16 +246,55 @@ impl State {
                 None => status(404, "group not served"),
             };
         }
-        if parts.len() == 2 && parts[0] == "version" {
+        if parts == ["version"] {
             return respond(
                 200,
                 json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0"}),
             );
         }
-        match self.objects.get(path) {
-            Some(o) => respond(200, o.clone()),
+        if let Some(o) = self.objects.get(path) {
+            return respond(200, o.clone());
+        }
+        match self.list(&parts) {
+            Some(list) => respond(200, list),
             None => status(404, "not found"),
         }
+    }
+
+    /// A collection GET (`.../<resource>` across all or one namespace):
+    /// every stored object of that resource.
+    fn list(&self, parts: &[&str]) -> Option<Value> {
+        let (prefix, rest) = match parts {
+            ["api", "v1", rest @ ..] => ("/api/v1".to_string(), rest),
+            ["apis", g, v, rest @ ..] => (format!("/apis/{g}/{v}"), rest),
+            _ => return None,
+        };
+        let (ns, resource) = match rest {
+            [resource] => (None, *resource),
+            ["namespaces", ns, resource] => (Some(*ns), *resource),
+            _ => return None,
+        };
+        let items: Vec<Value> = self
+            .objects
+            .iter()
+            .filter(|(p, _)| {
+                let Some(tail) = p.strip_prefix(&prefix) else {
+                    return false;
+                };
+                let t: Vec<&str> = tail.trim_matches('/').split('/').collect();
+                match t.as_slice() {
+                    ["namespaces", n, r, _] => *r == resource && ns.is_none_or(|ns| ns == *n),
+                    [r, _] => *r == resource && ns.is_none(),
+                    _ => false,
+                }
+            })
+            .map(|(_, o)| o.clone())
+            .collect();
+        Some(json!({
+            "kind": "List", "apiVersion": "v1",
+            "metadata": {"resourceVersion": format!("{}", 1000 + self.next_rv)},
+            "items": items,
+        }))
     }
 
     fn create(&mut self, collection: &str, mut body: Value) -> Response<Body> {
