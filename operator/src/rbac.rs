@@ -50,8 +50,8 @@ pub fn rules() -> Vec<Rule> {
         Rule {
             group: "apps",
             resources: &["deployments"],
-            verbs: &["list", "watch", "create", "patch"],
-            why: "the replicas",
+            verbs: &["get", "list", "watch", "create", "patch"],
+            why: "the replicas (get: tell a roll from a scale, for Events)",
         },
         Rule {
             group: "",

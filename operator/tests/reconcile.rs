@@ -67,6 +67,12 @@ async fn create_applies_every_child_then_reports_provisioning() {
         .events()
         .contains(&("Normal".into(), "CredentialsGenerated".into())));
     assert!(fake.events().contains(&("Normal".into(), "Created".into())));
+    for reason in ["ReplicasCreated", "PrimaryCreated"] {
+        assert!(
+            fake.events().contains(&("Normal".into(), reason.into())),
+            "{reason}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -119,6 +125,7 @@ async fn scaling_changes_replicas_only() {
     let primary_before = fake.get(STS).unwrap()["spec"].clone();
 
     edit_spec(&fake, |s| s["replicas"] = json!(4));
+    fake.clear_log();
     run(&fake, &ctx).await;
     assert_eq!(fake.get(DEPLOY).unwrap()["spec"]["replicas"], 4);
     assert_eq!(
@@ -128,6 +135,10 @@ async fn scaling_changes_replicas_only() {
     );
     assert_eq!(condition(&fake, "ReplicasReady")["status"], "False");
     assert!(fake.events().contains(&("Normal".into(), "Updated".into())));
+    assert!(fake
+        .events()
+        .contains(&("Normal".into(), "ReplicasScaled".into())));
+    assert!(!fake.events().iter().any(|(_, r)| r.starts_with("Primary")));
 
     edit_spec(&fake, |s| s["replicas"] = json!(1));
     run(&fake, &ctx).await;
@@ -149,7 +160,14 @@ async fn spec_change_rolls_replicas_first_then_the_primary() {
     run(&fake, &ctx).await;
 
     edit_spec(&fake, |s| s["image"] = json!("sqld:2"));
+    fake.clear_log();
     run(&fake, &ctx).await;
+    assert!(fake
+        .events()
+        .contains(&("Normal".into(), "ReplicasRolling".into())));
+    assert!(!fake
+        .events()
+        .contains(&("Normal".into(), "PrimaryRolling".into())));
     assert_eq!(
         image(&fake, DEPLOY),
         "sqld:2",
@@ -167,11 +185,16 @@ async fn spec_change_rolls_replicas_first_then_the_primary() {
     assert_eq!(image(&fake, STS), sqld_operator::crd::DEFAULT_IMAGE);
 
     children_ready(&fake);
+    fake.clear_log();
     run(&fake, &ctx).await;
     assert_eq!(
         image(&fake, STS),
         "sqld:2",
         "primary follows once replicas are done"
+    );
+    assert_eq!(
+        fake.events(),
+        [("Normal".to_string(), "PrimaryRolling".to_string())]
     );
 }
 

@@ -6,6 +6,7 @@
 mod apply;
 mod reconcile;
 mod references;
+mod rollout;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -26,7 +27,10 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
 pub use apply::{is_conflict, is_not_found};
-pub use reconcile::{deployment_settled, reconcile, statefulset_settled};
+pub use reconcile::reconcile;
+pub use rollout::{
+    deployment_settled, primary_change, replica_change, statefulset_settled, Change,
+};
 
 use crate::crd::SqldCluster;
 use crate::error::{Error, Result};

@@ -3,7 +3,6 @@
 //! primary's volume, prune children no longer wanted, and write status.
 //! The objects themselves come from `builders`; this file only orchestrates.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use kube::ResourceExt;
 use serde_json::json;
 
 use super::apply::{apply, delete_if_exists, serves_kind};
+use super::rollout::{self, config_hash, deployment_settled, statefulset_settled};
 use super::{references, Context};
 use crate::builders::{self, foundationdb, monitoring, Inputs};
 use crate::crd::{MonitorKind, SqldCluster, SqldClusterStatus};
@@ -139,7 +139,12 @@ async fn reconcile_cluster(c: &SqldCluster, ctx: &Context) -> Result<Action> {
 
     // Replicas roll first; the primary follows once they are done.
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let old_replicas = deployments.get_opt(&naming::replica_name(c)).await?;
     let replicas = apply(&deployments, &desired.replicas).await?;
+    if let Some(change) = rollout::replica_change(old_replicas.as_ref(), &desired.replicas) {
+        ctx.event(c, EventType::Normal, change.reason, "Apply", change.note)
+            .await;
+    }
     let replicas_settled = deployment_settled(&replicas);
     let rs = replicas.status.clone().unwrap_or_default();
     obs.replicas_current = rs.replicas.unwrap_or(0);
@@ -169,7 +174,12 @@ async fn reconcile_cluster(c: &SqldCluster, ctx: &Context) -> Result<Action> {
         tracing::info!(cluster = %c.name_any(), "primary update waits for the replicas to roll");
         existing.unwrap_or(primary)
     } else {
-        apply(&statefulsets, &primary).await?
+        let applied = apply(&statefulsets, &primary).await?;
+        if let Some(change) = rollout::primary_change(existing.as_ref(), &primary) {
+            ctx.event(c, EventType::Normal, change.reason, "Apply", change.note)
+                .await;
+        }
+        applied
     };
     let ps = primary.status.clone().unwrap_or_default();
     obs.primary_ready = ps.ready_replicas.unwrap_or(0) >= 1;
@@ -398,33 +408,6 @@ fn fdb_state(obj: &DynamicObject) -> PartState {
             "waiting for the FoundationDB cluster to become available",
         ),
     }
-}
-
-fn config_hash(sts: &StatefulSet) -> Option<String> {
-    sts.spec
-        .template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.annotations.as_ref())
-        .and_then(|a: &BTreeMap<String, String>| a.get(naming::ANNOTATION_CONFIG_HASH).cloned())
-}
-
-/// The Deployment runs its current template on every wanted pod, and no
-/// old pod remains.
-pub fn deployment_settled(d: &Deployment) -> bool {
-    let want = d.spec.replicas.unwrap_or(1);
-    let s = d.status.clone().unwrap_or_default();
-    s.observed_generation >= d.metadata.generation
-        && s.updated_replicas.unwrap_or(0) >= want
-        && s.replicas.unwrap_or(0) == want
-        && s.available_replicas.unwrap_or(0) >= want
-}
-
-/// The StatefulSet runs its current revision.
-pub fn statefulset_settled(s: &StatefulSet) -> bool {
-    let st = s.status.clone().unwrap_or_default();
-    st.observed_generation >= s.metadata.generation
-        && (st.update_revision.is_none() || st.current_revision == st.update_revision)
 }
 
 async fn patch_status(
