@@ -1,0 +1,178 @@
+"""The benchmark's results: one JSON document and its markdown rendering.
+
+`document` gathers the measurements with the machine they were taken on;
+`markdown` renders the tables (workloads, memory, targets, replication);
+`write` stores both under a timestamped name in `results/`.
+"""
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KIB_PER_MIB = 1024
+# 8-client workloads whose peak memory counts as "under the 8-client load".
+EIGHT_CLIENT_LOAD = ("select-prepared-8", "update-8", "tpcb-8")
+# The project's goals, as ratios measured in one run (issue 6).
+TARGETS = [
+    ("point select, prepared, 8 clients: sqld / PostgreSQL", "select-prepared-8", "postgres", 1.2),
+    ("point select, prepared, 8 clients: sqld / no-op ceiling", "select-prepared-8", "noop", 0.8),
+    ("durable UPDATE, 8 clients: sqld / PostgreSQL", "update-8", "postgres", 1.0),
+    ("TPC-B-like, 8 clients: sqld / PostgreSQL", "tpcb-8", "postgres", 1.0),
+]
+IDLE_RSS_TARGET_MIB = 20
+REPLICATION_MISSING = "not available: sqld has no replication yet, so replica lag and bootstrap throughput are not measured"
+
+
+def load_average():
+    """The 1-minute load average: other work on the machine skews every figure."""
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def machine():
+    info = {"nproc": os.cpu_count(), "kernel": platform.release(), "arch": platform.machine()}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                info["memory_mib"] = int(line.split()[1]) // KIB_PER_MIB
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    return info
+
+
+def git_commit():
+    def git(*args):
+        res = subprocess.run(["git", "-C", REPO, *args], capture_output=True, text=True)
+        return res.stdout.strip() if res.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--", "sqld"):
+        commit += " (sqld/ modified)"
+    return commit
+
+
+def document(mode, args, results, memory, versions, started, load_before):
+    return {
+        "date": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds"),
+        "mode": mode,
+        "machine": {**machine(), "load_average_1m": {"start": load_before, "end": load_average()}},
+        "versions": {**versions, "sqld_commit": git_commit()},
+        "settings": {"duration_s": args.duration, "rounds": args.rounds, "warmup_s": args.warmup},
+        "workloads": [
+            {**w, "sqld_vs_postgres": ratio(w, "postgres"), "sqld_vs_noop": ratio(w, "noop")}
+            for w in results
+        ],
+        "memory_kib": {
+            "note": "rss/pss pairs; PostgreSQL sums its postmaster and every child process "
+                    "(RSS counts shared buffers once per process, PSS splits them)",
+            **{k: {s: {"rss": v[0], "pss": v[1]} for s, v in by_server.items()}
+               for k, by_server in memory.items() if k != "peak_by_workload"},
+            "peak_by_workload": {
+                w: {s: {"rss": v[0], "pss": v[1]} for s, v in by_server.items()}
+                for w, by_server in memory["peak_by_workload"].items()
+            },
+        },
+        "replication": {"available": False, "reason": REPLICATION_MISSING},
+    }
+
+
+def ratio(workload, other):
+    if not workload.get("sqld") or not workload.get(other):
+        return None
+    return round(workload["sqld"]["tps_median"] / workload[other]["tps_median"], 3)
+
+
+def write(doc, out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    stamp = doc["date"].replace(":", "").replace("-", "").replace("+0000", "Z")
+    base = os.path.join(out_dir, f"{stamp}-{doc['mode']}")
+    with open(base + ".json", "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+    with open(base + ".md", "w") as f:
+        f.write(markdown(doc))
+    return base + ".json", base + ".md"
+
+
+def _num(value, digits=0):
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _lat(summary):
+    if not summary:
+        return "-"
+    return f"{summary['latency_p50_ms']:.3f} / {summary['latency_p99_ms']:.3f}"
+
+
+def _mib(kib):
+    return f"{kib / KIB_PER_MIB:.1f}"
+
+
+def _peak(doc, server, kind):
+    peaks = doc["memory_kib"]["peak_by_workload"]
+    return max(peaks[w][server][kind] for w in EIGHT_CLIENT_LOAD if server in peaks.get(w, {}))
+
+
+def markdown(doc):
+    m = doc["machine"]
+    v = doc["versions"]
+    s = doc["settings"]
+    lines = [
+        f"# sqld beside PostgreSQL: {doc['mode']} run, {doc['date']}",
+        "",
+        f"Machine: {m['nproc']} CPUs ({m.get('cpu', '?')}), {m['memory_mib']:,} MiB RAM, "
+        f"Linux {m['kernel']} {m['arch']}; 1-minute load average {m['load_average_1m']['start']:.2f} "
+        f"at the start, {m['load_average_1m']['end']:.2f} at the end.  ",
+        f"PostgreSQL {v['postgres']}; {v['pgbench']}; sqld {v['sqld_commit']}.  ",
+        f"Each workload: {s['rounds']} round(s) of {s['duration_s']} s per server, servers "
+        "alternating; tps is the median over rounds, latency p50 / p99 over every "
+        "transaction of every round.",
+        "",
+        "| workload | protocol | clients | PostgreSQL tps | p50 / p99 ms | sqld tps | p50 / p99 ms "
+        "| sqld / PostgreSQL | no-op tps | sqld / no-op |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for w in doc["workloads"]:
+        pg, sq, noop = w["postgres"], w["sqld"], w["noop"]
+        lines.append(
+            f"| {w['title']} | {w['mode']} | {w['clients']} "
+            f"| {_num(pg and pg['tps_median'])} | {_lat(pg)} "
+            f"| {_num(sq and sq['tps_median'])} | {_lat(sq)} "
+            f"| {_num(w['sqld_vs_postgres'], 2)} "
+            f"| {_num(noop and noop['tps_median'])} | {_num(w['sqld_vs_noop'], 2)} |"
+        )
+    mem = doc["memory_kib"]
+    lines += [
+        "",
+        "## Memory (MiB)",
+        "",
+        "| when | sqld RSS | PostgreSQL RSS, all processes | PostgreSQL PSS, all processes |",
+        "|---|--:|--:|--:|",
+    ]
+    for key, label in (("start", "started, empty database"), ("idle", "idle, after load and warm-up")):
+        lines.append(f"| {label} | {_mib(mem[key]['sqld']['rss'])} | "
+                     f"{_mib(mem[key]['postgres']['rss'])} | {_mib(mem[key]['postgres']['pss'])} |")
+    lines.append(f"| peak under 8 clients ({', '.join(EIGHT_CLIENT_LOAD)}) | "
+                 f"{_mib(_peak(doc, 'sqld', 'rss'))} | {_mib(_peak(doc, 'postgres', 'rss'))} | "
+                 f"{_mib(_peak(doc, 'postgres', 'pss'))} |")
+    key = "idle_after"
+    lines.append(f"| idle, after every run | {_mib(mem[key]['sqld']['rss'])} | "
+                 f"{_mib(mem[key]['postgres']['rss'])} | {_mib(mem[key]['postgres']['pss'])} |")
+    lines += ["", "## Targets", "", "| target | goal | measured | met |", "|---|--:|--:|---|"]
+    by_name = {w["name"]: w for w in doc["workloads"]}
+    for label, name, other, goal in TARGETS:
+        measured = ratio(by_name[name], other)
+        met = "-" if measured is None else ("yes" if measured >= goal else "no")
+        lines.append(f"| {label} | >= {goal} | {_num(measured, 2)} | {met} |")
+    idle = mem["idle"]["sqld"]["rss"] / KIB_PER_MIB
+    lines.append(f"| sqld idle RSS (MiB) | <= {IDLE_RSS_TARGET_MIB} | {idle:.1f} | "
+                 f"{'yes' if idle <= IDLE_RSS_TARGET_MIB else 'no'} |")
+    lines.append("| replication lag p99 at 1,000 commits/s (ms) | <= 10 | - | not available |")
+    lines += ["", "## Replication", "", REPLICATION_MISSING + ".", ""]
+    return "\n".join(lines)
