@@ -103,6 +103,27 @@ pub struct Config {
     #[arg(long, env = "SQLD_SHUTDOWN_GRACE_PERIOD", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace_period: Duration,
 
+    /// Run as a replica of the primary whose HTTP listener is at this URL
+    /// (e.g. http://primary:8080): bootstrap from it, apply its frames,
+    /// serve reads, forward writes to it.
+    #[arg(long, env = "SQLD_PRIMARY_URL")]
+    pub primary_url: Option<String>,
+
+    /// A replica reports not ready (/ready) while it is more than this many
+    /// frames behind the primary.
+    #[arg(long, env = "SQLD_MAX_REPLICA_LAG_FRAMES", default_value_t = 10_000)]
+    pub max_replica_lag_frames: u64,
+
+    /// Shared secret for the internal replication endpoints: replicas send
+    /// it as a bearer token. Without it those endpoints are open.
+    #[arg(long, env = "SQLD_REPLICATION_TOKEN", hide_env_values = true)]
+    pub replication_token: Option<String>,
+
+    /// Fold the replication log into a new snapshot once it holds this many
+    /// frames (4 KiB each) past the last one.
+    #[arg(long, env = "SQLD_SNAPSHOT_THRESHOLD_FRAMES", default_value_t = 25_000)]
+    pub snapshot_threshold_frames: u64,
+
     /// Log format.
     #[arg(long, env = "SQLD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

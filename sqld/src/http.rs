@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::database::Database;
 use crate::metrics::METRICS;
+use crate::replication::replica::ReplicaStatus;
 use crate::shutdown::Shutdown;
 
 #[derive(Clone)]
@@ -21,28 +22,73 @@ pub struct HttpState {
     pub db: Database,
     /// Set once the pg listener accepts; cleared when shutdown begins.
     pub ready: Arc<AtomicBool>,
+    /// Bearer token the replication endpoints require, if any.
+    pub replication_token: Option<String>,
+    /// On a replica: its progress, which readiness depends on.
+    pub replica: Option<ReplicaReadiness>,
+}
+
+#[derive(Clone)]
+pub struct ReplicaReadiness {
+    pub status: Arc<ReplicaStatus>,
+    /// Not ready while further behind the primary than this.
+    pub max_lag_frames: u64,
 }
 
 pub fn router(state: HttpState) -> Router {
-    Router::new()
+    let replication = state
+        .db
+        .log()
+        .map(|log| crate::replication::api::router(log.clone(), state.replication_token.clone()));
+    let router = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state);
+    match replication {
+        Some(api) => router.merge(api),
+        None => router,
+    }
 }
 
 async fn ready(State(state): State<HttpState>) -> impl IntoResponse {
-    if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    if !state.ready.load(Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down\n".to_owned(),
+        );
     }
+    if let Some(replica) = &state.replica {
+        if !replica.status.bootstrapped.load(Ordering::SeqCst) {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: bootstrapping\n".to_owned(),
+            );
+        }
+        let lag = replica.status.lag_frames();
+        if lag > replica.max_lag_frames {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {lag} frames behind the primary\n"),
+            );
+        }
+    }
+    (StatusCode::OK, "ready\n".to_owned())
 }
 
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     let (db, wal) = state.db.file_sizes();
     METRICS.database_size.set(db as i64);
     METRICS.wal_size.set(wal as i64);
+    match (&state.replica, state.db.log()) {
+        (Some(replica), _) => METRICS
+            .replication_lag_frames
+            .set(replica.status.lag_frames() as i64),
+        (None, Some(log)) => METRICS
+            .replication_frame_no
+            .set(log.info().current_frame_no as i64),
+        (None, None) => {}
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         METRICS.render(),

@@ -16,6 +16,7 @@ pub mod http;
 pub mod metrics;
 pub mod pg;
 pub mod query;
+pub mod replication;
 pub mod scheduler;
 pub mod server;
 pub mod service;
@@ -33,11 +34,15 @@ use tokio::net::TcpListener;
 use crate::config::{nonzero, AuthMethod, Config};
 use crate::database::Database;
 use crate::pg::{FactoryConfig, PgConnectionFactory, ProtocolLimits, Users};
+use crate::replication::replica::{Replica, ReplicaStatus};
 use crate::scheduler::SessionLimits;
 
 /// Runs the server until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let db = Database::open(&config.db_path, config.busy_timeout)?;
+    let db = match &config.primary_url {
+        None => Database::open_primary(&config.db_path, config.busy_timeout)?,
+        Some(_) => Database::open_replica(&config.db_path, config.busy_timeout)?,
+    };
     let users = Arc::new(load_users(&config)?);
     let auth = config.auth_method();
     if auth != AuthMethod::Trust && users.is_empty() {
@@ -65,10 +70,34 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let (trigger, shutdown) = shutdown::channel();
     let ready = Arc::new(AtomicBool::new(true));
+    let replica_status = config
+        .primary_url
+        .as_ref()
+        .map(|_| Arc::new(ReplicaStatus::default()));
+    if let (Some(url), Some(status)) = (&config.primary_url, &replica_status) {
+        let replica = Replica::new(
+            url,
+            config.replication_token.clone(),
+            db.clone(),
+            &config.db_path,
+            status.clone(),
+        )?;
+        tokio::spawn(replica.run(shutdown.clone()));
+    }
     let http_state = http::HttpState {
         db: db.clone(),
         ready: ready.clone(),
+        replication_token: config.replication_token.clone(),
+        replica: replica_status.map(|status| http::ReplicaReadiness {
+            status,
+            max_lag_frames: config.max_replica_lag_frames,
+        }),
     };
+    spawn_compaction(
+        db.clone(),
+        config.snapshot_threshold_frames,
+        shutdown.clone(),
+    );
     let http_task = tokio::spawn(http::serve(http_listener, http_state, shutdown.clone()));
 
     let factory = PgConnectionFactory::new(
@@ -103,6 +132,27 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "checkpoint at shutdown failed"),
     }
     Ok(())
+}
+
+/// How often the primary checks whether its log needs compacting.
+const COMPACTION_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Folds the replication log into snapshots in the background.
+fn spawn_compaction(db: Database, threshold: u64, mut shutdown: shutdown::Shutdown) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(COMPACTION_CHECK_INTERVAL) => {}
+                _ = shutdown.recv() => return,
+            }
+            let db = db.clone();
+            match tokio::task::spawn_blocking(move || db.compact_if_needed(threshold)).await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "log compaction failed"),
+                Err(e) => tracing::warn!(error = %e, "log compaction panicked"),
+                Ok(Ok(_)) => {}
+            }
+        }
+    });
 }
 
 fn load_users(config: &Config) -> anyhow::Result<Users> {

@@ -23,6 +23,9 @@ pub struct Metrics {
     pub bytes_sent: IntCounter,
     pub database_size: IntGauge,
     pub wal_size: IntGauge,
+    pub replication_frame_no: IntGauge,
+    pub replication_lag_frames: IntGauge,
+    pub replication_frames_applied: IntCounter,
 }
 
 impl Metrics {
@@ -76,6 +79,21 @@ impl Metrics {
             database_size: IntGauge::new("sqld_database_size_bytes", "Size of the database file")
                 .unwrap(),
             wal_size: IntGauge::new("sqld_wal_size_bytes", "Size of the write-ahead log").unwrap(),
+            replication_frame_no: IntGauge::new(
+                "sqld_replication_frame_no",
+                "Newest frame: durable in the log on a primary, applied on a replica",
+            )
+            .unwrap(),
+            replication_lag_frames: IntGauge::new(
+                "sqld_replication_lag_frames",
+                "Frames the primary has that this replica has not applied",
+            )
+            .unwrap(),
+            replication_frames_applied: IntCounter::new(
+                "sqld_replication_frames_applied_total",
+                "Frames applied by this replica",
+            )
+            .unwrap(),
         };
         for c in [
             Box::new(m.connections.clone()) as Box<dyn prometheus::core::Collector>,
@@ -88,6 +106,9 @@ impl Metrics {
             Box::new(m.bytes_sent.clone()),
             Box::new(m.database_size.clone()),
             Box::new(m.wal_size.clone()),
+            Box::new(m.replication_frame_no.clone()),
+            Box::new(m.replication_lag_frames.clone()),
+            Box::new(m.replication_frames_applied.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

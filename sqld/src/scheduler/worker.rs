@@ -10,6 +10,8 @@ use std::sync::{mpsc, Arc};
 
 use libsql_sys::rusqlite::types::Value;
 use libsql_sys::rusqlite::{Connection, Statement, TransactionState};
+
+use crate::database::DbConnection;
 use pgwire::api::Type;
 
 use super::{Job, SessionLimits};
@@ -24,7 +26,7 @@ use crate::types;
 /// Statements kept prepared per session (rusqlite's statement cache).
 const STATEMENT_CACHE_CAPACITY: usize = 128;
 
-pub fn run(conn: Connection, db: Database, jobs: mpsc::Receiver<Job>, limits: SessionLimits) {
+pub fn run(conn: DbConnection, db: Database, jobs: mpsc::Receiver<Job>, limits: SessionLimits) {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     let mut worker = Worker {
         conn,
@@ -59,6 +61,18 @@ pub fn run(conn: Connection, db: Database, jobs: mpsc::Receiver<Job>, limits: Se
                 )),
             }
         };
+        // Group commit: the reply waits until this session's commits (and
+        // any others' made meanwhile) are durable in the replication log.
+        let outcome = match worker.db.sync_log() {
+            Ok(()) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, "replication log sync failed");
+                Outcome::Executed(vec![Err(SqlError::new(
+                    sqlstate::IO_ERROR,
+                    format!("the commit could not be made durable in the replication log: {e}"),
+                ))])
+            }
+        };
         let _ = job.reply.send(Response {
             outcome,
             txn: worker.txn,
@@ -67,14 +81,14 @@ pub fn run(conn: Connection, db: Database, jobs: mpsc::Receiver<Job>, limits: Se
 }
 
 struct Worker {
-    conn: Connection,
+    conn: DbConnection,
     db: Database,
     /// A second connection for describing statements while the session is
     /// in a transaction that has not touched the database yet. Reading the
     /// schema on the session's own connection would take a read snapshot,
     /// and a snapshot cannot wait for the write lock: a concurrent writer
     /// would make the transaction fail at its first write instead of wait.
-    side: Option<Connection>,
+    side: Option<DbConnection>,
     limits: SessionLimits,
     txn: TxnState,
     settings: Settings,
@@ -452,8 +466,8 @@ fn table_decltypes(conn: &Connection, table: &str) -> Vec<(String, String)> {
 /// side connection (opened on first need), which sees the same committed
 /// schema without taking a snapshot for the session.
 fn describing_connection<'a>(
-    conn: &'a Connection,
-    side: &'a mut Option<Connection>,
+    conn: &'a DbConnection,
+    side: &'a mut Option<DbConnection>,
     db: &Database,
 ) -> Result<&'a Connection, SqlError> {
     let untouched_transaction =

@@ -1,0 +1,137 @@
+//! The primary's internal replication API, served on the HTTP listener
+//! under versioned paths:
+//!
+//! - `GET /v1/replication/info`: log id, newest durable frame, snapshot
+//!   frame (JSON);
+//! - `GET /v1/replication/snapshot`: the snapshot file, streamed, with the
+//!   frame it stands for in `x-sqld-snapshot-frame-no`;
+//! - `GET /v1/replication/frames?after=N&wait_ms=W&max_frames=M`: frame
+//!   records after N, whole transactions only (200); nothing new within W
+//!   milliseconds (204); N is older than the snapshot (409: bootstrap).
+//!
+//! Every answer names the log in `x-sqld-log-id`. With a replication token
+//! configured, requests must carry `Authorization: Bearer <token>`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::log::{FramesAfter, ReplicationLog};
+
+pub const LOG_ID_HEADER: &str = "x-sqld-log-id";
+pub const SNAPSHOT_FRAME_HEADER: &str = "x-sqld-snapshot-frame-no";
+/// Long-polls never wait longer than this, whatever the replica asks.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_FRAMES: usize = 1024;
+
+#[derive(Clone)]
+struct ApiState {
+    log: Arc<ReplicationLog>,
+    token: Option<Arc<str>>,
+}
+
+pub fn router(log: Arc<ReplicationLog>, token: Option<String>) -> Router {
+    let state = ApiState {
+        log,
+        token: token.map(Into::into),
+    };
+    Router::new()
+        .route("/v1/replication/info", get(info))
+        .route("/v1/replication/snapshot", get(snapshot))
+        .route("/v1/replication/frames", get(frames))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .with_state(state)
+}
+
+async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let expected = format!("Bearer {token}");
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given != Some(expected.as_str()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong replication token\n",
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+fn log_id_header(log: &ReplicationLog) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&log.info().log_id) {
+        headers.insert(LOG_ID_HEADER, v);
+    }
+    headers
+}
+
+async fn info(State(state): State<ApiState>) -> impl IntoResponse {
+    (log_id_header(&state.log), Json(state.log.info()))
+}
+
+async fn snapshot(State(state): State<ApiState>) -> Response {
+    let (path, frame_no) = state.log.snapshot();
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("snapshot unavailable: {e}\n"),
+            )
+                .into_response()
+        }
+    };
+    let mut headers = log_id_header(&state.log);
+    headers.insert(SNAPSHOT_FRAME_HEADER, HeaderValue::from(frame_no));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    (headers, body).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct FramesQuery {
+    after: u64,
+    #[serde(default)]
+    wait_ms: u64,
+    max_frames: Option<usize>,
+}
+
+async fn frames(State(state): State<ApiState>, Query(q): Query<FramesQuery>) -> Response {
+    let wait = Duration::from_millis(q.wait_ms).min(MAX_WAIT);
+    let mut durable = state.log.subscribe();
+    // Long-poll: answer as soon as a commit after `after` is durable.
+    let _ = tokio::time::timeout(wait, durable.wait_for(|d| *d > q.after)).await;
+    let log = state.log.clone();
+    let max_frames = q.max_frames.unwrap_or(DEFAULT_MAX_FRAMES).max(1);
+    let read = tokio::task::spawn_blocking(move || log.frames_after(q.after, max_frames)).await;
+    let headers = log_id_header(&state.log);
+    match read {
+        Ok(Ok(FramesAfter::Frames(bytes))) => (StatusCode::OK, headers, bytes).into_response(),
+        Ok(Ok(FramesAfter::UpToDate)) => (StatusCode::NO_CONTENT, headers).into_response(),
+        Ok(Ok(FramesAfter::SnapshotNeeded)) => (
+            StatusCode::CONFLICT,
+            headers,
+            "frames folded into the snapshot: bootstrap\n",
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, headers, format!("{e}\n")).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, headers, format!("{e}\n")).into_response(),
+    }
+}

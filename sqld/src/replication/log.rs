@@ -1,0 +1,391 @@
+//! The primary's replication log: every committed frame, numbered by a
+//! global, monotonically increasing `frame_no`, in a file beside the
+//! database, and folded into snapshots so it stays bounded.
+//!
+//! Files in `<db-path>/replication/`:
+//! - `log.json`: the log id, the frame_no the current snapshot stands for,
+//!   and whether the server stopped cleanly;
+//! - `frames.log`: fixed-size frame records after the snapshot;
+//! - `snapshot.db`: the database as of `snapshot_frame_no`.
+//!
+//! Appends happen inside the committing connection's SQLite write lock (so
+//! frames are numbered in commit order); fsync happens after the lock is
+//! released, shared by every commit waiting at that moment (group commit).
+//! Only fsynced frames are served.
+//!
+//! A server that did not stop cleanly may have committed a transaction to
+//! the database and crashed before logging it, so it starts a new log (new
+//! id, fresh snapshot): replicas notice the new id and re-bootstrap.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+use bytes::{Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::frame::{Frame, RECORD_SIZE};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("replication log I/O on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("replication log metadata {path} is unreadable: {message}")]
+    Meta { path: PathBuf, message: String },
+    #[error("snapshot failed: {0}")]
+    Snapshot(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
+    move |source| LogError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Meta {
+    log_id: String,
+    snapshot_frame_no: u64,
+    clean_shutdown: bool,
+}
+
+/// What `/v1/replication/info` reports.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LogInfo {
+    pub log_id: String,
+    /// The newest durable frame.
+    pub current_frame_no: u64,
+    /// The snapshot holds everything up to and including this frame.
+    pub snapshot_frame_no: u64,
+}
+
+/// What a replica asking for frames after `n` gets.
+#[derive(Debug)]
+pub enum FramesAfter {
+    /// Encoded frame records, whole transactions only.
+    Frames(Bytes),
+    /// Nothing newer than `n` yet.
+    UpToDate,
+    /// Frames right after `n` were folded into the snapshot: bootstrap.
+    SnapshotNeeded,
+}
+
+pub struct ReplicationLog {
+    dir: PathBuf,
+    meta: RwLock<Meta>,
+    /// Held across a commit's WAL write and its append, so a snapshot taken
+    /// under it sees exactly the frames appended so far.
+    append: Mutex<Appender>,
+    /// The newest frame written to the file (not necessarily synced).
+    appended: AtomicU64,
+    /// The newest fsynced frame; replicas long-poll on it.
+    durable: watch::Sender<u64>,
+    sync_lock: Mutex<()>,
+}
+
+struct Appender {
+    file: File,
+    /// frame_no of the first record in the file.
+    first_frame_no: u64,
+    /// The newest frame that ends a transaction (equals `appended`).
+    last_commit: u64,
+}
+
+const META_FILE: &str = "log.json";
+const FRAMES_FILE: &str = "frames.log";
+const SNAPSHOT_FILE: &str = "snapshot.db";
+
+impl ReplicationLog {
+    /// Opens the log in `dir`, continuing it after a clean stop, or starting
+    /// a new one (snapshotting `db_file` as it is) otherwise.
+    pub fn open(dir: &Path, db_file: &Path) -> Result<Self, LogError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let meta_path = dir.join(META_FILE);
+        let frames_path = dir.join(FRAMES_FILE);
+        let previous = read_meta(&meta_path)?;
+        let (meta, first_frame_no, last) = match previous {
+            Some(meta) if meta.clean_shutdown && dir.join(SNAPSHOT_FILE).exists() => {
+                let len = std::fs::metadata(&frames_path)
+                    .map(|m| m.len())
+                    .unwrap_or(0);
+                let records = len / RECORD_SIZE as u64;
+                let first = meta.snapshot_frame_no + 1;
+                (meta.clone(), first, meta.snapshot_frame_no + records)
+            }
+            _ => {
+                let meta = Meta {
+                    log_id: uuid::Uuid::new_v4().to_string(),
+                    snapshot_frame_no: 0,
+                    clean_shutdown: false,
+                };
+                copy_database(db_file, &dir.join(SNAPSHOT_FILE))?;
+                let _ = std::fs::remove_file(&frames_path);
+                (meta, 1, 0)
+            }
+        };
+        let mut file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&frames_path)
+            .map_err(io(&frames_path))?;
+        // Drop a torn record left by a crash mid-append.
+        let whole = (last + 1 - first_frame_no) * RECORD_SIZE as u64;
+        file.set_len(whole).map_err(io(&frames_path))?;
+        file.seek(SeekFrom::End(0)).map_err(io(&frames_path))?;
+        let running = Meta {
+            clean_shutdown: false,
+            ..meta
+        };
+        write_meta(&meta_path, &running)?;
+        let (durable, _) = watch::channel(last);
+        Ok(ReplicationLog {
+            dir: dir.to_owned(),
+            meta: RwLock::new(running),
+            append: Mutex::new(Appender {
+                file,
+                first_frame_no,
+                last_commit: last,
+            }),
+            appended: AtomicU64::new(last),
+            durable,
+            sync_lock: Mutex::new(()),
+        })
+    }
+
+    /// Taken by a committing connection around its WAL write and append.
+    pub fn lock_appends(&self) -> AppendGuard<'_> {
+        AppendGuard {
+            log: self,
+            appender: self.append.lock().expect("append lock poisoned"),
+        }
+    }
+
+    /// Makes every frame appended so far durable. Concurrent callers share
+    /// one fsync: whoever gets the lock syncs for everybody before it.
+    pub fn sync(&self) -> Result<(), LogError> {
+        let target = self.appended.load(Ordering::SeqCst);
+        if *self.durable.borrow() >= target {
+            return Ok(());
+        }
+        let _one_at_a_time = self.sync_lock.lock().expect("sync lock poisoned");
+        if *self.durable.borrow() >= target {
+            return Ok(());
+        }
+        // Everything appended before this point is in the file.
+        let upto = self.appended.load(Ordering::SeqCst);
+        let file = {
+            let appender = self.append.lock().expect("append lock poisoned");
+            appender.file.try_clone()
+        };
+        let path = self.dir.join(FRAMES_FILE);
+        file.and_then(|f| f.sync_data()).map_err(io(&path))?;
+        self.durable.send_if_modified(|d| {
+            let advanced = upto > *d;
+            *d = (*d).max(upto);
+            advanced
+        });
+        Ok(())
+    }
+
+    pub fn info(&self) -> LogInfo {
+        let meta = self.meta.read().expect("meta lock poisoned");
+        LogInfo {
+            log_id: meta.log_id.clone(),
+            current_frame_no: *self.durable.borrow(),
+            snapshot_frame_no: meta.snapshot_frame_no,
+        }
+    }
+
+    /// Watches the newest durable frame_no.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.durable.subscribe()
+    }
+
+    /// Durable frames after `after`, at most about `max_frames` of them but
+    /// always ending on a commit frame.
+    pub fn frames_after(&self, after: u64, max_frames: usize) -> Result<FramesAfter, LogError> {
+        let durable = *self.durable.borrow();
+        let (file, first) = {
+            let appender = self.append.lock().expect("append lock poisoned");
+            (appender.file.try_clone(), appender.first_frame_no)
+        };
+        if after + 1 < first {
+            return Ok(FramesAfter::SnapshotNeeded);
+        }
+        if after >= durable {
+            return Ok(FramesAfter::UpToDate);
+        }
+        let path = self.dir.join(FRAMES_FILE);
+        let file = file.map_err(io(&path))?;
+        let mut out = BytesMut::new();
+        let mut record = vec![0u8; RECORD_SIZE];
+        let mut frame_no = after + 1;
+        while frame_no <= durable {
+            let offset = (frame_no - first) * RECORD_SIZE as u64;
+            file.read_exact_at(&mut record, offset).map_err(io(&path))?;
+            let mut bytes = Bytes::copy_from_slice(&record);
+            let frame = Frame::decode(&mut bytes).map_err(|e| LogError::Meta {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            frame.encode(&mut out);
+            frame_no += 1;
+            if frame.is_commit() && out.len() / RECORD_SIZE >= max_frames {
+                break;
+            }
+        }
+        Ok(FramesAfter::Frames(out.freeze()))
+    }
+
+    /// The snapshot file, to stream to a bootstrapping replica, with the
+    /// frame_no it stands for.
+    pub fn snapshot(&self) -> (PathBuf, u64) {
+        let meta = self.meta.read().expect("meta lock poisoned");
+        (self.dir.join(SNAPSHOT_FILE), meta.snapshot_frame_no)
+    }
+
+    /// Number of frames in the file after the snapshot.
+    pub fn frames_since_snapshot(&self) -> u64 {
+        let appender = self.append.lock().expect("append lock poisoned");
+        appender.last_commit + 1 - appender.first_frame_no
+    }
+
+    /// Folds the log into a new snapshot: `write_snapshot` must write the
+    /// database as of the returned frame_no to the given path. It is
+    /// called with appends blocked only long enough to pin that state (see
+    /// `Database::compact`). Frames up to the snapshot leave the file.
+    pub fn install_snapshot(
+        &self,
+        snapshot_tmp: &Path,
+        snapshot_frame_no: u64,
+    ) -> Result<(), LogError> {
+        let snapshot_path = self.dir.join(SNAPSHOT_FILE);
+        let frames_path = self.dir.join(FRAMES_FILE);
+        let tmp_frames = self.dir.join("frames.log.tmp");
+        self.sync()?;
+        let mut appender = self.append.lock().expect("append lock poisoned");
+        // Copy the frames after the snapshot into a new file.
+        let mut old = File::open(&frames_path).map_err(io(&frames_path))?;
+        let skip = (snapshot_frame_no + 1 - appender.first_frame_no) * RECORD_SIZE as u64;
+        old.seek(SeekFrom::Start(skip)).map_err(io(&frames_path))?;
+        let mut tail = Vec::new();
+        old.read_to_end(&mut tail).map_err(io(&frames_path))?;
+        let mut new = File::create(&tmp_frames).map_err(io(&tmp_frames))?;
+        new.write_all(&tail).map_err(io(&tmp_frames))?;
+        new.sync_all().map_err(io(&tmp_frames))?;
+        std::fs::rename(snapshot_tmp, &snapshot_path).map_err(io(&snapshot_path))?;
+        {
+            let mut meta = self.meta.write().expect("meta lock poisoned");
+            meta.snapshot_frame_no = snapshot_frame_no;
+            write_meta(&self.dir.join(META_FILE), &meta)?;
+        }
+        std::fs::rename(&tmp_frames, &frames_path).map_err(io(&frames_path))?;
+        sync_dir(&self.dir)?;
+        appender.file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&frames_path)
+            .map_err(io(&frames_path))?;
+        appender.first_frame_no = snapshot_frame_no + 1;
+        Ok(())
+    }
+
+    /// Records a clean stop, so the next start continues this log.
+    pub fn close_cleanly(&self) -> Result<(), LogError> {
+        self.sync()?;
+        let mut meta = self.meta.write().expect("meta lock poisoned");
+        meta.clean_shutdown = true;
+        write_meta(&self.dir.join(META_FILE), &meta)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Exclusive access to the end of the log for one commit.
+pub struct AppendGuard<'a> {
+    log: &'a ReplicationLog,
+    appender: MutexGuard<'a, Appender>,
+}
+
+impl AppendGuard<'_> {
+    /// Appends one transaction's pages; the last one carries `size_after`.
+    /// Returns the frame_no of its commit frame.
+    pub fn append_transaction(
+        &mut self,
+        pages: &[(u32, Bytes)],
+        size_after: u32,
+    ) -> Result<u64, LogError> {
+        let mut buf = BytesMut::with_capacity(pages.len() * RECORD_SIZE);
+        let mut frame_no = self.appender.last_commit;
+        for (i, (page_no, page)) in pages.iter().enumerate() {
+            frame_no += 1;
+            Frame {
+                frame_no,
+                page_no: *page_no,
+                size_after: if i + 1 == pages.len() { size_after } else { 0 },
+                page: page.clone(),
+            }
+            .encode(&mut buf);
+        }
+        let path = self.log.dir.join(FRAMES_FILE);
+        self.appender.file.write_all(&buf).map_err(io(&path))?;
+        self.appender.last_commit = frame_no;
+        self.log.appended.store(frame_no, Ordering::SeqCst);
+        Ok(frame_no)
+    }
+
+    /// The newest appended frame: the state a snapshot taken now reflects.
+    pub fn last_frame_no(&self) -> u64 {
+        self.appender.last_commit
+    }
+}
+
+fn read_meta(path: &Path) -> Result<Option<Meta>, LogError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| LogError::Meta {
+                path: path.to_owned(),
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+fn write_meta(path: &Path, meta: &Meta) -> Result<(), LogError> {
+    let tmp = path.with_extension("json.tmp");
+    let bytes = serde_json::to_vec_pretty(meta).expect("metadata serializes");
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(&bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Copies a database that nobody is writing (at startup) with the backup
+/// API, so a WAL beside it is included.
+fn copy_database(db_file: &Path, to: &Path) -> Result<(), LogError> {
+    use libsql_sys::rusqlite::{Connection, OpenFlags};
+    let src = Connection::open_with_flags(
+        db_file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )
+    .map_err(|e| LogError::Snapshot(e.to_string()))?;
+    super::snapshot::backup(&src, to)
+}
