@@ -275,7 +275,7 @@ def profile(args, procs, workdir):
                 print(f"{name:>12} {int(fields[0]) / counted['transactions']:8.2f}")
     for sort in ("--no-children", "--children"):
         rep = subprocess.run(
-            ["perf", "report", "-i", data, "--stdio", sort, "--percent-limit", "1.5",
+            ["perf", "report", "-i", data, "--stdio", sort, "--percent-limit", "0.5",
              "-g", "none", "--sort", "dso,symbol"],
             capture_output=True, text=True, timeout=600,
         )
