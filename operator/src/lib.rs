@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod naming;
 pub mod rbac;
 pub mod render;
+pub mod sqld_flags;
 pub mod status;
 pub mod telemetry;
 pub mod validation;

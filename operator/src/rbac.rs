@@ -261,3 +261,16 @@ pub fn namespaced_manifests(namespace: &str) -> Result<String, serde_yaml::Error
         docs,
     ))
 }
+
+/// The rules alone (`operator`: the reconciler's, `leaderElection`: the
+/// Lease's), for the Helm chart, which builds its own Role or ClusterRole
+/// around them (`charts/sqld-operator/files/rbac-rules.yaml`).
+pub fn chart_rules() -> Result<String, serde_yaml::Error> {
+    let mut doc = std::collections::BTreeMap::new();
+    doc.insert("operator", policy_rules(&rules()));
+    doc.insert("leaderElection", policy_rules(&leader_election_rules()));
+    Ok(format!(
+        "# Generated from operator/src/rbac.rs; do not edit.\n{}",
+        serde_yaml::to_string(&doc)?
+    ))
+}

@@ -85,13 +85,6 @@ pub fn check(c: &SqldCluster) -> Vec<Problem> {
             ),
         ));
     }
-    let r = &spec.replication;
-    if r.long_poll_timeout_ms >= r.poll_timeout_ms {
-        problems.push(Problem::new(
-            "InvalidReplication",
-            "spec.replication.longPollTimeoutMs must be below pollTimeoutMs",
-        ));
-    }
     match (spec.backend.type_, &spec.backend.foundationdb) {
         (BackendType::Foundationdb, None) => problems.push(Problem::new(
             "InvalidBackend",
@@ -118,6 +111,13 @@ pub fn check(c: &SqldCluster) -> Vec<Problem> {
             }
         }
         (BackendType::Local, None) => {}
+    }
+    // sqld refuses unknown flags: such a pod would crash-loop.
+    for problem in crate::sqld_flags::check_args(&spec.extra_args) {
+        problems.push(Problem::new(
+            "InvalidExtraArgs",
+            format!("spec.extraArgs: {problem}"),
+        ));
     }
     for arg in &spec.extra_args {
         let flag = arg.split('=').next().unwrap_or(arg);

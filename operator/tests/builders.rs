@@ -103,7 +103,7 @@ fn replica_command_line_points_at_the_primary() {
     let i = args.iter().position(|a| a == "--primary-url").unwrap();
     assert_eq!(args[i + 1], "http://db-primary.prod.svc:8080");
     assert_eq!(
-        env(&d.spec.template, "SQLD_MAX_REPLICATION_LAG_MS")
+        env(&d.spec.template, "SQLD_MAX_REPLICA_LAG_FRAMES")
             .unwrap()
             .value
             .as_deref(),
@@ -234,6 +234,11 @@ fn monitors() {
     .unwrap();
     let v = serde_json::to_value(&pm).unwrap();
     assert_eq!(v["kind"], "PodMonitor");
+    assert_eq!(
+        v["spec"]["podTargetLabels"],
+        serde_json::json!(["sqld.dev/cluster", "sqld.dev/role"]),
+        "the dashboard and the alerts group by cluster and role"
+    );
     assert_eq!(v["apiVersion"], "monitoring.coreos.com/v1");
     assert_eq!(v["spec"]["podMetricsEndpoints"][0]["port"], "http");
     assert_eq!(v["spec"]["podMetricsEndpoints"][0]["path"], "/metrics");
@@ -289,12 +294,16 @@ fn foundationdb_managed_and_connection_string() {
     );
     let fdb_vol = vols.iter().find(|v| v.name == "fdb").unwrap();
     assert_eq!(fdb_vol.config_map.as_ref().unwrap().name, "db-fdb-config");
+    let mounts = sqld(&sts.spec.template).volume_mounts.clone().unwrap();
+    let fdb_mount = mounts.iter().find(|m| m.name == "fdb").unwrap();
     assert_eq!(
-        env(&sts.spec.template, "FDB_CLUSTER_FILE")
-            .unwrap()
-            .value
-            .as_deref(),
-        Some(pod::FDB_CLUSTER_FILE_PATH)
+        format!("{}/fdb.cluster", fdb_mount.mount_path),
+        pod::FDB_CLUSTER_FILE_PATH
+    );
+    assert!(
+        env(&sts.spec.template, "FDB_CLUSTER_FILE").is_none()
+            && env(&sts.spec.template, "SQLD_BACKEND").is_none(),
+        "sqld has no FoundationDB backend yet: nothing it does not read"
     );
     assert!(builders::foundationdb::cluster_file_config_map(&c).is_none());
 
@@ -326,9 +335,10 @@ fn validation_finds_what_the_operator_cannot_realise() {
     assert_eq!(reasons("storage: {size: big}"), ["InvalidStorageSize"]);
     assert_eq!(reasons("backend: {type: foundationdb}"), ["InvalidBackend"]);
     assert_eq!(
-        reasons("replication: {pollTimeoutMs: 100, longPollTimeoutMs: 100}"),
-        ["InvalidReplication"]
+        reasons("extraArgs: ['--no-such-flag', '--statement-timeout']"),
+        ["InvalidExtraArgs", "InvalidExtraArgs"]
     );
+    assert!(reasons("extraArgs: ['--statement-timeout', '5s', '--busy-timeout=1s']").is_empty());
     assert_eq!(validation::parse_quantity("10Gi"), Some(10 << 30));
     assert_eq!(validation::parse_quantity("500M"), Some(500_000_000));
     assert_eq!(validation::parse_quantity("1.5Gi"), Some(3 << 29));

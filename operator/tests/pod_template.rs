@@ -108,7 +108,7 @@ fn primary_command_line_follows_sqld_flags() {
         "replication-token"
     );
     assert!(
-        env(&t, "SQLD_MAX_REPLICATION_LAG_MS").is_none(),
+        env(&t, "SQLD_MAX_REPLICA_LAG_FRAMES").is_none(),
         "replication settings are for replicas"
     );
 }
@@ -275,7 +275,7 @@ fn config_hash_rolls_pods_only_when_their_inputs_change() {
         p(&base, &i),
         "scaling never restarts the primary"
     );
-    let tuned = cluster("{replicas: 1, replication: {maxLagMs: 1}}");
+    let tuned = cluster("{replicas: 1, replication: {maxLagFrames: 1}}");
     assert_eq!(
         p(&tuned, &i),
         p(&base, &i),

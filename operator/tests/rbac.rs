@@ -77,3 +77,11 @@ fn no_wildcards_and_no_secret_listing() {
         }
     }
 }
+
+#[test]
+fn chart_rbac_is_up_to_date() {
+    check(
+        "charts/sqld-operator/files/rbac-rules.yaml",
+        rbac::chart_rules().unwrap(),
+    );
+}

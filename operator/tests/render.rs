@@ -31,7 +31,11 @@ fn examples_match_snapshots() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 4, "minimal, replicas, tls, foundationdb");
+    assert_eq!(
+        names.len(),
+        5,
+        "minimal, sqldcluster, replicas, tls, foundationdb"
+    );
     let mut stale = Vec::new();
     for path in names {
         let rendered = render_yaml(&std::fs::read_to_string(&path).unwrap(), fixed).unwrap();

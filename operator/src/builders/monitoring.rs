@@ -36,10 +36,14 @@ pub fn monitor(c: &SqldCluster) -> Option<DynamicObject> {
     if let Some(interval) = &m.interval {
         endpoint["interval"] = json!(interval);
     }
+    // Every series carries the cluster and the role (as `sqld_dev_cluster`
+    // and `sqld_dev_role`): the dashboard and the alerts group by them.
+    let target_labels = [naming::LABEL_CLUSTER, naming::LABEL_ROLE];
     let spec = match m.kind {
         MonitorKind::PodMonitor => json!({
             "selector": { "matchLabels": naming::cluster_selector(c) },
             "podMetricsEndpoints": [endpoint],
+            "podTargetLabels": target_labels,
         }),
         MonitorKind::ServiceMonitor => {
             let mut selector = naming::cluster_selector(c);
@@ -47,6 +51,7 @@ pub fn monitor(c: &SqldCluster) -> Option<DynamicObject> {
             json!({
                 "selector": { "matchLabels": selector },
                 "endpoints": [endpoint],
+                "podTargetLabels": target_labels,
             })
         }
     };

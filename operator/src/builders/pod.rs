@@ -150,27 +150,14 @@ pub fn env(c: &SqldCluster, role: Role) -> Vec<EnvVar> {
         format!("{shutdown}s"),
     ));
     if role == Role::Replica {
-        let r = &spec.replication;
         env.push(plain_env(
-            "SQLD_POLL_TIMEOUT_MS",
-            r.poll_timeout_ms.to_string(),
-        ));
-        env.push(plain_env(
-            "SQLD_LONG_POLL_TIMEOUT_MS",
-            r.long_poll_timeout_ms.to_string(),
-        ));
-        env.push(plain_env(
-            "SQLD_MAX_REPLICATION_LAG_MS",
-            r.max_lag_ms.to_string(),
+            "SQLD_MAX_REPLICA_LAG_FRAMES",
+            spec.replication.max_lag_frames.to_string(),
         ));
     }
-    if spec.backend.type_ == BackendType::Foundationdb {
-        env.push(plain_env("SQLD_BACKEND", "foundationdb".to_string()));
-        env.push(plain_env(
-            "FDB_CLUSTER_FILE",
-            FDB_CLUSTER_FILE_PATH.to_string(),
-        ));
-    }
+    // With FoundationDB the pods mount the cluster file at
+    // FDB_CLUSTER_FILE_PATH; sqld has no FoundationDB backend yet, so
+    // nothing tells it to use one (it would refuse an unknown setting).
     for user in &spec.env {
         env.retain(|e| e.name != user.name);
         env.push(user.clone());

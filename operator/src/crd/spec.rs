@@ -294,45 +294,25 @@ fn default_key_key() -> String {
 
 /// Replication tuning. Only replicas read these, so changing them never
 /// restarts the primary.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.longPollTimeoutMs < self.pollTimeoutMs").message("replication.longPollTimeoutMs must be below replication.pollTimeoutMs"))]
 pub struct ReplicationSpec {
-    /// How long a replica waits for an answer to one poll before retrying.
-    #[serde(default = "default_poll_timeout")]
-    #[schemars(range(min = 100, max = 600000))]
-    pub poll_timeout_ms: i32,
-
-    /// How long the primary holds a poll open when it has no new frames.
-    #[serde(default = "default_long_poll_timeout")]
-    #[schemars(range(min = 0, max = 300000))]
-    pub long_poll_timeout_ms: i32,
-
-    /// Lag above which a replica reports not ready, so the `-ro` Service
-    /// only routes to fresh replicas. 0 disables the check.
-    #[serde(default = "default_max_lag")]
+    /// Frames (4 KiB pages) a replica may be behind the primary and still
+    /// report ready, so the `-ro` Service only routes to fresh replicas
+    /// (sqld's `--max-replica-lag-frames`). 0 means fully caught up.
+    #[serde(default = "default_max_lag_frames")]
     #[schemars(range(min = 0))]
-    pub max_lag_ms: i32,
+    pub max_lag_frames: i64,
 }
 
-fn default_poll_timeout() -> i32 {
-    10_000
-}
-
-fn default_long_poll_timeout() -> i32 {
-    5_000
-}
-
-fn default_max_lag() -> i32 {
+fn default_max_lag_frames() -> i64 {
     10_000
 }
 
 impl Default for ReplicationSpec {
     fn default() -> Self {
         ReplicationSpec {
-            poll_timeout_ms: default_poll_timeout(),
-            long_poll_timeout_ms: default_long_poll_timeout(),
-            max_lag_ms: default_max_lag(),
+            max_lag_frames: default_max_lag_frames(),
         }
     }
 }
