@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Checks everything that ships to users besides the binaries themselves:
+#   images      hadolint on sqld/Dockerfile and operator/Dockerfile
+#   chart       helm lint --strict and helm template (default values and
+#               charts/*/ci/*.yaml), every rendered object validated with
+#               kubernetes-validate (strict) for Kubernetes 1.33 and 1.37,
+#               the chart's copies (CRD, dashboard, rules) identical to the
+#               originals, checkov with every skip explained
+#               (charts/checkov-skips.txt)
+#   manifests   kubectl kustomize deploy/operator (both variants) renders and
+#               validates; operator/tests/validate.sh (every example cluster)
+#   monitoring  promtool check rules; the dashboard is valid JSON; every
+#               metric name the dashboard and the rules use is exported by a
+#               live sqld primary and replica or by the operator
+#               (cargo test -p sqld-operator --test local_cluster, which also
+#               runs the local end-to-end tier)
+#   scripts     shellcheck on the shell scripts of e2e/kind and scripts/
+# Tools are installed once into ~/.cache/sqld-tools (scripts/shipping-tools.sh).
+# No Docker engine or Kubernetes cluster is needed or used: images are
+# linted, not built (e2e/kind/ builds and runs them where Docker exists).
+#
+# Usage: scripts/check-shipping.sh      (exit status 0 when all pass)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+tools=$(scripts/shipping-tools.sh)
+export PATH="$tools:$PATH"
+versions=1.33,1.37
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=()
+step() { echo; echo "== $*"; }
+fail() { echo "FAIL: $*" >&2; failures+=("$*"); }
+# Runs a command with a time bound so a hung tool fails instead of blocking.
+bounded() { timeout --kill-after=10 "${SHIPPING_TIMEOUT:-300}" "$@"; }
+
+step "hadolint"
+for f in sqld/Dockerfile operator/Dockerfile; do
+    if bounded hadolint --failure-threshold info "$f"; then echo "ok   $f"; else fail "hadolint $f"; fi
+done
+[[ -f .dockerignore ]] || fail ".dockerignore is missing"
+
+step "chart copies are identical to their sources"
+same() {
+    if cmp -s "$1" "$2"; then echo "ok   $2 = $1"; else fail "$2 differs from $1 (copy it: cp $1 $2)"; fi
+}
+same crds/sqld.dev_sqldclusters.yaml charts/sqld-operator/crds/sqld.dev_sqldclusters.yaml
+same deploy/monitoring/grafana-dashboard.json charts/sqld-operator/files/grafana-dashboard.json
+same deploy/monitoring/prometheus-rules.yaml charts/sqld-operator/files/prometheus-rules.yaml
+
+validate() {
+    if bounded python "$root/scripts/lib/validate_manifests.py" "$versions" "$@"; then :; else fail "kubernetes-validate $*"; fi
+}
+
+for chart in charts/*/; do
+    chart=${chart%/}
+    name=$(basename "$chart")
+    step "helm: $name"
+    values=("")
+    for v in "$chart"/ci/*.yaml; do [[ -e "$v" ]] && values+=("$v"); done
+    for v in "${values[@]}"; do
+        label=${v:-default values}
+        args=()
+        [[ -n "$v" ]] && args=(-f "$v")
+        if bounded helm lint --strict "$chart" "${args[@]}" >"$tmp/lint" 2>&1; then
+            echo "ok   helm lint --strict ($label)"
+        else
+            cat "$tmp/lint"; fail "helm lint $name ($label)"
+        fi
+        out="$tmp/$name-$(basename "${v:-default}" .yaml).yaml"
+        if bounded helm template release "$chart" --namespace sqld-system --include-crds "${args[@]}" >"$out"; then
+            echo "ok   helm template ($label): $(grep -c '^kind:' "$out") objects"
+            validate "$out"
+        else
+            fail "helm template $name ($label)"
+        fi
+    done
+    # A value the schema forbids must be refused, so the schema is live.
+    if helm template release "$chart" --set no_such_value=1 >/dev/null 2>&1; then
+        fail "$name: values.schema.json accepts unknown values"
+    else
+        echo "ok   values.schema.json rejects unknown values"
+    fi
+done
+
+step "checkov"
+skips=$(grep -v '^\s*#' charts/checkov-skips.txt | awk 'NF {print $1}' | paste -sd, -)
+while read -r id hash reason; do
+    [[ -z "$id" || "$id" == "#"* ]] && continue
+    [[ "$hash" == "#" && -n "$reason" ]] || fail "charts/checkov-skips.txt: $id has no reason"
+done <charts/checkov-skips.txt
+checkov_run() {
+    local what=$1; shift
+    # checkov only warns when it cannot render a chart, and then checks
+    # nothing: require a summary with passed checks and no failure.
+    if bounded checkov --compact --skip-check "$skips" --skip-download --output cli "$@" \
+            >"$tmp/checkov" 2>&1 \
+        && ! grep -q "Failed processing" "$tmp/checkov" \
+        && grep -Eq "Passed checks: [1-9][0-9]*, Failed checks: 0," "$tmp/checkov"; then
+        echo "ok   checkov $what: $(grep -Eo 'Passed checks: [0-9]+' "$tmp/checkov" | paste -sd' ')"
+    else
+        grep -E -B1 -A1 "FAILED for resource|Failed processing|checks:" "$tmp/checkov" | head -80
+        fail "checkov $what"
+    fi
+}
+for chart in charts/*/; do
+    checkov_run "${chart%/} (helm, default values)" --framework helm -d "$chart"
+done
+for f in "$tmp"/*-full-values.yaml; do
+    [[ -e "$f" ]] && checkov_run "$(basename "$f") (rendered)" --framework kubernetes -f "$f"
+done
+
+step "kustomize"
+for k in deploy/operator deploy/operator/namespaced; do
+    out="$tmp/kustomize-$(echo "$k" | tr / -).yaml"
+    if bounded kubectl kustomize "$k" >"$out"; then
+        echo "ok   kubectl kustomize $k: $(grep -c '^kind:' "$out") objects"
+        validate "$out"
+    else
+        fail "kubectl kustomize $k"
+    fi
+done
+if SQLD_OPERATOR_BIN=${SQLD_OPERATOR_BIN:-} bounded operator/tests/validate.sh >"$tmp/validate" 2>&1; then
+    echo "ok   operator/tests/validate.sh (every example cluster)"
+else
+    cat "$tmp/validate"; fail "operator/tests/validate.sh"
+fi
+
+step "monitoring"
+python - deploy/monitoring/prometheus-rules.yaml "$tmp/rules.yaml" <<'PY' || fail "extract rules"
+import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+assert doc["kind"] == "PrometheusRule", doc["kind"]
+yaml.safe_dump({"groups": doc["spec"]["groups"]}, open(sys.argv[2], "w"))
+PY
+if bounded promtool check rules "$tmp/rules.yaml"; then :; else fail "promtool check rules"; fi
+if python -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["panels"], "no panels"' \
+    deploy/monitoring/grafana-dashboard.json; then echo "ok   dashboard JSON"; else fail "dashboard JSON"; fi
+validate deploy/monitoring/prometheus-rules.yaml
+echo "-- metric names (live sqld primary and replica, operator registry) and the local end-to-end tier"
+target=${CARGO_TARGET_DIR:-$root/target}
+if bounded cargo build --quiet -p sqld --bin sqld \
+    && SQLD_BIN=${SQLD_BIN:-$target/debug/sqld} bounded cargo test --quiet -p sqld-operator --test local_cluster; then
+    echo "ok   local_cluster"
+else
+    fail "cargo test -p sqld-operator --test local_cluster"
+fi
+
+step "shellcheck"
+mapfile -t scripts < <(ls scripts/*.sh e2e/kind/*.sh operator/tests/validate.sh 2>/dev/null)
+if bounded shellcheck -x "${scripts[@]}"; then echo "ok   ${scripts[*]}"; else fail "shellcheck"; fi
+
+echo
+if ((${#failures[@]})); then
+    echo "check-shipping: ${#failures[@]} FAILED:" >&2
+    printf '  %s\n' "${failures[@]}" >&2
+    exit 1
+fi
+echo "check-shipping: all passed"
