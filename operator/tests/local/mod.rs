@@ -21,6 +21,8 @@ use sqld_operator::render;
 
 /// How long a pod gets to pass its readiness probe.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Tries to start a pod whose port was taken meanwhile.
+const BIND_ATTEMPTS: usize = 3;
 
 /// The sqld binary: `$SQLD_BIN`, else beside this test's target directory,
 /// else `target/debug/sqld` of the workspace.
@@ -315,7 +317,24 @@ impl LocalCluster {
         env
     }
 
+    /// Starts pod `i` and waits for its readiness probe. A free port can be
+    /// taken by another process between our probe and sqld's bind: then
+    /// the pod gets fresh ports and another try.
     fn launch(&mut self, i: usize) {
+        for attempt in 1..=BIND_ATTEMPTS {
+            match self.try_launch(i) {
+                Ok(()) => return,
+                Err(log) if attempt < BIND_ATTEMPTS && log.contains("in use") => {
+                    for addr in self.pods[i].ports.values_mut() {
+                        *addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+                    }
+                }
+                Err(log) => panic!("{} did not start:\n{log}", self.pods[i].name),
+            }
+        }
+    }
+
+    fn try_launch(&mut self, i: usize) -> Result<(), String> {
         let pod = &self.pods[i];
         for m in pod.container["volumeMounts"]
             .as_array()
@@ -348,21 +367,20 @@ impl LocalCluster {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Some(Ok(Some(status))) = pod.child.as_mut().map(|c| c.try_wait()) {
-                panic!(
-                    "{} exited ({status}) with args {args:?}:\n{}",
-                    pod.name,
+                pod.child = None;
+                return Err(format!(
+                    "exited ({status}) with args {args:?}:\n{}",
                     pod.log()
-                );
+                ));
             }
             if let Some((200, _)) = http_get(addr, &path) {
-                return;
+                return Ok(());
             }
             if Instant::now() > deadline {
-                panic!(
-                    "{} not ready within {READY_TIMEOUT:?}:\n{}",
-                    pod.name,
+                return Err(format!(
+                    "not ready within {READY_TIMEOUT:?}:\n{}",
                     pod.log()
-                );
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
