@@ -167,6 +167,28 @@ else
     cat "$tmp/validate"; fail "operator/tests/validate.sh"
 fi
 
+step "the operator's command line in the chart and the manifests"
+# The binary must accept the args each rendered Deployment gives it: it then
+# gets as far as looking for a cluster (none here), instead of a usage error.
+for out in "$tmp"/sqld-operator-*.yaml "$tmp"/kustomize-*.yaml; do
+    # One line per container, its args separated by US (0x1f).
+    python - "$out" >"$tmp/operator-args" <<'PY' || fail "operator args of $out"
+import sys, yaml
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if d and d.get("kind") == "Deployment":
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            print("\x1f".join(c.get("command", [])[1:] + c.get("args", [])))
+PY
+    while IFS=$'\x1f' read -r -a args; do
+        got=$(env -i KUBECONFIG=/nonexistent timeout 20 "$SQLD_OPERATOR_BIN" "${args[@]}" 2>&1 || true)
+        if grep -q "kubernetes API" <<<"$got"; then
+            echo "ok   $(basename "$out"): sqld-operator ${args[*]}"
+        else
+            echo "$got" | head -5; fail "$(basename "$out"): sqld-operator ${args[*]} is refused"
+        fi
+    done <"$tmp/operator-args"
+done
+
 step "monitoring"
 python - deploy/monitoring/prometheus-rules.yaml "$tmp/rules.yaml" <<'PY' || fail "extract rules"
 import sys, yaml
