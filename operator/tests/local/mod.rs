@@ -4,7 +4,9 @@
 //! listen addresses (`0.0.0.0:PORT`) become loopback ports, Service DNS
 //! names become the loopback address of a pod the Service selects, mounted
 //! paths move under a temporary directory, and `secretKeyRef`s read the
-//! rendered Secret. Readiness is the pod's own readiness probe.
+//! rendered Secret. Readiness is the pod's own readiness probe. When the
+//! tests run as root, sqld runs as the pod's `runAsUser`/`runAsGroup` (via
+//! `setpriv`), owning its volumes as `fsGroup` would make it.
 
 #![allow(dead_code)]
 
@@ -53,6 +55,28 @@ pub fn workspace_file(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
 }
 
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// What fsGroup does for a pod's volumes: the pod's user can write them.
+fn chown_tree(dir: &Path, uid: i64, gid: i64) {
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(dir)
+        .status()
+        .expect("chown");
+    assert!(status.success(), "chown {}", dir.display());
+    // The pod's user must reach its directory through the temporary root.
+    for a in dir.ancestors().skip(1).take(2) {
+        let _ = Command::new("chmod").arg("a+x").arg(a).status();
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -96,6 +120,8 @@ pub struct LocalPod {
     /// containerPort name -> number.
     port_names: BTreeMap<String, i64>,
     root: PathBuf,
+    /// The pod's runAsUser and runAsGroup, when set.
+    run_as: Option<(i64, i64)>,
     child: Option<Child>,
 }
 
@@ -208,6 +234,10 @@ impl LocalCluster {
             }
         }
         let root = self.root.join(&name);
+        let sc = &template["spec"]["securityContext"];
+        let run_as = sc["runAsUser"]
+            .as_i64()
+            .map(|u| (u, sc["runAsGroup"].as_i64().unwrap_or(u)));
         self.pods.push(LocalPod {
             name,
             labels,
@@ -215,6 +245,7 @@ impl LocalCluster {
             ports,
             port_names,
             root,
+            run_as,
             child: None,
         });
     }
@@ -352,7 +383,19 @@ impl LocalCluster {
             .collect();
         let env = self.env_of(pod);
         let log = std::fs::File::create(pod.root.join("sqld.log")).unwrap();
-        let child = Command::new(sqld_bin())
+        let mut cmd = match (pod.run_as, is_root()) {
+            (Some((uid, gid)), true) => {
+                chown_tree(&pod.root, uid, gid);
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .arg("--clear-groups")
+                    .arg(sqld_bin());
+                c
+            }
+            _ => Command::new(sqld_bin()),
+        };
+        let child = cmd
             .args(&args)
             .env_clear()
             .envs(env)
