@@ -18,7 +18,11 @@ use serde::{Deserialize, Serialize};
     validation = Rule::new("self.type == 'foundationdb' ? has(self.foundationdb) : !has(self.foundationdb)").message("backend.foundationdb is required with type foundationdb and forbidden otherwise")
 )]
 pub struct BackendSpec {
-    /// `local` (default) or `foundationdb`.
+    /// `local` (default) or `foundationdb`. sqld's FoundationDB backend is
+    /// not built yet: with `foundationdb` the operator provisions the
+    /// cluster and mounts its cluster file, but sqld still keeps its data on
+    /// the primary's local cache volume (an emptyDir), which a rescheduled
+    /// pod loses.
     #[serde(default, rename = "type")]
     pub type_: BackendType,
 
