@@ -209,7 +209,7 @@ else
 fi
 
 step "shellcheck"
-mapfile -t scripts < <(ls scripts/*.sh e2e/kind/*.sh operator/tests/validate.sh 2>/dev/null)
+mapfile -t scripts < <(ls scripts/*.sh e2e/kind/*.sh e2e/local/*.sh operator/tests/validate.sh 2>/dev/null)
 if bounded shellcheck -x "${scripts[@]}"; then echo "ok   ${scripts[*]}"; else fail "shellcheck"; fi
 
 echo
