@@ -11,7 +11,9 @@
 #               with every skip explained (charts/checkov-skips.txt)
 #   manifests   kubectl kustomize deploy/operator (both variants) renders and
 #               validates; operator/tests/validate.sh (every example cluster)
-#   monitoring  promtool check rules; the dashboard is valid JSON; every
+#   monitoring  promtool check rules and its unit tests of the alerts
+#               (deploy/monitoring/prometheus-rules.test.yaml); the
+#               dashboard is valid JSON; every
 #               metric name the dashboard and the rules use is exported by a
 #               live sqld primary and replica or by the operator
 #               (cargo test -p sqld-operator --test local_cluster, which also
@@ -197,6 +199,8 @@ assert doc["kind"] == "PrometheusRule", doc["kind"]
 yaml.safe_dump({"groups": doc["spec"]["groups"]}, open(sys.argv[2], "w"))
 PY
 if bounded promtool check rules "$tmp/rules.yaml"; then :; else fail "promtool check rules"; fi
+cp deploy/monitoring/prometheus-rules.test.yaml "$tmp/"
+if bounded promtool test rules "$tmp/prometheus-rules.test.yaml"; then :; else fail "promtool test rules"; fi
 if python -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["panels"], "no panels"' \
     deploy/monitoring/grafana-dashboard.json; then echo "ok   dashboard JSON"; else fail "dashboard JSON"; fi
 validate deploy/monitoring/prometheus-rules.yaml
