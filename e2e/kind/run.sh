@@ -65,10 +65,10 @@ helm install sqld-operator charts/sqld-operator --namespace sqld-system --create
 
 step "cluster"
 kubectl create namespace "$ns"
-sed -e "s/namespace: default/namespace: $ns/" deploy/examples/sqldcluster.yaml \
-    | kubectl apply -f -
-kubectl -n "$ns" patch sqld app --type merge \
-    -p "{\"spec\":{\"image\":\"sqld:$tag\",\"imagePullPolicy\":\"Never\"}}"
+# The example as users apply it, with the image just built.
+sed -e "s/namespace: default/namespace: $ns/" \
+    -e "s/^spec:$/spec:\n  image: sqld:$tag\n  imagePullPolicy: Never/" \
+    deploy/examples/sqldcluster.yaml | kubectl apply -f -
 kubectl -n "$ns" wait sqld/app --for=condition=Ready --timeout "$timeout"
 
 password=$(kubectl -n "$ns" get secret app-credentials -o jsonpath='{.data.password}' | base64 -d)
