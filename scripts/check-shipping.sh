@@ -8,17 +8,18 @@
 #               originals; a chart's SqldCluster validated against the CRD
 #               and rendered by the operator into valid objects; checkov on
 #               the charts and on the database pods the operator renders,
-#               with every skip explained (charts/checkov-skips.txt)
+#               with every skip explained (charts/checkov-skips*.txt); the
+#               operator binary accepts every rendered operator command line
 #   manifests   kubectl kustomize deploy/operator (both variants) renders and
 #               validates; operator/tests/validate.sh (every example cluster)
 #   monitoring  promtool check rules and its unit tests of the alerts
 #               (deploy/monitoring/prometheus-rules.test.yaml); the
-#               dashboard is valid JSON; every
-#               metric name the dashboard and the rules use is exported by a
-#               live sqld primary and replica or by the operator
+#               dashboard is valid JSON; every metric name the dashboard and
+#               the rules use is exported by a live sqld primary and replica
+#               or by the operator
 #               (cargo test -p sqld-operator --test local_cluster, which also
 #               runs the local end-to-end tier)
-#   scripts     shellcheck on the shell scripts of e2e/kind and scripts/
+#   scripts     shellcheck on the shell scripts (scripts/, e2e/kind, e2e/local)
 # Tools are installed once into ~/.cache/sqld-tools (scripts/shipping-tools.sh).
 # No Docker engine or Kubernetes cluster is needed or used: images are
 # linted, not built (e2e/kind/ builds and runs them where Docker exists).
@@ -107,13 +108,14 @@ done
 
 step "checkov"
 # Skip lists: `ID  # reason`, one per line; a line without a reason fails.
-skip_ids() {
+for list in charts/checkov-skips.txt charts/checkov-skips-unsized.txt; do
     while read -r id hash reason; do
         [[ -z "$id" || "$id" == "#"* ]] && continue
-        [[ "$hash" == "#" && -n "$reason" ]] || fail "$1: $id has no reason"
-        echo "$id"
-    done <"$1" | paste -sd, -
-}
+        [[ "$id" =~ ^CKV2?_K8S_[0-9]+$ && "$hash" == "#" && -n "$reason" ]] \
+            || fail "$list: '$id $hash $reason' is not 'CKV_K8S_N  # reason'"
+    done <"$list"
+done
+skip_ids() { grep -Eo '^CKV2?_K8S_[0-9]+' "$1" | paste -sd, -; }
 skips=$(skip_ids charts/checkov-skips.txt)
 checkov_run() {
     local what=$1; shift
