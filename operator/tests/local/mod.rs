@@ -139,7 +139,14 @@ impl LocalPod {
 
     /// The address and path of the container's readiness probe.
     pub fn readiness(&self) -> (SocketAddr, String) {
-        let get = &self.container["readinessProbe"]["httpGet"];
+        self.probe("readinessProbe")
+    }
+
+    /// The address and path of one of the container's HTTP probes
+    /// (`startupProbe`, `livenessProbe`, `readinessProbe`).
+    pub fn probe(&self, which: &str) -> (SocketAddr, String) {
+        let get = &self.container[which]["httpGet"];
+        assert!(get.is_object(), "{}: no HTTP {which}", self.name);
         let port = self.resolve_port(&get["port"]);
         (
             self.addr(port),
