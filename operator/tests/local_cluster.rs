@@ -125,16 +125,18 @@ async fn rendered_pods_form_a_working_cluster() {
     assert_eq!(value_of(&primary, 2).await.as_deref(), Some("two"));
     wait_for(&replicas[0], 2, "two", "the other replica").await;
 
-    // Every instance answers the pod's readiness probe, and the
-    // replication metrics are there.
+    // Every instance passes each of its pod's probes, and the replication
+    // metrics are there.
     for pod in &cluster.pods {
-        let (addr, path) = pod.readiness();
-        assert_eq!(
-            http_get(addr, &path).map(|r| r.0),
-            Some(200),
-            "{}",
-            pod.name
-        );
+        for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+            let (addr, path) = pod.probe(probe);
+            assert_eq!(
+                http_get(addr, &path).map(|r| r.0),
+                Some(200),
+                "{} {probe} {path}",
+                pod.name
+            );
+        }
     }
     let replica_pod = &cluster.service_pods("app-ro")[0];
     let (_, metrics) = http_get(replica_pod.addr(8080), "/metrics").unwrap();
