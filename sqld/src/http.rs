@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::database::Database;
 use crate::metrics::METRICS;
+use crate::replication::forward::RemoteSessions;
 use crate::replication::replica::ReplicaStatus;
 use crate::shutdown::Shutdown;
 
@@ -24,6 +25,8 @@ pub struct HttpState {
     pub ready: Arc<AtomicBool>,
     /// Bearer token the replication endpoints require, if any.
     pub replication_token: Option<String>,
+    /// On a primary: runs the writes replicas forward.
+    pub remote_sessions: Option<Arc<RemoteSessions>>,
     /// On a replica: its progress, which readiness depends on.
     pub replica: Option<ReplicaReadiness>,
 }
@@ -36,10 +39,13 @@ pub struct ReplicaReadiness {
 }
 
 pub fn router(state: HttpState) -> Router {
-    let replication = state
-        .db
-        .log()
-        .map(|log| crate::replication::api::router(log.clone(), state.replication_token.clone()));
+    let replication = state.db.log().map(|log| {
+        crate::replication::api::router(
+            log.clone(),
+            state.remote_sessions.clone(),
+            state.replication_token.clone(),
+        )
+    });
     let router = Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/ready", get(ready))

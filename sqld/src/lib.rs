@@ -34,8 +34,9 @@ use tokio::net::TcpListener;
 use crate::config::{nonzero, AuthMethod, Config};
 use crate::database::Database;
 use crate::pg::{FactoryConfig, PgConnectionFactory, ProtocolLimits, Users};
+use crate::replication::forward::{RemoteSessions, ReplicaLink};
 use crate::replication::replica::{Replica, ReplicaStatus};
-use crate::scheduler::SessionLimits;
+use crate::scheduler::SessionConfig;
 
 /// Runs the server until SIGTERM or SIGINT, then shuts down gracefully.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -74,6 +75,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .primary_url
         .as_ref()
         .map(|_| Arc::new(ReplicaStatus::default()));
+    let replica_link = match (&config.primary_url, &replica_status) {
+        (Some(url), Some(status)) => Some(Arc::new(ReplicaLink::new(
+            url,
+            config.replication_token.clone(),
+            status.clone(),
+            tokio::runtime::Handle::current(),
+        ))),
+        _ => None,
+    };
+    let session_config = SessionConfig {
+        max_result_bytes: config.max_result_size,
+        replica: replica_link,
+    };
+    let stack = service::query_stack(nonzero(config.statement_timeout));
+    // The primary runs replicas' forwarded writes in sessions of its own.
+    let remote_sessions = db.log().map(|_| {
+        Arc::new(RemoteSessions::new(
+            db.clone(),
+            session_config.clone(),
+            stack.clone(),
+        ))
+    });
     if let (Some(url), Some(status)) = (&config.primary_url, &replica_status) {
         let replica = Replica::new(
             url,
@@ -88,6 +111,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         db: db.clone(),
         ready: ready.clone(),
         replication_token: config.replication_token.clone(),
+        remote_sessions,
         replica: replica_status.map(|status| http::ReplicaReadiness {
             status,
             max_lag_frames: config.max_replica_lag_frames,
@@ -103,10 +127,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let factory = PgConnectionFactory::new(
         FactoryConfig {
             db: db.clone(),
-            session_limits: SessionLimits {
-                max_result_bytes: config.max_result_size,
-            },
-            stack: service::query_stack(nonzero(config.statement_timeout)),
+            session_limits: session_config,
+            stack,
             auth,
             users,
             tls,

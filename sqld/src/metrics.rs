@@ -26,6 +26,7 @@ pub struct Metrics {
     pub replication_frame_no: IntGauge,
     pub replication_lag_frames: IntGauge,
     pub replication_frames_applied: IntCounter,
+    pub replication_bootstraps: IntCounter,
 }
 
 impl Metrics {
@@ -89,6 +90,11 @@ impl Metrics {
                 "Frames the primary has that this replica has not applied",
             )
             .unwrap(),
+            replication_bootstraps: IntCounter::new(
+                "sqld_replication_bootstraps_total",
+                "Times this replica loaded a snapshot from the primary",
+            )
+            .unwrap(),
             replication_frames_applied: IntCounter::new(
                 "sqld_replication_frames_applied_total",
                 "Frames applied by this replica",
@@ -109,6 +115,7 @@ impl Metrics {
             Box::new(m.replication_frame_no.clone()),
             Box::new(m.replication_lag_frames.clone()),
             Box::new(m.replication_frames_applied.clone()),
+            Box::new(m.replication_bootstraps.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

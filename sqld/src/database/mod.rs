@@ -103,6 +103,15 @@ impl Database {
             libsql_sys::rusqlite::Connection::open(&db.file).map_err(|e| db.open_error(e))?;
         conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
             .map_err(|source| db.open_error(source))?;
+        // SQLite treats a WAL beside an empty database file as stale and
+        // ignores it, which would hide frames injected into a new replica:
+        // give the file its first page now.
+        if std::fs::metadata(&db.file).map(|m| m.len()).unwrap_or(0) == 0 {
+            conn.execute_batch(
+                "CREATE TABLE sqld_init(x); DROP TABLE sqld_init; PRAGMA wal_checkpoint(TRUNCATE);",
+            )
+            .map_err(|source| db.open_error(source))?;
+        }
         Ok(db)
     }
 

@@ -38,7 +38,7 @@ use crate::query::{
     Column, ExecuteMode, Outcome, PreparedStatement, Query, Request, Response, StatementResult,
     TxnState,
 };
-use crate::scheduler::{Session, SessionLimits};
+use crate::scheduler::{Session, SessionConfig};
 use crate::service::QueryStack;
 use crate::{sql, types};
 
@@ -46,12 +46,12 @@ use crate::{sql, types};
 /// (the session, portals) lives in the connection's pgwire client.
 pub struct SqlHandler {
     db: Database,
-    limits: SessionLimits,
+    limits: SessionConfig,
     stack: QueryStack,
 }
 
 impl SqlHandler {
-    pub fn new(db: Database, limits: SessionLimits, stack: QueryStack) -> Self {
+    pub fn new(db: Database, limits: SessionConfig, stack: QueryStack) -> Self {
         SqlHandler { db, limits, stack }
     }
 
@@ -60,7 +60,7 @@ impl SqlHandler {
         if let Some(session) = client.session_extensions().get::<Arc<Session>>() {
             return Ok((*session).clone());
         }
-        let session = Session::open(&self.db, self.limits)
+        let session = Session::open(&self.db, self.limits.clone())
             .await
             .map_err(|e| SqlError::new(crate::error::sqlstate::IO_ERROR, e.to_string()))?;
         client.session_extensions().insert(session.clone());

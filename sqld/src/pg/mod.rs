@@ -25,7 +25,7 @@ use handler::{ExtendedHandler, SqlHandler};
 
 use crate::config::AuthMethod;
 use crate::database::Database;
-use crate::scheduler::SessionLimits;
+use crate::scheduler::SessionConfig;
 use crate::service::QueryStack;
 use crate::shutdown::Shutdown;
 
@@ -56,7 +56,7 @@ pub struct PgConnectionFactory {
 
 pub struct FactoryConfig {
     pub db: Database,
-    pub session_limits: SessionLimits,
+    pub session_limits: SessionConfig,
     pub stack: QueryStack,
     pub auth: AuthMethod,
     pub users: Arc<Users>,

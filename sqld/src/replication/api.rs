@@ -9,6 +9,9 @@
 //!   records after N, whole transactions only (200); nothing new within W
 //!   milliseconds (204); N is older than the snapshot (409: bootstrap).
 //!
+//! - `POST /v1/replication/execute`: a write forwarded by a replica (see
+//!   `forward`), JSON in and out.
+//!
 //! Every answer names the log in `x-sqld-log-id`. With a replication token
 //! configured, requests must carry `Authorization: Bearer <token>`.
 
@@ -20,10 +23,11 @@ use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::forward::{ForwardRequest, RemoteSessions};
 use super::log::{FramesAfter, ReplicationLog};
 
 pub const LOG_ID_HEADER: &str = "x-sqld-log-id";
@@ -35,18 +39,25 @@ const DEFAULT_MAX_FRAMES: usize = 1024;
 #[derive(Clone)]
 struct ApiState {
     log: Arc<ReplicationLog>,
+    sessions: Option<Arc<RemoteSessions>>,
     token: Option<Arc<str>>,
 }
 
-pub fn router(log: Arc<ReplicationLog>, token: Option<String>) -> Router {
+pub fn router(
+    log: Arc<ReplicationLog>,
+    sessions: Option<Arc<RemoteSessions>>,
+    token: Option<String>,
+) -> Router {
     let state = ApiState {
         log,
+        sessions,
         token: token.map(Into::into),
     };
     Router::new()
         .route("/v1/replication/info", get(info))
         .route("/v1/replication/snapshot", get(snapshot))
         .route("/v1/replication/frames", get(frames))
+        .route("/v1/replication/execute", post(execute))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
@@ -101,6 +112,17 @@ async fn snapshot(State(state): State<ApiState>) -> Response {
     );
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
     (headers, body).into_response()
+}
+
+async fn execute(State(state): State<ApiState>, Json(request): Json<ForwardRequest>) -> Response {
+    match &state.sessions {
+        Some(sessions) => Json(sessions.execute(request).await).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "this server does not take forwarded writes\n",
+        )
+            .into_response(),
+    }
 }
 
 #[derive(Debug, Deserialize)]

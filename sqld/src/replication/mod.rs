@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod capture;
+pub mod forward;
 pub mod frame;
 pub mod log;
 pub mod replica;

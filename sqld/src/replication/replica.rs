@@ -305,6 +305,7 @@ impl Replica {
         self.persist_state()?;
         self.status.bootstrapped.store(true, Ordering::SeqCst);
         self.mark_applied(snapshot_frame_no);
+        METRICS.replication_bootstraps.inc();
         tracing::info!(
             bytes,
             snapshot_frame_no,
@@ -482,6 +483,23 @@ mod tests {
             .query_row("select b from t where a = 1", [], |r| r.get(0))
             .unwrap();
         assert_eq!(b, "uno");
+        // A table created after the reader loaded its schema (and after it
+        // prepared a statement that failed for lack of it).
+        assert!(reader
+            .prepare_cached("insert into later values (1)")
+            .is_err());
+        let before = frames_of(&primary, 0).last().unwrap().frame_no;
+        conn.execute_batch("create table later(x integer); insert into later values (7);")
+            .unwrap();
+        apply_transactions(&replica, &frames_of(&primary, before)).unwrap();
+        let x: i64 = reader
+            .query_row("select x from later", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(x, 7);
+        let stmt = reader
+            .prepare_cached("insert into later values (1)")
+            .unwrap();
+        assert!(!stmt.readonly());
         // The replica refuses local writes.
         assert!(reader
             .execute_batch("insert into t values (3, 'x')")

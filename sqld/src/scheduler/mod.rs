@@ -15,7 +15,7 @@ mod worker;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll};
 
 use libsql_sys::rusqlite::InterruptHandle;
@@ -25,13 +25,16 @@ use tower::Service;
 use crate::database::{Database, DatabaseError};
 use crate::error::{sqlstate, SqlError};
 use crate::query::{Query, Request, Response};
+use crate::replication::forward::ReplicaLink;
 
-/// Limits a session's worker enforces.
-#[derive(Debug, Clone, Copy)]
-pub struct SessionLimits {
+/// What every session's worker is configured with.
+#[derive(Clone)]
+pub struct SessionConfig {
     /// A result set larger than this (in bytes of values) fails with 54000
     /// rather than exhausting the server's memory.
     pub max_result_bytes: usize,
+    /// On a replica: how to forward writes and wait for them to arrive.
+    pub replica: Option<Arc<ReplicaLink>>,
 }
 
 /// One client session: a handle on the thread that owns its libsql
@@ -40,7 +43,9 @@ pub struct SessionLimits {
 pub struct Session {
     pub id: u64,
     jobs: mpsc::Sender<Job>,
-    interrupt: InterruptHandle,
+    /// Shared with the worker, which replaces it if it reopens the
+    /// connection.
+    interrupt: Arc<Mutex<InterruptHandle>>,
 }
 
 /// A request on its way to a session's worker thread.
@@ -56,7 +61,7 @@ static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Session {
     /// Opens a connection on a new worker thread.
-    pub async fn open(db: &Database, limits: SessionLimits) -> Result<Arc<Session>, DatabaseError> {
+    pub async fn open(db: &Database, limits: SessionConfig) -> Result<Arc<Session>, DatabaseError> {
         let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
         let (jobs_tx, jobs_rx) = mpsc::channel();
         let (ready_tx, ready_rx) = oneshot::channel();
@@ -65,8 +70,9 @@ impl Session {
             .name(format!("sqld-session-{id}"))
             .spawn(move || match db.connect() {
                 Ok(conn) => {
-                    let _ = ready_tx.send(Ok(conn.get_interrupt_handle()));
-                    worker::run(conn, db, jobs_rx, limits);
+                    let interrupt = Arc::new(Mutex::new(conn.get_interrupt_handle()));
+                    let _ = ready_tx.send(Ok(interrupt.clone()));
+                    worker::run(conn, db, jobs_rx, limits, interrupt);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -131,7 +137,9 @@ impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if self.armed {
             self.cancelled.store(true, Ordering::SeqCst);
-            self.session.interrupt.interrupt();
+            if let Ok(handle) = self.session.interrupt.lock() {
+                handle.interrupt();
+            }
         }
     }
 }

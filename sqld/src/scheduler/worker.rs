@@ -6,32 +6,46 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 
 use libsql_sys::rusqlite::types::Value;
-use libsql_sys::rusqlite::{Connection, Statement, TransactionState};
+use libsql_sys::rusqlite::{Connection, InterruptHandle, Statement, TransactionState};
 
 use crate::database::DbConnection;
 use pgwire::api::Type;
 
-use super::{Job, SessionLimits};
+use super::{Job, SessionConfig};
 use crate::database::{catalog_server_version, Database};
 use crate::error::{sqlstate, SqlError};
 use crate::query::{
     Column, ExecuteMode, Outcome, PreparedStatement, Request, Response, StatementResult, TxnState,
 };
+use crate::replication::forward::{from_wire, ForwardRequest, ReplicaLink, WireValue};
 use crate::sql::{self, SessionCommand, TxnControl};
 use crate::types;
 
 /// Statements kept prepared per session (rusqlite's statement cache).
 const STATEMENT_CACHE_CAPACITY: usize = 128;
 
-pub fn run(conn: DbConnection, db: Database, jobs: mpsc::Receiver<Job>, limits: SessionLimits) {
+pub fn run(
+    conn: DbConnection,
+    db: Database,
+    jobs: mpsc::Receiver<Job>,
+    limits: SessionConfig,
+    interrupt: Arc<Mutex<InterruptHandle>>,
+) {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     let mut worker = Worker {
         conn,
         db,
         side: None,
+        opened_at_frame: limits.replica.as_ref().map(|l| l.applied()).unwrap_or(0),
+        interrupt,
+        link: limits.replica.clone(),
+        remote: None,
+        read_frame_no: None,
+        min_read_frame: 0,
+        forwarded: false,
         limits,
         txn: TxnState::Idle,
         settings: Settings::default(),
@@ -89,7 +103,23 @@ struct Worker {
     /// and a snapshot cannot wait for the write lock: a concurrent writer
     /// would make the transaction fail at its first write instead of wait.
     side: Option<DbConnection>,
-    limits: SessionLimits,
+    /// The replica's applied frame when the connection was opened.
+    opened_at_frame: u64,
+    /// The handle cancellation uses; replaced when the connection is.
+    interrupt: Arc<Mutex<InterruptHandle>>,
+    /// On a replica: the way to the primary for writes.
+    link: Option<Arc<ReplicaLink>>,
+    /// The primary's session for a transaction that has written, while it
+    /// stays open: every statement goes there.
+    remote: Option<String>,
+    /// The frame the replica had applied when the open local transaction
+    /// first read (what its reads saw, at most).
+    read_frame_no: Option<u64>,
+    /// Read-your-writes: reads wait until the replica has applied this.
+    min_read_frame: u64,
+    /// Set when the statement just run went to the primary.
+    forwarded: bool,
+    limits: SessionConfig,
     txn: TxnState,
     settings: Settings,
     /// Parse results by SQL text, valid while the schema version matches.
@@ -104,6 +134,10 @@ impl Worker {
                 sqlstate::SYNTAX_ERROR,
                 "cannot insert multiple commands into a prepared statement",
             ));
+        }
+        if let Some(link) = self.link.clone() {
+            link.wait_for(self.min_read_frame)?;
+            self.ensure_schema_current(&link, runnable_sql(sql))?;
         }
         let conn = describing_connection(&self.conn, &mut self.side, &self.db)?;
         let schema_version = schema_version(conn);
@@ -187,10 +221,93 @@ impl Worker {
 
     fn sync_txn_state(&mut self) {
         self.txn = if self.conn.is_autocommit() {
+            self.read_frame_no = None;
             TxnState::Idle
         } else {
             TxnState::Active
         };
+    }
+
+    /// On a replica, a connection can keep a parsed schema older than the
+    /// frames injected since it opened (a table created on the primary is
+    /// "missing"). When a statement fails that way outside a transaction
+    /// and newer frames have arrived, the connection is reopened.
+    fn ensure_schema_current(&mut self, link: &ReplicaLink, sql: &str) -> Result<(), SqlError> {
+        let missing = match self.conn.prepare_cached(sql) {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                let e = SqlError::from(e);
+                e.code == sqlstate::UNDEFINED_TABLE || e.code == sqlstate::UNDEFINED_COLUMN
+            }
+        };
+        if missing && self.conn.is_autocommit() && link.applied() > self.opened_at_frame {
+            let conn = self
+                .db
+                .connect()
+                .map_err(|e| SqlError::new(sqlstate::IO_ERROR, e.to_string()))?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+            if let Ok(mut handle) = self.interrupt.lock() {
+                *handle = conn.get_interrupt_handle();
+            }
+            self.conn = conn;
+            self.side = None;
+            self.prepared.clear();
+            self.opened_at_frame = link.applied();
+        }
+        Ok(())
+    }
+
+    /// A replica's first write of a statement or transaction: it goes to the
+    /// primary. A local read transaction ends here, and the primary checks
+    /// that what it read is still current (see `replication::forward`).
+    fn forward_first_write(
+        &mut self,
+        link: &ReplicaLink,
+        sql: &str,
+        params: &[Value],
+        column_types: Option<&[Type]>,
+    ) -> Result<StatementResult, SqlError> {
+        let begin_after_frame = if self.conn.is_autocommit() {
+            None
+        } else {
+            let seen = self.read_frame_no.take().unwrap_or_else(|| link.applied());
+            let _ = self.conn.execute_batch("ROLLBACK");
+            Some(seen)
+        };
+        self.forward(sql, params, column_types, begin_after_frame)
+    }
+
+    fn forward(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        column_types: Option<&[Type]>,
+        begin_after_frame: Option<u64>,
+    ) -> Result<StatementResult, SqlError> {
+        let link = self.link.clone().expect("forwarding happens on replicas");
+        self.forwarded = true;
+        let request = ForwardRequest {
+            session: self.remote.clone(),
+            begin_after_frame,
+            sql: sql.to_owned(),
+            params: params.iter().map(WireValue::from).collect(),
+            column_types: column_types.map(|types| types.iter().map(Type::oid).collect()),
+        };
+        let response = match link.forward(&request) {
+            Ok(r) => r,
+            Err(e) => {
+                // The primary's transaction, if any, is out of reach: the
+                // client must roll back.
+                if self.remote.take().is_some() || begin_after_frame.is_some() {
+                    self.txn = TxnState::Failed;
+                }
+                return Err(e);
+            }
+        };
+        self.remote = response.session;
+        self.txn = response.txn.into();
+        self.min_read_frame = self.min_read_frame.max(response.frame_no);
+        from_wire(response.result)
     }
 
     fn run_statement(
@@ -200,6 +317,9 @@ impl Worker {
         column_types: Option<&[Type]>,
     ) -> Result<StatementResult, SqlError> {
         let control = sql::txn_control(sql);
+        if self.remote.is_some() {
+            return self.forward(sql, params, column_types, None);
+        }
         if self.txn == TxnState::Failed {
             return self.run_in_failed_transaction(sql, control);
         }
@@ -217,7 +337,11 @@ impl Worker {
                 return Ok(no_rows(tag));
             }
         }
+        self.forwarded = false;
         let result = self.run_sqlite(sql, params, column_types);
+        if std::mem::take(&mut self.forwarded) {
+            return result;
+        }
         match (&result, control) {
             (Err(_), Some(TxnControl::Commit)) => {
                 // A failed COMMIT ends the transaction in Postgres.
@@ -271,7 +395,24 @@ impl Worker {
         column_types: Option<&[Type]>,
     ) -> Result<StatementResult, SqlError> {
         let runnable = runnable_sql(sql);
+        if let Some(link) = &self.link {
+            // Read-your-writes: the session's last forwarded write must be
+            // here before anything is prepared or read.
+            link.wait_for(self.min_read_frame)?;
+        }
+        if let Some(link) = self.link.clone() {
+            self.ensure_schema_current(&link, runnable)?;
+        }
         let mut stmt = self.conn.prepare_cached(runnable)?;
+        if let Some(link) = self.link.clone() {
+            if !stmt.readonly() {
+                drop(stmt);
+                return self.forward_first_write(&link, sql, params, column_types);
+            }
+            if !self.conn.is_autocommit() && self.read_frame_no.is_none() {
+                self.read_frame_no = Some(link.applied());
+            }
+        }
         bind_params(&mut stmt, params)?;
         let column_count = stmt.column_count();
         if column_count == 0 {

@@ -1,0 +1,465 @@
+//! Write forwarding: a replica sends the statements that write (and every
+//! statement of a transaction that has written) to the primary's
+//! `POST /v1/replication/execute`, and hands the client the primary's
+//! result or error unchanged.
+//!
+//! The serializability rule for transactions through a replica: a
+//! transaction reads on the replica until its first write. That write
+//! carries the frame_no the transaction's reads saw; the primary opens the
+//! transaction with `BEGIN IMMEDIATE` (holding the write lock, so nothing
+//! can commit meanwhile) and checks that no commit came after that frame.
+//! If one did, what the transaction read may be stale: it fails with 40001
+//! and the client retries. Otherwise the rest of the transaction runs on
+//! the primary, in a remote session kept for it, and its reads see its own
+//! writes. Never a silent lost update.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libsql_sys::rusqlite::types::Value;
+use pgwire::api::Type;
+use serde::{Deserialize, Serialize};
+use tower::ServiceExt;
+
+use super::replica::ReplicaStatus;
+use crate::database::Database;
+use crate::error::{sqlstate, SqlError};
+use crate::query::{Column, ExecuteMode, Outcome, Query, Request, StatementResult, TxnState};
+use crate::scheduler::{Session, SessionConfig};
+use crate::service::{to_sql_error, QueryStack};
+
+/// A remote transaction left idle this long is rolled back.
+const REMOTE_SESSION_IDLE: Duration = Duration::from_secs(60);
+
+/// A value on the wire: SQLite's storage classes, losslessly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", content = "v")]
+pub enum WireValue {
+    Null,
+    Int(i64),
+    /// As Rust prints it, so infinities and NaN survive JSON.
+    Real(String),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl From<&Value> for WireValue {
+    fn from(v: &Value) -> Self {
+        match v {
+            Value::Null => WireValue::Null,
+            Value::Integer(i) => WireValue::Int(*i),
+            Value::Real(f) => WireValue::Real(f.to_string()),
+            Value::Text(s) => WireValue::Text(s.clone()),
+            Value::Blob(b) => WireValue::Blob(b.clone()),
+        }
+    }
+}
+
+impl From<WireValue> for Value {
+    fn from(v: WireValue) -> Self {
+        match v {
+            WireValue::Null => Value::Null,
+            WireValue::Int(i) => Value::Integer(i),
+            WireValue::Real(s) => Value::Real(s.parse().unwrap_or(f64::NAN)),
+            WireValue::Text(s) => Value::Text(s),
+            WireValue::Blob(b) => Value::Blob(b),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardRequest {
+    /// The remote session of a transaction already running on the primary.
+    pub session: Option<String>,
+    /// Opens a transaction whose earlier reads saw this frame_no.
+    pub begin_after_frame: Option<u64>,
+    pub sql: String,
+    pub params: Vec<WireValue>,
+    /// Result column type OIDs the client was told at Describe time.
+    pub column_types: Option<Vec<u32>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireColumn {
+    pub name: String,
+    pub type_oid: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WireResult {
+    Ok {
+        tag: String,
+        columns: Option<Vec<WireColumn>>,
+        rows: Vec<Vec<WireValue>>,
+    },
+    Err {
+        code: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireTxn {
+    Idle,
+    Active,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardResponse {
+    /// Set while the transaction stays open on the primary.
+    pub session: Option<String>,
+    pub result: WireResult,
+    pub txn: WireTxn,
+    /// The primary's newest durable frame after the statement: a replica
+    /// that has applied it sees this write.
+    pub frame_no: u64,
+}
+
+impl From<TxnState> for WireTxn {
+    fn from(t: TxnState) -> Self {
+        match t {
+            TxnState::Idle => WireTxn::Idle,
+            TxnState::Active => WireTxn::Active,
+            TxnState::Failed => WireTxn::Failed,
+        }
+    }
+}
+
+impl From<WireTxn> for TxnState {
+    fn from(t: WireTxn) -> Self {
+        match t {
+            WireTxn::Idle => TxnState::Idle,
+            WireTxn::Active => TxnState::Active,
+            WireTxn::Failed => TxnState::Failed,
+        }
+    }
+}
+
+fn to_wire(result: Result<StatementResult, SqlError>) -> WireResult {
+    match result {
+        Ok(r) => WireResult::Ok {
+            tag: r.tag,
+            columns: r.columns.map(|cols| {
+                cols.into_iter()
+                    .map(|c| WireColumn {
+                        name: c.name,
+                        type_oid: c.ty.oid(),
+                    })
+                    .collect()
+            }),
+            rows: r
+                .rows
+                .iter()
+                .map(|row| row.iter().map(WireValue::from).collect())
+                .collect(),
+        },
+        Err(e) => WireResult::Err {
+            code: e.code.to_owned(),
+            message: e.message,
+        },
+    }
+}
+
+/// Turns the primary's answer back into what the client gets.
+pub fn from_wire(result: WireResult) -> Result<StatementResult, SqlError> {
+    match result {
+        WireResult::Ok { tag, columns, rows } => Ok(StatementResult {
+            tag,
+            columns: columns.map(|cols| {
+                cols.into_iter()
+                    .map(|c| Column {
+                        name: c.name,
+                        ty: Type::from_oid(c.type_oid).unwrap_or(Type::TEXT),
+                    })
+                    .collect()
+            }),
+            rows: rows
+                .into_iter()
+                .map(|row| row.into_iter().map(Value::from).collect())
+                .collect(),
+        }),
+        WireResult::Err { code, message } => Err(SqlError::new(leak_code(&code), message)),
+    }
+}
+
+/// SQLSTATEs are five characters from a small set; keep one static copy
+/// of each seen.
+fn leak_code(code: &str) -> &'static str {
+    static CODES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut codes = CODES.lock().expect("codes lock");
+    if let Some(c) = codes.iter().find(|c| **c == code) {
+        return c;
+    }
+    let code: &'static str = if code.len() == 5 {
+        Box::leak(code.to_owned().into_boxed_str())
+    } else {
+        sqlstate::INTERNAL_ERROR
+    };
+    codes.push(code);
+    code
+}
+
+/// The primary's side: runs forwarded statements, keeping a session for
+/// each transaction that stays open.
+pub struct RemoteSessions {
+    db: Database,
+    limits: SessionConfig,
+    stack: QueryStack,
+    open: Mutex<HashMap<String, (Arc<Session>, Instant)>>,
+}
+
+impl RemoteSessions {
+    pub fn new(db: Database, limits: SessionConfig, stack: QueryStack) -> Self {
+        RemoteSessions {
+            db,
+            limits,
+            stack,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn run(
+        &self,
+        session: &Arc<Session>,
+        request: Request,
+    ) -> Result<(Vec<Result<StatementResult, SqlError>>, TxnState), SqlError> {
+        let response = self
+            .stack
+            .clone()
+            .oneshot(Query {
+                session: session.clone(),
+                request,
+            })
+            .await
+            .map_err(to_sql_error)?;
+        match response.outcome {
+            Outcome::Executed(results) => Ok((results, response.txn)),
+            Outcome::Prepared(_) => Err(SqlError::new(
+                sqlstate::INTERNAL_ERROR,
+                "unexpected prepare result",
+            )),
+        }
+    }
+
+    fn execute_request(sql: &str, params: Vec<Value>, column_types: Option<Vec<Type>>) -> Request {
+        Request::Execute {
+            sql: sql.to_owned(),
+            params,
+            mode: ExecuteMode::Single,
+            column_types,
+        }
+    }
+
+    pub async fn execute(&self, req: ForwardRequest) -> ForwardResponse {
+        self.expire_idle();
+        let frame_no = |db: &Database| db.log().map(|l| l.info().current_frame_no).unwrap_or(0);
+        let existing = req.session.as_ref().and_then(|id| {
+            self.open
+                .lock()
+                .expect("sessions lock")
+                .remove(id)
+                .map(|(s, _)| s)
+        });
+        let session = match (existing, &req.session) {
+            (Some(s), _) => s,
+            (None, Some(_)) => {
+                return ForwardResponse {
+                    session: None,
+                    result: WireResult::Err {
+                        code: sqlstate::SERIALIZATION_FAILURE.to_owned(),
+                        message: "the transaction's session on the primary has expired".to_owned(),
+                    },
+                    txn: WireTxn::Failed,
+                    frame_no: frame_no(&self.db),
+                }
+            }
+            (None, None) => match Session::open(&self.db, self.limits.clone()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    return ForwardResponse {
+                        session: None,
+                        result: to_wire(Err(SqlError::new(sqlstate::IO_ERROR, e.to_string()))),
+                        txn: WireTxn::Idle,
+                        frame_no: frame_no(&self.db),
+                    }
+                }
+            },
+        };
+        if let Some(read_frame) = req.begin_after_frame {
+            if let Err(e) = self.begin_checked(&session, read_frame).await {
+                return ForwardResponse {
+                    session: None,
+                    result: to_wire(Err(e)),
+                    txn: WireTxn::Failed,
+                    frame_no: frame_no(&self.db),
+                };
+            }
+        }
+        let params = req.params.into_iter().map(Value::from).collect();
+        let column_types = req.column_types.map(|oids| {
+            oids.into_iter()
+                .map(|o| Type::from_oid(o).unwrap_or(Type::TEXT))
+                .collect()
+        });
+        let request = Self::execute_request(&req.sql, params, column_types);
+        let (result, txn) = match self.run(&session, request).await {
+            Ok((mut results, txn)) => (results.pop().unwrap_or_else(|| Ok(empty())), txn),
+            Err(e) => (Err(e), TxnState::Failed),
+        };
+        let session_id = if txn == TxnState::Idle {
+            None
+        } else {
+            let id = req
+                .session
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            self.open
+                .lock()
+                .expect("sessions lock")
+                .insert(id.clone(), (session, Instant::now()));
+            Some(id)
+        };
+        ForwardResponse {
+            session: session_id,
+            result: to_wire(result),
+            txn: txn.into(),
+            frame_no: frame_no(&self.db),
+        }
+    }
+
+    /// Opens a write transaction and checks nothing committed after the
+    /// frame the replica's reads saw.
+    async fn begin_checked(&self, session: &Arc<Session>, read_frame: u64) -> Result<(), SqlError> {
+        let (mut results, _) = self
+            .run(
+                session,
+                Self::execute_request("BEGIN IMMEDIATE", Vec::new(), None),
+            )
+            .await?;
+        results.pop().unwrap_or_else(|| Ok(empty()))?;
+        let latest = self
+            .db
+            .log()
+            .map(|log| log.lock_appends().last_frame_no())
+            .unwrap_or(0);
+        if latest > read_frame {
+            let _ = self
+                .run(session, Self::execute_request("ROLLBACK", Vec::new(), None))
+                .await;
+            return Err(SqlError::new(
+                sqlstate::SERIALIZATION_FAILURE,
+                format!(
+                    "could not serialize access: the transaction read a replica at frame {read_frame}, \
+                     and the primary has committed up to frame {latest} since; retry the transaction"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn expire_idle(&self) {
+        let mut open = self.open.lock().expect("sessions lock");
+        open.retain(|_, (_, used)| used.elapsed() < REMOTE_SESSION_IDLE);
+    }
+}
+
+fn empty() -> StatementResult {
+    StatementResult {
+        tag: String::new(),
+        columns: None,
+        rows: Vec::new(),
+    }
+}
+
+/// The replica's side: what a session needs to forward and to read its own
+/// writes.
+pub struct ReplicaLink {
+    pub status: Arc<ReplicaStatus>,
+    http: reqwest::Client,
+    url: String,
+    token: Option<String>,
+    runtime: tokio::runtime::Handle,
+    /// How long a read waits for the session's last write to arrive.
+    pub read_your_writes_timeout: Duration,
+}
+
+impl ReplicaLink {
+    pub fn new(
+        primary_url: &str,
+        token: Option<String>,
+        status: Arc<ReplicaStatus>,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        ReplicaLink {
+            status,
+            http: reqwest::Client::new(),
+            url: format!(
+                "{}/v1/replication/execute",
+                primary_url.trim_end_matches('/')
+            ),
+            token,
+            runtime,
+            read_your_writes_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Sends one statement to the primary. Called from a session's worker
+    /// thread, so it blocks on the runtime.
+    pub fn forward(&self, req: &ForwardRequest) -> Result<ForwardResponse, SqlError> {
+        let unavailable = |e: String| {
+            SqlError::new(
+                "08006",
+                format!("cannot reach the primary to run a write: {e}"),
+            )
+        };
+        self.runtime.block_on(async {
+            let mut http = self.http.post(&self.url).json(req);
+            if let Some(t) = &self.token {
+                http = http.bearer_auth(t);
+            }
+            let response = http.send().await.map_err(|e| unavailable(e.to_string()))?;
+            if !response.status().is_success() {
+                let status = response.status();
+                let body = response.text().await.unwrap_or_default();
+                return Err(unavailable(format!("{status}: {body}")));
+            }
+            response
+                .json::<ForwardResponse>()
+                .await
+                .map_err(|e| unavailable(e.to_string()))
+        })
+    }
+
+    /// Blocks until the replica has applied `frame_no`, or fails clearly.
+    pub fn wait_for(&self, frame_no: u64) -> Result<(), SqlError> {
+        let applied = || {
+            self.status
+                .applied_frame_no
+                .load(std::sync::atomic::Ordering::SeqCst)
+        };
+        if applied() >= frame_no {
+            return Ok(());
+        }
+        let deadline = Instant::now() + self.read_your_writes_timeout;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+            if applied() >= frame_no {
+                return Ok(());
+            }
+        }
+        Err(SqlError::new(
+            sqlstate::SERIALIZATION_FAILURE,
+            format!(
+                "this replica has not yet applied this session's last write (frame {frame_no}, applied {}); retry, or read from the primary",
+                applied()
+            ),
+        ))
+    }
+
+    pub fn applied(&self) -> u64 {
+        self.status
+            .applied_frame_no
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

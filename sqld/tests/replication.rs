@@ -1,0 +1,376 @@
+//! Replication with real processes: a primary and replicas on loopback,
+//! killed and restarted. Reads on replicas, writes forwarded, read-your-
+//! writes, serializable transactions through replicas, bootstrap, resume,
+//! re-bootstrap on a new log, compaction, and the replication token.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Sqld;
+use tokio_postgres::error::SqlState;
+
+fn replica_of(primary: &Sqld, extra: &[&str]) -> Sqld {
+    let url = format!("http://{}", primary.http_addr);
+    // Ready only once caught up, so tests can read right away.
+    let mut args = vec![
+        "--dev",
+        "--primary-url",
+        url.as_str(),
+        "--max-replica-lag-frames",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    Sqld::start_with(&args)
+}
+
+fn replica_on(dir: &std::path::Path, primary: &Sqld) -> Sqld {
+    let url = format!("http://{}", primary.http_addr);
+    Sqld::spawn(
+        dir,
+        &[
+            "--dev",
+            "--primary-url",
+            url.as_str(),
+            "--max-replica-lag-frames",
+            "0",
+        ],
+    )
+}
+
+/// Waits for `/ready` to answer 200.
+fn wait_ready(s: &Sqld) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if s.http_get("/ready").0 == 200 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("not ready: {}", s.http_get("/ready").1);
+}
+
+fn metric(s: &Sqld, name: &str) -> f64 {
+    let (_, body) = s.http_get("/metrics");
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn count(c: &tokio_postgres::Client, table: &str) -> i64 {
+    c.query_one(&format!("select count(*) from {table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Polls `count(*)` until it reaches `n` (replication is asynchronous).
+async fn eventually_count(c: &tokio_postgres::Client, table: &str, n: i64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = count(c, table).await;
+        if got == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{table} has {got} rows, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn replica_bootstraps_and_follows_the_primary() {
+    let primary = Sqld::start();
+    let p = primary.connect().await;
+    p.batch_execute("create table t(id integer primary key, v text)")
+        .await
+        .unwrap();
+    for i in 0..100i64 {
+        p.execute("insert into t values ($1, $2)", &[&i, &format!("v{i}")])
+            .await
+            .unwrap();
+    }
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    let r = replica.connect().await;
+    assert_eq!(count(&r, "t").await, 100);
+    // Later commits arrive by long-poll, whole transactions only.
+    p.batch_execute(
+        "begin; insert into t values (1000, 'a'); insert into t values (1001, 'b'); commit",
+    )
+    .await
+    .unwrap();
+    eventually_count(&r, "t", 102).await;
+    let v: String = r
+        .query_one("select v from t where id = $1", &[&1001i64])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "b");
+    assert!(metric(&replica, "sqld_replication_frame_no") > 0.0);
+    wait_ready(&replica);
+}
+
+#[tokio::test]
+async fn writes_through_a_replica_are_forwarded_and_read_back_at_once() {
+    let primary = Sqld::start();
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    let r = replica.connect().await;
+    // DDL and writes go to the primary; the same connection then reads
+    // its own writes on the replica, with no sleep in between.
+    r.batch_execute("create table kv(k integer primary key, v text)")
+        .await
+        .unwrap();
+    for k in 0..20i64 {
+        let n = r
+            .execute("insert into kv values ($1, $2)", &[&k, &format!("v{k}")])
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        let v: String = r
+            .query_one("select v from kv where k = $1", &[&k])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(v, format!("v{k}"));
+    }
+    let row = r
+        .query_one("insert into kv values (100, 'x') returning k, v", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 100);
+    // The primary's errors come back unchanged.
+    let err = r
+        .execute("insert into kv values (1, 'dup')", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNIQUE_VIOLATION));
+    let p = primary.connect().await;
+    assert_eq!(count(&p, "kv").await, 21);
+}
+
+#[tokio::test]
+async fn a_transaction_through_a_replica_runs_on_the_primary() {
+    let primary = Sqld::start();
+    let p = primary.connect().await;
+    p.batch_execute(
+        "create table acct(id integer primary key, bal integer); insert into acct values (1, 100)",
+    )
+    .await
+    .unwrap();
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    let r = replica.connect().await;
+    r.batch_execute("begin").await.unwrap();
+    let bal: i64 = r
+        .query_one("select bal from acct where id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    r.execute("update acct set bal = $1 where id = 1", &[&(bal - 30)])
+        .await
+        .unwrap();
+    // Inside the transaction, reads see its own uncommitted write.
+    let mid: i64 = r
+        .query_one("select bal from acct where id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(mid, 70);
+    r.batch_execute("rollback").await.unwrap();
+    let after: i64 = r
+        .query_one("select bal from acct where id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(after, 100);
+    r.batch_execute("begin; update acct set bal = bal + 1 where id = 1; commit")
+        .await
+        .unwrap();
+    let after: i64 = r
+        .query_one("select bal from acct where id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(after, 101);
+}
+
+/// Two clients increment one counter through two replicas, each with a
+/// read-then-write transaction; 40001 means retry. No increment is lost.
+#[tokio::test]
+async fn no_lost_update_through_two_replicas() {
+    let primary = Sqld::start();
+    let p = primary.connect().await;
+    p.batch_execute("create table counter(id integer primary key, n integer); insert into counter values (1, 0)")
+        .await
+        .unwrap();
+    let replicas = [replica_of(&primary, &[]), replica_of(&primary, &[])];
+    for r in &replicas {
+        wait_ready(r);
+    }
+    const PER_CLIENT: i64 = 25;
+    let mut tasks = Vec::new();
+    for r in &replicas {
+        let c = r.connect().await;
+        tasks.push(tokio::spawn(async move {
+            let mut retries = 0;
+            for _ in 0..PER_CLIENT {
+                loop {
+                    let attempt = async {
+                        c.batch_execute("begin").await?;
+                        let n: i64 = c
+                            .query_one("select n from counter where id = 1", &[])
+                            .await?
+                            .get(0);
+                        c.execute("update counter set n = $1 where id = 1", &[&(n + 1)])
+                            .await?;
+                        c.batch_execute("commit").await
+                    };
+                    match attempt.await {
+                        Ok(()) => break,
+                        Err(e) if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE) => {
+                            retries += 1;
+                            let _ = c.batch_execute("rollback").await;
+                        }
+                        Err(e) => panic!("unexpected error: {e:?}"),
+                    }
+                }
+            }
+            retries
+        }));
+    }
+    let mut retries = 0;
+    for t in tasks {
+        retries += t.await.unwrap();
+    }
+    let n: i64 = p
+        .query_one("select n from counter where id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        n,
+        2 * PER_CLIENT,
+        "every increment survived ({retries} retries)"
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_replica_resumes_without_bootstrapping() {
+    let primary = Sqld::start();
+    let p = primary.connect().await;
+    p.batch_execute("create table t(id integer primary key)")
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("replica");
+    let mut replica = replica_on(&dir, &primary);
+    wait_ready(&replica);
+    assert_eq!(metric(&replica, "sqld_replication_bootstraps_total"), 1.0);
+    p.batch_execute("insert into t values (1)").await.unwrap();
+    eventually_count(&replica.connect().await, "t", 1).await;
+    replica.kill9();
+    for i in 2..=50i64 {
+        p.execute("insert into t values ($1)", &[&i]).await.unwrap();
+    }
+    let replica = replica_on(&dir, &primary);
+    wait_ready(&replica);
+    eventually_count(&replica.connect().await, "t", 50).await;
+    assert_eq!(
+        metric(&replica, "sqld_replication_bootstraps_total"),
+        0.0,
+        "resumed, not re-bootstrapped"
+    );
+}
+
+#[tokio::test]
+async fn a_new_log_on_the_primary_makes_replicas_bootstrap_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pdir = tmp.path().join("primary");
+    let mut primary = Sqld::spawn(&pdir, &["--dev"]);
+    primary
+        .connect()
+        .await
+        .batch_execute("create table t(id integer); insert into t values (1)")
+        .await
+        .unwrap();
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    let r = replica.connect().await;
+    eventually_count(&r, "t", 1).await;
+    let http = primary.http_addr;
+    // A crash: the primary starts a new log on the same port.
+    primary.kill9();
+    // Restart it on the HTTP address the replica knows.
+    let pg = common::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sqld"))
+        .args(["--dev", "--db-path", pdir.to_str().unwrap()])
+        .args(["--pg-listen-addr", &format!("127.0.0.1:{pg}")])
+        .args(["--http-listen-addr", &http.to_string()])
+        .env("SQLD_LOG", "warn")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (p, conn) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={pg} user=sqld"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    p.batch_execute("insert into t values (2)").await.unwrap();
+    eventually_count(&r, "t", 2).await;
+    assert!(metric(&replica, "sqld_replication_bootstraps_total") >= 2.0);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn compaction_keeps_the_log_bounded_and_new_replicas_complete() {
+    let primary = Sqld::start_with(&["--dev", "--snapshot-threshold-frames", "20"]);
+    let p = primary.connect().await;
+    p.batch_execute("create table t(id integer primary key, pad text)")
+        .await
+        .unwrap();
+    for i in 0..200i64 {
+        p.execute("insert into t values ($1, $2)", &[&i, &"x".repeat(500)])
+            .await
+            .unwrap();
+    }
+    // Compaction runs every few seconds.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let info = loop {
+        let (_, body) = primary.http_get("/v1/replication/info");
+        let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if info["snapshot_frame_no"].as_u64().unwrap() > 0 {
+            break info;
+        }
+        assert!(Instant::now() < deadline, "no snapshot taken: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let log = primary.db_dir.join("replication/frames.log");
+    let frames_left = std::fs::metadata(&log).unwrap().len() / 4116;
+    assert!(
+        frames_left < 200,
+        "log was folded ({frames_left} frames left, info {info})"
+    );
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    eventually_count(&replica.connect().await, "t", 200).await;
+}
+
+#[tokio::test]
+async fn the_replication_token_is_required() {
+    let primary = Sqld::start_with(&["--dev", "--replication-token", "s3cret"]);
+    assert_eq!(primary.http_get("/v1/replication/info").0, 401);
+    let without = replica_of(&primary, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(without.http_get("/ready").0, 503);
+    let with = replica_of(&primary, &["--replication-token", "s3cret"]);
+    wait_ready(&with);
+}
