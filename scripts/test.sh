@@ -2,8 +2,11 @@
 # Runs every test of the project, after installing what they need:
 # formatting, clippy, the Rust test suites (unit tests; integration tests
 # that start the real sqld binary and drive it with tokio-postgres, psql,
-# pgbench and psycopg; the operator's builder, render and mocked-API tests)
-# and the offline validation of the operator's rendered manifests.
+# pgbench and psycopg; replication with real primary and replica processes;
+# the operator's builder, render, mocked-API and local end-to-end tests),
+# the shipping checks (Dockerfiles, Helm charts, manifests validated
+# offline, Prometheus rules, metric names) and the benchmark harness in
+# smoke mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +21,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
 
-if [ -x operator/tests/validate.sh ]; then
-    echo "== operator manifests: kubernetes-validate"
-    operator/tests/validate.sh
-fi
+echo "== shipping: images, charts, manifests, monitoring, local end-to-end tier"
+scripts/check-shipping.sh
+
+echo "== benchmark harness, smoke mode (never fails on a ratio)"
+e2e/bench/run.sh --smoke
+
 echo "== all tests passed"
