@@ -27,6 +27,13 @@ pub struct Metrics {
     pub replication_lag_frames: IntGauge,
     pub replication_frames_applied: IntCounter,
     pub replication_bootstraps: IntCounter,
+    pub frames_logged: IntCounter,
+    pub log_bytes: IntCounter,
+    pub snapshots: IntCounter,
+    pub frames_served: IntCounter,
+    pub replication_bytes_received: IntCounter,
+    pub forwarded_statements: IntCounter,
+    pub read_your_writes_waits: IntCounter,
 }
 
 impl Metrics {
@@ -90,6 +97,41 @@ impl Metrics {
                 "Frames the primary has that this replica has not applied",
             )
             .unwrap(),
+            frames_logged: IntCounter::new(
+                "sqld_replication_frames_logged_total",
+                "Frames appended to the replication log (primary)",
+            )
+            .unwrap(),
+            log_bytes: IntCounter::new(
+                "sqld_replication_log_bytes_total",
+                "Bytes appended to the replication log (primary)",
+            )
+            .unwrap(),
+            snapshots: IntCounter::new(
+                "sqld_replication_snapshots_total",
+                "Snapshots the log was folded into (primary)",
+            )
+            .unwrap(),
+            frames_served: IntCounter::new(
+                "sqld_replication_frames_served_total",
+                "Frames sent to replicas (primary)",
+            )
+            .unwrap(),
+            replication_bytes_received: IntCounter::new(
+                "sqld_replication_bytes_received_total",
+                "Frame and snapshot bytes received from the primary (replica)",
+            )
+            .unwrap(),
+            forwarded_statements: IntCounter::new(
+                "sqld_forwarded_statements_total",
+                "Statements forwarded to the primary (replica)",
+            )
+            .unwrap(),
+            read_your_writes_waits: IntCounter::new(
+                "sqld_read_your_writes_waits_total",
+                "Reads that waited for the session's last write to arrive (replica)",
+            )
+            .unwrap(),
             replication_bootstraps: IntCounter::new(
                 "sqld_replication_bootstraps_total",
                 "Times this replica loaded a snapshot from the primary",
@@ -116,6 +158,13 @@ impl Metrics {
             Box::new(m.replication_lag_frames.clone()),
             Box::new(m.replication_frames_applied.clone()),
             Box::new(m.replication_bootstraps.clone()),
+            Box::new(m.frames_logged.clone()),
+            Box::new(m.log_bytes.clone()),
+            Box::new(m.snapshots.clone()),
+            Box::new(m.frames_served.clone()),
+            Box::new(m.replication_bytes_received.clone()),
+            Box::new(m.forwarded_statements.clone()),
+            Box::new(m.read_your_writes_waits.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

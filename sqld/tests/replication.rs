@@ -374,3 +374,190 @@ async fn the_replication_token_is_required() {
     let with = replica_of(&primary, &["--replication-token", "s3cret"]);
     wait_ready(&with);
 }
+
+#[tokio::test]
+async fn read_your_writes_holds_for_1000_rounds() {
+    let primary = Sqld::start();
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    let r = replica.connect().await;
+    r.batch_execute("create table ryw(k integer primary key, v integer)")
+        .await
+        .unwrap();
+    let insert = r.prepare("insert into ryw values ($1, $2)").await.unwrap();
+    let select = r.prepare("select v from ryw where k = $1").await.unwrap();
+    for k in 0..1000i64 {
+        r.execute(&insert, &[&k, &(k * 7)]).await.unwrap();
+        let v: i64 = r.query_one(&select, &[&k]).await.unwrap().get(0);
+        assert_eq!(v, k * 7, "round {k}");
+    }
+}
+
+/// Content of every table, as one string per table, for comparison.
+async fn dump(c: &tokio_postgres::Client) -> Vec<String> {
+    let tables = c
+        .query(
+            "select name from sqlite_schema where type = 'table' order by name",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for t in tables {
+        let name: String = t.get(0);
+        let rows = c
+            .simple_query(&format!("select * from {name} order by 1"))
+            .await
+            .unwrap();
+        let text: Vec<String> = rows
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_owned())
+                        .collect::<Vec<_>>()
+                        .join("|"),
+                ),
+                _ => None,
+            })
+            .collect();
+        out.push(format!("{name}: {}", text.join(";")));
+    }
+    out
+}
+
+#[tokio::test]
+async fn replicas_converge_on_identical_content() {
+    let primary = Sqld::start();
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    let p = primary.connect().await;
+    p.batch_execute(
+        "create table a(id integer primary key, v text);
+         create table b(id integer primary key, n real, blob blob);
+         create index a_v on a(v);",
+    )
+    .await
+    .unwrap();
+    // A large transaction, updates, deletes, DDL and VACUUM.
+    p.batch_execute("begin").await.unwrap();
+    for i in 0..2000i64 {
+        p.execute(
+            "insert into a values ($1, $2)",
+            &[&i, &format!("value {i} {}", "x".repeat(200))],
+        )
+        .await
+        .unwrap();
+    }
+    p.batch_execute("commit").await.unwrap();
+    p.batch_execute("update a set v = 'changed' where id % 3 = 0; delete from a where id % 5 = 0")
+        .await
+        .unwrap();
+    p.execute(
+        "insert into b values (1, 2.5, $1)",
+        &[&vec![0u8, 1, 2, 255]],
+    )
+    .await
+    .unwrap();
+    p.batch_execute("alter table b add column extra text default 'd'; drop index a_v")
+        .await
+        .unwrap();
+    p.batch_execute("vacuum").await.unwrap();
+    p.batch_execute("insert into b(id, n) values (2, 3.5)")
+        .await
+        .unwrap();
+    let r = replica.connect().await;
+    let expected = dump(&p).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if dump(&r).await == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the replica did not converge");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ok: String = r
+        .query_one("pragma integrity_check", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ok, "ok");
+}
+
+#[tokio::test]
+async fn a_stopped_replica_catches_up_after() {
+    let primary = Sqld::start();
+    let p = primary.connect().await;
+    p.batch_execute("create table t(id integer primary key)")
+        .await
+        .unwrap();
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    let pid = replica.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status()
+        .unwrap();
+    for i in 0..100i64 {
+        p.execute("insert into t values ($1)", &[&i]).await.unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status()
+        .unwrap();
+    eventually_count(&replica.connect().await, "t", 100).await;
+}
+
+#[tokio::test]
+async fn kill_9_of_the_primary_under_write_load_loses_no_acknowledged_commit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pdir = tmp.path().join("primary");
+    let mut primary = Sqld::spawn(&pdir, &["--dev"]);
+    primary
+        .connect()
+        .await
+        .batch_execute("create table w(id integer primary key, client integer)")
+        .await
+        .unwrap();
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut writers = Vec::new();
+    for client in 0..8i64 {
+        let c = primary.connect().await;
+        let acked = acked.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let id = client * 1_000_000 + i;
+                match c
+                    .execute("insert into w values ($1, $2)", &[&id, &client])
+                    .await
+                {
+                    Ok(_) => acked.lock().unwrap().push(id),
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    primary.kill9();
+    for w in writers {
+        let _ = w.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(!acked.is_empty());
+    let primary = Sqld::spawn(&pdir, &["--dev"]);
+    let p = primary.connect().await;
+    let ids: std::collections::HashSet<i64> = p
+        .query("select id from w", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let lost: Vec<_> = acked.iter().filter(|id| !ids.contains(id)).collect();
+    assert!(lost.is_empty(), "{} acknowledged commits lost", lost.len());
+    // A replica of the restarted primary converges on the same rows.
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    eventually_count(&replica.connect().await, "w", ids.len() as i64).await;
+}

@@ -41,6 +41,12 @@ async fn file_touching_sql_is_denied_with_42501() {
     c.batch_execute("create table t(a integer)").await.unwrap();
     c.batch_execute("PRAGMA table_info(t)").await.unwrap();
     c.batch_execute("PRAGMA foreign_keys = ON").await.unwrap();
+    // Plain VACUUM (which attaches a private temporary database) and
+    // in-memory attachments touch no path of the client's choosing.
+    c.batch_execute("VACUUM").await.unwrap();
+    c.batch_execute("ATTACH ':memory:' AS scratch; DETACH scratch")
+        .await
+        .unwrap();
     let row = c.query_one("PRAGMA journal_mode", &[]).await;
     assert!(row.is_err(), "reading journal_mode is denied too");
 }

@@ -43,6 +43,9 @@ const ALLOWED_PRAGMAS: &[&str] = &[
 /// PRAGMAs a client may read but not set.
 const READ_ONLY_PRAGMAS: &[&str] = &["page_size", "schema_version", "encoding"];
 
+/// Databases a client may not detach.
+const PROTECTED_DATABASES: &[&str] = &["main", "temp", "pg_catalog"];
+
 /// SQL functions that reach outside the database.
 const DENIED_FUNCTIONS: &[&str] = &[
     "load_extension",
@@ -58,7 +61,25 @@ pub fn install(conn: &Connection) {
 
 fn authorize(ctx: AuthContext<'_>) -> Authorization {
     match ctx.action {
-        AuthAction::Attach { .. } | AuthAction::Detach { .. } => Authorization::Deny,
+        // Only private, fileless databases may be attached: `''` (a temporary
+        // database, which plain VACUUM attaches internally) and `:memory:`.
+        AuthAction::Attach { filename } => {
+            if filename.is_empty() || filename == ":memory:" {
+                Authorization::Allow
+            } else {
+                Authorization::Deny
+            }
+        }
+        AuthAction::Detach { database_name } => {
+            if PROTECTED_DATABASES
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(database_name))
+            {
+                Authorization::Deny
+            } else {
+                Authorization::Allow
+            }
+        }
         AuthAction::Pragma {
             pragma_name,
             pragma_value,

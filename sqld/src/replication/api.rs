@@ -28,7 +28,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::forward::{ForwardRequest, RemoteSessions};
+use super::frame::RECORD_SIZE;
 use super::log::{FramesAfter, ReplicationLog};
+use crate::metrics::METRICS;
 
 pub const LOG_ID_HEADER: &str = "x-sqld-log-id";
 pub const SNAPSHOT_FRAME_HEADER: &str = "x-sqld-snapshot-frame-no";
@@ -143,7 +145,12 @@ async fn frames(State(state): State<ApiState>, Query(q): Query<FramesQuery>) -> 
     let read = tokio::task::spawn_blocking(move || log.frames_after(q.after, max_frames)).await;
     let headers = log_id_header(&state.log);
     match read {
-        Ok(Ok(FramesAfter::Frames(bytes))) => (StatusCode::OK, headers, bytes).into_response(),
+        Ok(Ok(FramesAfter::Frames(bytes))) => {
+            METRICS
+                .frames_served
+                .inc_by((bytes.len() / RECORD_SIZE) as u64);
+            (StatusCode::OK, headers, bytes).into_response()
+        }
         Ok(Ok(FramesAfter::UpToDate)) => (StatusCode::NO_CONTENT, headers).into_response(),
         Ok(Ok(FramesAfter::SnapshotNeeded)) => (
             StatusCode::CONFLICT,

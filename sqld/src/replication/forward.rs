@@ -407,6 +407,7 @@ impl ReplicaLink {
     /// Sends one statement to the primary. Called from a session's worker
     /// thread, so it blocks on the runtime.
     pub fn forward(&self, req: &ForwardRequest) -> Result<ForwardResponse, SqlError> {
+        crate::metrics::METRICS.forwarded_statements.inc();
         let unavailable = |e: String| {
             SqlError::new(
                 "08006",
@@ -441,6 +442,7 @@ impl ReplicaLink {
         if applied() >= frame_no {
             return Ok(());
         }
+        crate::metrics::METRICS.read_your_writes_waits.inc();
         let deadline = Instant::now() + self.read_your_writes_timeout;
         while Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(1));

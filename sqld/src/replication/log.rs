@@ -296,6 +296,7 @@ impl ReplicationLog {
             .open(&frames_path)
             .map_err(io(&frames_path))?;
         appender.first_frame_no = snapshot_frame_no + 1;
+        crate::metrics::METRICS.snapshots.inc();
         Ok(())
     }
 
@@ -340,6 +341,10 @@ impl AppendGuard<'_> {
         }
         let path = self.log.dir.join(FRAMES_FILE);
         self.appender.file.write_all(&buf).map_err(io(&path))?;
+        crate::metrics::METRICS
+            .frames_logged
+            .inc_by(pages.len() as u64);
+        crate::metrics::METRICS.log_bytes.inc_by(buf.len() as u64);
         self.appender.last_commit = frame_no;
         self.log.appended.store(frame_no, Ordering::SeqCst);
         Ok(frame_no)

@@ -221,6 +221,7 @@ impl Replica {
             }
             200 => {
                 let body = response.bytes().await?;
+                METRICS.replication_bytes_received.inc_by(body.len() as u64);
                 self.apply_batch(body).await
             }
             _ => Err(checked(response)
@@ -292,6 +293,7 @@ impl Replica {
             file.write_all(&chunk)?;
         }
         drop(file);
+        METRICS.replication_bytes_received.inc_by(bytes);
         let db = self.db.clone();
         let load = path.clone();
         tokio::task::spawn_blocking(move || load_snapshot(&db, &load))
