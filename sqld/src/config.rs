@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthMethod {
@@ -26,8 +26,11 @@ pub enum LogFormat {
 /// sqld: a server for the SQLite dialect that speaks the PostgreSQL wire
 /// protocol.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "sqld", version, about, long_about = None)]
+#[command(name = "sqld", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Directory holding the database (created if missing).
     #[arg(long, env = "SQLD_DB_PATH", default_value = "sqld-data")]
     pub db_path: PathBuf,
@@ -127,6 +130,30 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "SQLD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Start a primary and N replicas on this machine, on consecutive
+    /// ports, with trust authentication on loopback: the local stand-in
+    /// for what the operator runs.
+    DevCluster(DevCluster),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DevCluster {
+    /// Number of read replicas.
+    #[arg(long, default_value_t = 2)]
+    pub replicas: u16,
+    /// Directory for the cluster's databases (one subdirectory each).
+    #[arg(long, default_value = "sqld-cluster")]
+    pub db_path: PathBuf,
+    /// Postgres port of the primary; replicas take the next ones.
+    #[arg(long, default_value_t = 5432)]
+    pub pg_port: u16,
+    /// HTTP port of the primary; replicas take the next ones.
+    #[arg(long, default_value_t = 8080)]
+    pub http_port: u16,
 }
 
 impl Config {

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod database;
+pub mod dev_cluster;
 pub mod error;
 pub mod http;
 pub mod metrics;

@@ -13,7 +13,11 @@ async fn main() -> std::process::ExitCode {
             .init(),
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
     }
-    match sqld::run(config).await {
+    let result = match config.command.clone() {
+        Some(sqld::config::Command::DevCluster(cluster)) => sqld::dev_cluster::run(cluster).await,
+        None => sqld::run(config).await,
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
