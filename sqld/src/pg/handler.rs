@@ -113,6 +113,11 @@ fn field_infos(columns: &[Column], format: &Format) -> Vec<FieldInfo> {
         .collect()
 }
 
+fn error_response(e: SqlError) -> PgWireBackendMessage {
+    let info: pgwire::error::ErrorInfo = PgWireError::from(e).into();
+    PgWireBackendMessage::ErrorResponse(info.into())
+}
+
 fn row_description(fields: &[FieldInfo]) -> PgWireBackendMessage {
     PgWireBackendMessage::RowDescription(RowDescription::new(
         fields.iter().map(Into::into).collect(),
@@ -198,13 +203,7 @@ impl SimpleQueryHandler for SqlHandler {
                                     ))
                                     .await?;
                             }
-                            Err(e) => {
-                                let e: PgWireError = e.into();
-                                let info: pgwire::error::ErrorInfo = e.into();
-                                client
-                                    .feed(PgWireBackendMessage::ErrorResponse(info.into()))
-                                    .await?;
-                            }
+                            Err(e) => client.feed(error_response(e)).await?,
                         }
                     }
                     pg_status(txn)
@@ -214,11 +213,7 @@ impl SimpleQueryHandler for SqlHandler {
                     txn,
                 }) => pg_status(txn),
                 Err(e) => {
-                    let e: PgWireError = e.into();
-                    let info: pgwire::error::ErrorInfo = e.into();
-                    client
-                        .feed(PgWireBackendMessage::ErrorResponse(info.into()))
-                        .await?;
+                    client.feed(error_response(e)).await?;
                     client.transaction_status().to_error_state()
                 }
             }

@@ -100,7 +100,7 @@ pub struct Replica {
     http: reqwest::Client,
     primary: String,
     token: Option<String>,
-    db: Database,
+    applier: Arc<std::sync::Mutex<Applier>>,
     state_path: PathBuf,
     state: State,
     status: Arc<ReplicaStatus>,
@@ -125,7 +125,7 @@ impl Replica {
                 .build()?,
             primary: primary_url.trim_end_matches('/').to_owned(),
             token,
-            db,
+            applier: Arc::new(std::sync::Mutex::new(Applier::new(db))),
             state_path,
             state,
             status,
@@ -253,9 +253,9 @@ impl Replica {
         let Some(last) = frames.last().map(|f| f.frame_no) else {
             return Ok(());
         };
-        let db = self.db.clone();
+        let applier = self.applier.clone();
         let count = frames.len();
-        tokio::task::spawn_blocking(move || apply_transactions(&db, &frames))
+        tokio::task::spawn_blocking(move || lock(&applier).apply_transactions(&frames))
             .await
             .map_err(|e| ReplicaError::Io(std::io::Error::other(e)))??;
         self.state.applied_frame_no = last;
@@ -294,9 +294,9 @@ impl Replica {
         }
         drop(file);
         METRICS.replication_bytes_received.inc_by(bytes);
-        let db = self.db.clone();
+        let applier = self.applier.clone();
         let load = path.clone();
-        tokio::task::spawn_blocking(move || load_snapshot(&db, &load))
+        tokio::task::spawn_blocking(move || lock(&applier).load_snapshot(&load))
             .await
             .map_err(|e| ReplicaError::Io(std::io::Error::other(e)))??;
         let _ = std::fs::remove_file(&path);
@@ -327,6 +327,12 @@ impl Replica {
     }
 }
 
+fn lock(applier: &std::sync::Mutex<Applier>) -> std::sync::MutexGuard<'_, Applier> {
+    applier
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn header(response: &reqwest::Response, name: &str) -> Option<String> {
     response
         .headers()
@@ -344,26 +350,56 @@ async fn checked(response: reqwest::Response) -> Result<reqwest::Response, Repli
     Err(ReplicaError::Status { status, body })
 }
 
-/// Injects whole transactions into the replica's WAL.
-fn apply_transactions(db: &Database, frames: &[Frame]) -> Result<(), ReplicaError> {
-    let conn = db.apply_connection()?;
-    let mut start = 0;
-    for (i, frame) in frames.iter().enumerate() {
-        if frame.is_commit() {
-            inject(&conn, frames[start..=i].iter().map(Frame::to_wal_frame))?;
-            start = i + 1;
-        }
-    }
-    checkpoint_if_large(&conn);
-    Ok(())
+/// Injects frames through one connection, opened on first use and kept,
+/// so applying a batch costs no connection set-up.
+struct Applier {
+    db: Database,
+    conn: Option<DbConnection>,
 }
 
-/// Loads a snapshot file as one transaction of all its pages.
-fn load_snapshot(db: &Database, path: &Path) -> Result<(), ReplicaError> {
-    let data = std::fs::read(path)?;
+impl Applier {
+    fn new(db: Database) -> Self {
+        Applier { db, conn: None }
+    }
+
+    fn connection(&mut self) -> Result<&DbConnection, ReplicaError> {
+        if self.conn.is_none() {
+            self.conn = Some(self.db.apply_connection()?);
+        }
+        Ok(self
+            .conn
+            .as_ref()
+            .expect("apply connection was just opened"))
+    }
+
+    /// Injects whole transactions into the replica's WAL.
+    fn apply_transactions(&mut self, frames: &[Frame]) -> Result<(), ReplicaError> {
+        let conn = self.connection()?;
+        let mut start = 0;
+        for (i, frame) in frames.iter().enumerate() {
+            if frame.is_commit() {
+                inject(conn, frames[start..=i].iter().map(Frame::to_wal_frame))?;
+                start = i + 1;
+            }
+        }
+        checkpoint_if_large(conn);
+        Ok(())
+    }
+
+    /// Loads a snapshot file as one transaction of all its pages.
+    fn load_snapshot(&mut self, path: &Path) -> Result<(), ReplicaError> {
+        let data = std::fs::read(path)?;
+        let conn = self.connection()?;
+        inject(conn, snapshot_frames(&data))?;
+        checkpoint_if_large(conn);
+        Ok(())
+    }
+}
+
+/// A snapshot file's pages as WAL frames of one transaction.
+fn snapshot_frames(data: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
     let pages = (data.len() / PAGE_SIZE) as u32;
-    let conn = db.apply_connection()?;
-    let frames = (1..=pages).map(|page_no| {
+    (1..=pages).map(move |page_no| {
         let start = (page_no as usize - 1) * PAGE_SIZE;
         Frame {
             frame_no: 0,
@@ -372,10 +408,7 @@ fn load_snapshot(db: &Database, path: &Path) -> Result<(), ReplicaError> {
             page: Bytes::copy_from_slice(&data[start..start + PAGE_SIZE]),
         }
         .to_wal_frame()
-    });
-    inject(&conn, frames)?;
-    checkpoint_if_large(&conn);
-    Ok(())
+    })
 }
 
 /// One transaction through libsql's WAL insert API: frames numbered after
@@ -462,10 +495,11 @@ mod tests {
             Database::open_replica(&tmp.path().join("r"), Duration::from_secs(1)).unwrap();
         let (snapshot, snapshot_frame_no) = primary.log().unwrap().snapshot();
         assert_eq!(snapshot_frame_no, 0);
-        load_snapshot(&replica, &snapshot).unwrap();
+        let mut applier = Applier::new(replica.clone());
+        applier.load_snapshot(&snapshot).unwrap();
         let frames = frames_of(&primary, 0);
         assert!(frames.last().unwrap().is_commit());
-        apply_transactions(&replica, &frames).unwrap();
+        applier.apply_transactions(&frames).unwrap();
         let reader = replica.connect().unwrap();
         let b: String = reader
             .query_row("select b from t where a = 1", [], |r| r.get(0))
@@ -476,7 +510,9 @@ mod tests {
         let last = frames.last().unwrap().frame_no;
         conn.execute_batch("insert into t values (2, 'two'); update t set b = 'uno' where a = 1;")
             .unwrap();
-        apply_transactions(&replica, &frames_of(&primary, last)).unwrap();
+        applier
+            .apply_transactions(&frames_of(&primary, last))
+            .unwrap();
         let n: i64 = reader
             .query_row("select count(*) from t", [], |r| r.get(0))
             .unwrap();
@@ -493,7 +529,9 @@ mod tests {
         let before = frames_of(&primary, 0).last().unwrap().frame_no;
         conn.execute_batch("create table later(x integer); insert into later values (7);")
             .unwrap();
-        apply_transactions(&replica, &frames_of(&primary, before)).unwrap();
+        applier
+            .apply_transactions(&frames_of(&primary, before))
+            .unwrap();
         let x: i64 = reader
             .query_row("select x from later", [], |r| r.get(0))
             .unwrap();
