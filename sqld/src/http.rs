@@ -87,12 +87,22 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     METRICS.database_size.set(db as i64);
     METRICS.wal_size.set(wal as i64);
     match (&state.replica, state.db.log()) {
-        (Some(replica), _) => METRICS
-            .replication_lag_frames
-            .set(replica.status.lag_frames() as i64),
-        (None, Some(log)) => METRICS
-            .replication_frame_no
-            .set(log.info().current_frame_no as i64),
+        (Some(replica), _) => {
+            METRICS
+                .replication_lag_frames
+                .set(replica.status.lag_frames() as i64);
+            METRICS
+                .replication_lag_seconds
+                .set(replica.status.lag_seconds());
+        }
+        (None, Some(log)) => {
+            METRICS
+                .replication_frame_no
+                .set(log.info().current_frame_no as i64);
+            METRICS
+                .replicas_connected
+                .set(crate::replication::api::replicas_connected() as i64);
+        }
         (None, None) => {}
     }
     (

@@ -5,8 +5,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -25,6 +25,8 @@ pub struct Metrics {
     pub wal_size: IntGauge,
     pub replication_frame_no: IntGauge,
     pub replication_lag_frames: IntGauge,
+    pub replication_lag_seconds: Gauge,
+    pub replicas_connected: IntGauge,
     pub replication_frames_applied: IntCounter,
     pub replication_bootstraps: IntCounter,
     pub frames_logged: IntCounter,
@@ -137,6 +139,16 @@ impl Metrics {
                 "Times this replica loaded a snapshot from the primary",
             )
             .unwrap(),
+            replication_lag_seconds: Gauge::new(
+                "sqld_replication_lag_seconds",
+                "How long this replica has been behind the primary (0 when caught up)",
+            )
+            .unwrap(),
+            replicas_connected: IntGauge::new(
+                "sqld_replicas_connected",
+                "Replicas that asked this primary for frames in the last 30 seconds",
+            )
+            .unwrap(),
             replication_frames_applied: IntCounter::new(
                 "sqld_replication_frames_applied_total",
                 "Frames applied by this replica",
@@ -156,6 +168,8 @@ impl Metrics {
             Box::new(m.wal_size.clone()),
             Box::new(m.replication_frame_no.clone()),
             Box::new(m.replication_lag_frames.clone()),
+            Box::new(m.replication_lag_seconds.clone()),
+            Box::new(m.replicas_connected.clone()),
             Box::new(m.replication_frames_applied.clone()),
             Box::new(m.replication_bootstraps.clone()),
             Box::new(m.frames_logged.clone()),

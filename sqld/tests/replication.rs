@@ -113,6 +113,12 @@ async fn replica_bootstraps_and_follows_the_primary() {
     assert_eq!(v, "b");
     assert!(metric(&replica, "sqld_replication_frame_no") > 0.0);
     wait_ready(&replica);
+    assert_eq!(metric(&replica, "sqld_replication_lag_frames"), 0.0);
+    assert_eq!(metric(&replica, "sqld_replication_lag_seconds"), 0.0);
+    assert_eq!(metric(&primary, "sqld_replicas_connected"), 1.0);
+    let second = replica_of(&primary, &[]);
+    wait_ready(&second);
+    assert_eq!(metric(&primary, "sqld_replicas_connected"), 2.0);
 }
 
 #[tokio::test]
@@ -303,31 +309,28 @@ async fn a_new_log_on_the_primary_makes_replicas_bootstrap_again() {
     wait_ready(&replica);
     let r = replica.connect().await;
     eventually_count(&r, "t", 1).await;
-    let http = primary.http_addr;
-    // A crash: the primary starts a new log on the same port.
-    primary.kill9();
-    // Restart it on the HTTP address the replica knows.
-    let pg = common::free_port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sqld"))
-        .args(["--dev", "--db-path", pdir.to_str().unwrap()])
-        .args(["--pg-listen-addr", &format!("127.0.0.1:{pg}")])
-        .args(["--http-listen-addr", &http.to_string()])
-        .env("SQLD_LOG", "warn")
-        .spawn()
+    let old_log = log_id(&primary);
+    // The primary's log is gone (a restored backup, a replaced volume): it
+    // starts a new one, on the addresses the replica knows.
+    assert!(primary.terminate().success());
+    std::fs::remove_dir_all(pdir.join("replication")).unwrap();
+    primary.restart();
+    assert_ne!(log_id(&primary), old_log);
+    primary
+        .connect()
+        .await
+        .batch_execute("insert into t values (2)")
+        .await
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let (p, conn) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={pg} user=sqld"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
-    p.batch_execute("insert into t values (2)").await.unwrap();
     eventually_count(&r, "t", 2).await;
     assert!(metric(&replica, "sqld_replication_bootstraps_total") >= 2.0);
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+fn log_id(primary: &Sqld) -> String {
+    let (status, body) = primary.http_get("/v1/replication/info");
+    assert_eq!(status, 200, "{body}");
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    info["log_id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -520,6 +523,9 @@ async fn kill_9_of_the_primary_under_write_load_loses_no_acknowledged_commit() {
         .batch_execute("create table w(id integer primary key, client integer)")
         .await
         .unwrap();
+    let follower = replica_of(&primary, &[]);
+    wait_ready(&follower);
+    let log_before = log_id(&primary);
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut writers = Vec::new();
     for client in 0..8i64 {
@@ -545,7 +551,7 @@ async fn kill_9_of_the_primary_under_write_load_loses_no_acknowledged_commit() {
     }
     let acked = acked.lock().unwrap().clone();
     assert!(!acked.is_empty());
-    let primary = Sqld::spawn(&pdir, &["--dev"]);
+    primary.restart();
     let p = primary.connect().await;
     let ids: std::collections::HashSet<i64> = p
         .query("select id from w", &[])
@@ -556,8 +562,28 @@ async fn kill_9_of_the_primary_under_write_load_loses_no_acknowledged_commit() {
         .collect();
     let lost: Vec<_> = acked.iter().filter(|id| !ids.contains(id)).collect();
     assert!(lost.is_empty(), "{} acknowledged commits lost", lost.len());
+    let integrity: String = p
+        .query_one("pragma integrity_check", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(integrity, "ok");
+    // The log survived the crash: same id, and the replica that followed
+    // the primary through it resumes instead of bootstrapping again.
+    assert_eq!(log_id(&primary), log_before);
+    p.batch_execute("insert into w values (-1, -1)")
+        .await
+        .unwrap();
+    let f = follower.connect().await;
+    eventually_count(&f, "w", ids.len() as i64 + 1).await;
+    assert_eq!(dump(&f).await, dump(&p).await);
+    assert_eq!(
+        metric(&follower, "sqld_replication_bootstraps_total"),
+        1.0,
+        "the replica resumed, it did not bootstrap again"
+    );
     // A replica of the restarted primary converges on the same rows.
     let replica = replica_of(&primary, &[]);
     wait_ready(&replica);
-    eventually_count(&replica.connect().await, "w", ids.len() as i64).await;
+    eventually_count(&replica.connect().await, "w", ids.len() as i64 + 1).await;
 }

@@ -5,18 +5,21 @@
 //!   frame (JSON);
 //! - `GET /v1/replication/snapshot`: the snapshot file, streamed, with the
 //!   frame it stands for in `x-sqld-snapshot-frame-no`;
-//! - `GET /v1/replication/frames?after=N&wait_ms=W&max_frames=M`: frame
-//!   records after N, whole transactions only (200); nothing new within W
-//!   milliseconds (204); N is older than the snapshot (409: bootstrap).
-//!
+//! - `GET /v1/replication/frames?after=N&wait_ms=W&max_frames=M&log_id=L`:
+//!   frame records after N, whole transactions only (200); nothing new
+//!   within W milliseconds (204); N is older than the snapshot, or L is not
+//!   this log (409: bootstrap). The newest durable frame comes in
+//!   `x-sqld-current-frame-no`; replicas name themselves in
+//!   `x-sqld-replica-id`.
 //! - `POST /v1/replication/execute`: a write forwarded by a replica (see
 //!   `forward`), JSON in and out.
 //!
 //! Every answer names the log in `x-sqld-log-id`. With a replication token
 //! configured, requests must carry `Authorization: Bearer <token>`.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Query, Request, State};
@@ -34,6 +37,34 @@ use crate::metrics::METRICS;
 
 pub const LOG_ID_HEADER: &str = "x-sqld-log-id";
 pub const SNAPSHOT_FRAME_HEADER: &str = "x-sqld-snapshot-frame-no";
+/// On frame answers: the primary's newest durable frame, so a replica knows
+/// how far behind it is.
+pub const CURRENT_FRAME_HEADER: &str = "x-sqld-current-frame-no";
+/// Sent by a replica with each poll: who is following (for
+/// `sqld_replicas_connected`).
+pub const REPLICA_ID_HEADER: &str = "x-sqld-replica-id";
+/// A replica counts as connected this long after its last poll (a long-poll
+/// lasts at most `MAX_WAIT`).
+const CONNECTED_WINDOW: Duration = Duration::from_secs(30);
+
+/// When each replica last asked for frames.
+static LAST_POLLS: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Default::default);
+
+fn record_poll(headers: &HeaderMap) {
+    if let Some(id) = headers.get(REPLICA_ID_HEADER).and_then(|v| v.to_str().ok()) {
+        let mut polls = LAST_POLLS.lock().expect("poll registry poisoned");
+        if polls.len() < 10_000 || polls.contains_key(id) {
+            polls.insert(id.to_owned(), Instant::now());
+        }
+    }
+}
+
+/// Replicas that polled within the last `CONNECTED_WINDOW`.
+pub fn replicas_connected() -> usize {
+    let mut polls = LAST_POLLS.lock().expect("poll registry poisoned");
+    polls.retain(|_, at| at.elapsed() < CONNECTED_WINDOW);
+    polls.len()
+}
 /// Long-polls never wait longer than this, whatever the replica asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_FRAMES: usize = 1024;
@@ -133,9 +164,25 @@ struct FramesQuery {
     #[serde(default)]
     wait_ms: u64,
     max_frames: Option<usize>,
+    /// The log the asker follows: if it is not this one, the answer comes
+    /// at once (with this log's id) instead of after the long-poll.
+    log_id: Option<String>,
 }
 
-async fn frames(State(state): State<ApiState>, Query(q): Query<FramesQuery>) -> Response {
+async fn frames(
+    State(state): State<ApiState>,
+    request_headers: HeaderMap,
+    Query(q): Query<FramesQuery>,
+) -> Response {
+    record_poll(&request_headers);
+    if q.log_id.is_some_and(|id| id != state.log.info().log_id) {
+        return (
+            StatusCode::CONFLICT,
+            log_id_header(&state.log),
+            "a different log: bootstrap\n",
+        )
+            .into_response();
+    }
     let wait = Duration::from_millis(q.wait_ms).min(MAX_WAIT);
     let mut durable = state.log.subscribe();
     // Long-poll: answer as soon as a commit after `after` is durable.
@@ -143,7 +190,11 @@ async fn frames(State(state): State<ApiState>, Query(q): Query<FramesQuery>) -> 
     let log = state.log.clone();
     let max_frames = q.max_frames.unwrap_or(DEFAULT_MAX_FRAMES).max(1);
     let read = tokio::task::spawn_blocking(move || log.frames_after(q.after, max_frames)).await;
-    let headers = log_id_header(&state.log);
+    let mut headers = log_id_header(&state.log);
+    headers.insert(
+        CURRENT_FRAME_HEADER,
+        HeaderValue::from(state.log.info().current_frame_no),
+    );
     match read {
         Ok(Ok(FramesAfter::Frames(bytes))) => {
             METRICS

@@ -69,17 +69,27 @@ impl<W: Wal> WrapWal<W> for CaptureWal {
                 sync_flags,
             );
         }
-        // The WAL write and the append happen under one lock, so the log's
-        // order is the commit order and a snapshot can pin a frame_no.
+        // The append and the WAL write happen under one lock, so the log's
+        // order is the commit order and a snapshot can pin a frame_no. The
+        // log is written first: after a crash it is replayed onto the last
+        // snapshot, so whatever reached the WAL must be in the log.
         let mut appends = log.lock_appends();
-        let inserted =
-            wrapped.insert_frames(page_size, page_headers, size_after, is_commit, sync_flags)?;
         let pages = std::mem::take(&mut self.pending);
-        if let Err(e) = appends.append_transaction(&pages, size_after) {
+        if let Err(e) = appends.write_transaction(&pages, size_after) {
             tracing::error!(error = %e, "the replication log could not take a commit");
+            appends.discard();
             return Err(io_error());
         }
-        Ok(inserted)
+        match wrapped.insert_frames(page_size, page_headers, size_after, is_commit, sync_flags) {
+            Ok(inserted) => {
+                appends.publish();
+                Ok(inserted)
+            }
+            Err(e) => {
+                appends.discard();
+                Err(e)
+            }
+        }
     }
 
     fn undo<U: UndoHandler>(&mut self, wrapped: &mut W, handler: Option<&mut U>) -> WalResult<()> {

@@ -13,9 +13,13 @@
 //! released, shared by every commit waiting at that moment (group commit).
 //! Only fsynced frames are served.
 //!
-//! A server that did not stop cleanly may have committed a transaction to
-//! the database and crashed before logging it, so it starts a new log (new
-//! id, fresh snapshot): replicas notice the new id and re-bootstrap.
+//! A commit is written to the log before SQLite writes it to the WAL, and
+//! acknowledged only once the log is fsynced. After a crash the log keeps
+//! its intact transactions and the database is rebuilt from the snapshot
+//! plus the log, so the two agree again and the log id stays: replicas
+//! resume. (The WAL itself is not synced per commit on the primary: the log
+//! is what makes a commit durable.) Only a missing log starts a new one (a
+//! new id and snapshot), which replicas answer with a re-bootstrap.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -57,6 +61,19 @@ struct Meta {
     clean_shutdown: bool,
 }
 
+/// How `ReplicationLog::open` found the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStart {
+    /// After a clean stop: the database and the log agree.
+    Continued,
+    /// No log (or no snapshot) yet: a new log id, snapshotting the database.
+    New,
+    /// After a crash: the database may hold a commit the log lacks, or a
+    /// torn one; it must be rebuilt from the snapshot and the log's intact
+    /// transactions (`Database::open_primary` does it).
+    Recovered,
+}
+
 /// What `/v1/replication/info` reports.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LogInfo {
@@ -95,8 +112,11 @@ struct Appender {
     file: File,
     /// frame_no of the first record in the file.
     first_frame_no: u64,
-    /// The newest frame that ends a transaction (equals `appended`).
+    /// The newest frame that ends a logged transaction (equals `appended`).
     last_commit: u64,
+    /// The newest frame written to the file, past `last_commit` while a
+    /// commit is between its log write and its WAL write.
+    written: u64,
 }
 
 const META_FILE: &str = "log.json";
@@ -104,21 +124,30 @@ const FRAMES_FILE: &str = "frames.log";
 const SNAPSHOT_FILE: &str = "snapshot.db";
 
 impl ReplicationLog {
-    /// Opens the log in `dir`, continuing it after a clean stop, or starting
-    /// a new one (snapshotting `db_file` as it is) otherwise.
-    pub fn open(dir: &Path, db_file: &Path) -> Result<Self, LogError> {
+    /// Opens the log in `dir`: continues it after a clean stop; after a
+    /// crash keeps its intact transactions and asks for them to be replayed
+    /// (`LogStart::Recovered`); with no log yet, starts a new one from
+    /// `db_file` as it is.
+    pub fn open(dir: &Path, db_file: &Path) -> Result<(Self, LogStart), LogError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let meta_path = dir.join(META_FILE);
         let frames_path = dir.join(FRAMES_FILE);
         let previous = read_meta(&meta_path)?;
-        let (meta, first_frame_no, last) = match previous {
-            Some(meta) if meta.clean_shutdown && dir.join(SNAPSHOT_FILE).exists() => {
-                let len = std::fs::metadata(&frames_path)
-                    .map(|m| m.len())
-                    .unwrap_or(0);
-                let records = len / RECORD_SIZE as u64;
-                let first = meta.snapshot_frame_no + 1;
-                (meta.clone(), first, meta.snapshot_frame_no + records)
+        let (meta, start, last) = match previous {
+            Some(meta) if dir.join(SNAPSHOT_FILE).exists() => {
+                let (records, start) = if meta.clean_shutdown {
+                    let len = std::fs::metadata(&frames_path)
+                        .map(|m| m.len())
+                        .unwrap_or(0);
+                    (len / RECORD_SIZE as u64, LogStart::Continued)
+                } else {
+                    (
+                        intact_records(&frames_path, meta.snapshot_frame_no)?,
+                        LogStart::Recovered,
+                    )
+                };
+                let last = meta.snapshot_frame_no + records;
+                (meta, start, last)
             }
             _ => {
                 let meta = Meta {
@@ -128,9 +157,10 @@ impl ReplicationLog {
                 };
                 copy_database(db_file, &dir.join(SNAPSHOT_FILE))?;
                 let _ = std::fs::remove_file(&frames_path);
-                (meta, 1, 0)
+                (meta, LogStart::New, 0)
             }
         };
+        let first_frame_no = meta.snapshot_frame_no + 1;
         let mut file = OpenOptions::new()
             .create(true)
             .read(true)
@@ -147,18 +177,20 @@ impl ReplicationLog {
         };
         write_meta(&meta_path, &running)?;
         let (durable, _) = watch::channel(last);
-        Ok(ReplicationLog {
+        let log = ReplicationLog {
             dir: dir.to_owned(),
             meta: RwLock::new(running),
             append: Mutex::new(Appender {
                 file,
                 first_frame_no,
                 last_commit: last,
+                written: last,
             }),
             appended: AtomicU64::new(last),
             durable,
             sync_lock: Mutex::new(()),
-        })
+        };
+        Ok((log, start))
     }
 
     /// Taken by a committing connection around its WAL write and append.
@@ -320,13 +352,14 @@ pub struct AppendGuard<'a> {
 }
 
 impl AppendGuard<'_> {
-    /// Appends one transaction's pages; the last one carries `size_after`.
-    /// Returns the frame_no of its commit frame.
-    pub fn append_transaction(
+    /// Writes one transaction's pages to the end of the file; the last one
+    /// carries `size_after`. It counts as logged (synced, served, kept by a
+    /// clean stop) only once `publish` is called, after SQLite took it.
+    pub fn write_transaction(
         &mut self,
         pages: &[(u32, Bytes)],
         size_after: u32,
-    ) -> Result<u64, LogError> {
+    ) -> Result<(), LogError> {
         let mut buf = BytesMut::with_capacity(pages.len() * RECORD_SIZE);
         let mut frame_no = self.appender.last_commit;
         for (i, (page_no, page)) in pages.iter().enumerate() {
@@ -341,19 +374,74 @@ impl AppendGuard<'_> {
         }
         let path = self.log.dir.join(FRAMES_FILE);
         self.appender.file.write_all(&buf).map_err(io(&path))?;
+        self.appender.written = frame_no;
         crate::metrics::METRICS
             .frames_logged
             .inc_by(pages.len() as u64);
         crate::metrics::METRICS.log_bytes.inc_by(buf.len() as u64);
-        self.appender.last_commit = frame_no;
-        self.log.appended.store(frame_no, Ordering::SeqCst);
-        Ok(frame_no)
+        Ok(())
     }
 
-    /// The newest appended frame: the state a snapshot taken now reflects.
+    /// Makes the transaction written last part of the log.
+    pub fn publish(&mut self) {
+        self.appender.last_commit = self.appender.written;
+        self.log
+            .appended
+            .store(self.appender.last_commit, Ordering::SeqCst);
+    }
+
+    /// Takes back a transaction SQLite did not commit (or a partial write).
+    pub fn discard(&mut self) {
+        let keep =
+            (self.appender.last_commit + 1 - self.appender.first_frame_no) * RECORD_SIZE as u64;
+        if let Err(e) = self.appender.file.set_len(keep) {
+            tracing::error!(error = %e, "cannot take back an unlogged transaction");
+        }
+        self.appender.written = self.appender.last_commit;
+    }
+
+    /// The newest logged frame: the state a snapshot taken now reflects.
     pub fn last_frame_no(&self) -> u64 {
         self.appender.last_commit
     }
+}
+
+/// The number of records at the front of `path` that form whole, intact
+/// transactions numbered from `snapshot_frame_no + 1`: what a crash left
+/// after the last commit frame (a torn record, a transaction cut short) is
+/// not part of the log.
+fn intact_records(path: &Path, snapshot_frame_no: u64) -> Result<u64, LogError> {
+    let mut file = match File::open(path) {
+        Ok(f) => std::io::BufReader::with_capacity(64 * RECORD_SIZE, f),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let mut record = vec![0u8; RECORD_SIZE];
+    let (mut read, mut committed) = (0u64, 0u64);
+    loop {
+        match file.read_exact(&mut record) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(io(path)(e)),
+        }
+        let Ok(frame) = Frame::decode(&mut Bytes::copy_from_slice(&record)) else {
+            break;
+        };
+        if frame.frame_no != snapshot_frame_no + read + 1 {
+            break;
+        }
+        read += 1;
+        if frame.is_commit() {
+            committed = read;
+        }
+    }
+    if committed < read {
+        tracing::warn!(
+            dropped = read - committed,
+            "the replication log ends in a transaction cut short by a crash; dropping it"
+        );
+    }
+    Ok(committed)
 }
 
 fn read_meta(path: &Path) -> Result<Option<Meta>, LogError> {

@@ -12,6 +12,7 @@ pub mod api;
 pub mod capture;
 pub mod forward;
 pub mod frame;
+pub mod inject;
 pub mod log;
 pub mod replica;
 pub mod snapshot;

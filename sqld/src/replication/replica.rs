@@ -18,11 +18,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use libsql_sys::ffi;
 use serde::{Deserialize, Serialize};
 
-use super::api::{LOG_ID_HEADER, SNAPSHOT_FRAME_HEADER};
-use super::frame::{Frame, PAGE_SIZE};
+use super::api::{CURRENT_FRAME_HEADER, LOG_ID_HEADER, REPLICA_ID_HEADER, SNAPSHOT_FRAME_HEADER};
+use super::frame::Frame;
+use super::inject::{
+    checkpoint_if_large, inject, inject_transactions, snapshot_frames, InjectError,
+};
 use super::log::LogInfo;
 use crate::database::{Database, DbConnection};
 use crate::metrics::METRICS;
@@ -33,8 +35,6 @@ const LONG_POLL: Duration = Duration::from_secs(10);
 /// Retry delays after a failed request.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Checkpoint the replica's WAL once it holds this many frames.
-const CHECKPOINT_FRAMES: u32 = 2000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicaError {
@@ -46,8 +46,8 @@ pub enum ReplicaError {
     Frame(#[from] super::frame::FrameError),
     #[error("frames out of order: expected {expected}, got {got}")]
     Gap { expected: u64, got: u64 },
-    #[error("applying frames failed with SQLite code {0}")]
-    Apply(i32),
+    #[error(transparent)]
+    Apply(#[from] InjectError),
     #[error("replica state I/O: {0}")]
     Io(#[from] std::io::Error),
     #[error("database: {0}")]
@@ -65,6 +65,9 @@ pub struct ReplicaStatus {
     pub primary_frame_no: AtomicU64,
     /// Milliseconds since the Unix epoch of the last good answer.
     pub last_contact_ms: AtomicU64,
+    /// Milliseconds since the Unix epoch when this replica last had
+    /// everything the primary had reported.
+    caught_up_ms: AtomicU64,
     applied: tokio::sync::Notify,
 }
 
@@ -73,6 +76,46 @@ impl ReplicaStatus {
         self.primary_frame_no
             .load(Ordering::SeqCst)
             .saturating_sub(self.applied_frame_no.load(Ordering::SeqCst))
+    }
+
+    /// How long this replica has been behind: since it last had applied
+    /// everything the primary reported, or, while caught up with a primary
+    /// it has not heard from for longer than a long-poll, since that contact.
+    pub fn lag_seconds(&self) -> f64 {
+        let now = now_ms();
+        let since = |ms: &AtomicU64| now.saturating_sub(ms.load(Ordering::SeqCst)) as f64 / 1e3;
+        if !self.bootstrapped.load(Ordering::SeqCst) {
+            return 0.0;
+        }
+        if self.lag_frames() > 0 {
+            return since(&self.caught_up_ms);
+        }
+        let silent = since(&self.last_contact_ms);
+        if silent > (LONG_POLL + Duration::from_secs(5)).as_secs_f64() {
+            silent
+        } else {
+            0.0
+        }
+    }
+
+    /// Serving from here on; lag is counted from now at the earliest.
+    fn mark_bootstrapped(&self) {
+        self.caught_up_ms.store(now_ms(), Ordering::SeqCst);
+        self.bootstrapped.store(true, Ordering::SeqCst);
+        self.note_if_caught_up();
+    }
+
+    /// Records that the primary is at `primary_frame_no` (at least).
+    fn primary_at(&self, primary_frame_no: u64) {
+        self.primary_frame_no
+            .fetch_max(primary_frame_no, Ordering::SeqCst);
+        self.note_if_caught_up();
+    }
+
+    fn note_if_caught_up(&self) {
+        if self.lag_frames() == 0 {
+            self.caught_up_ms.store(now_ms(), Ordering::SeqCst);
+        }
     }
 
     /// Waits until frame `frame_no` is applied, up to `timeout`.
@@ -100,6 +143,8 @@ pub struct Replica {
     http: reqwest::Client,
     primary: String,
     token: Option<String>,
+    /// Names this process to the primary (`sqld_replicas_connected`).
+    id: String,
     applier: Arc<std::sync::Mutex<Applier>>,
     state_path: PathBuf,
     state: State,
@@ -125,6 +170,7 @@ impl Replica {
                 .build()?,
             primary: primary_url.trim_end_matches('/').to_owned(),
             token,
+            id: uuid::Uuid::new_v4().to_string(),
             applier: Arc::new(std::sync::Mutex::new(Applier::new(db))),
             state_path,
             state,
@@ -163,11 +209,9 @@ impl Replica {
     }
 
     fn contact(&self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        self.status.last_contact_ms.store(now, Ordering::SeqCst);
+        self.status
+            .last_contact_ms
+            .store(now_ms(), Ordering::SeqCst);
     }
 
     /// One round: bootstrap if needed, else fetch and apply what is new.
@@ -188,14 +232,16 @@ impl Replica {
             }
             // Resuming where a previous run stopped.
             self.mark_applied(self.state.applied_frame_no);
-            self.status.bootstrapped.store(true, Ordering::SeqCst);
+            self.status.mark_bootstrapped();
         }
         let after = self.state.applied_frame_no;
         let response = self
             .get(&format!(
-                "/v1/replication/frames?after={after}&wait_ms={}",
-                LONG_POLL.as_millis()
+                "/v1/replication/frames?after={after}&wait_ms={}&log_id={}",
+                LONG_POLL.as_millis(),
+                self.state.log_id
             ))
+            .header(REPLICA_ID_HEADER, &self.id)
             .timeout(LONG_POLL + Duration::from_secs(10))
             .send()
             .await?;
@@ -206,11 +252,13 @@ impl Replica {
             self.status.bootstrapped.store(false, Ordering::SeqCst);
             return Ok(());
         }
+        if let Some(current) = header(&response, CURRENT_FRAME_HEADER).and_then(|v| v.parse().ok())
+        {
+            self.status.primary_at(current);
+        }
         match response.status().as_u16() {
             204 => {
-                self.status
-                    .primary_frame_no
-                    .fetch_max(after, Ordering::SeqCst);
+                self.status.primary_at(after);
                 Ok(())
             }
             409 => {
@@ -260,10 +308,8 @@ impl Replica {
             .map_err(|e| ReplicaError::Io(std::io::Error::other(e)))??;
         self.state.applied_frame_no = last;
         self.persist_state()?;
-        self.status
-            .primary_frame_no
-            .fetch_max(last, Ordering::SeqCst);
         self.mark_applied(last);
+        self.status.primary_at(last);
         METRICS.replication_frames_applied.inc_by(count as u64);
         Ok(())
     }
@@ -305,7 +351,7 @@ impl Replica {
             applied_frame_no: snapshot_frame_no,
         };
         self.persist_state()?;
-        self.status.bootstrapped.store(true, Ordering::SeqCst);
+        self.status.mark_bootstrapped();
         self.mark_applied(snapshot_frame_no);
         METRICS.replication_bootstraps.inc();
         tracing::info!(
@@ -375,13 +421,7 @@ impl Applier {
     /// Injects whole transactions into the replica's WAL.
     fn apply_transactions(&mut self, frames: &[Frame]) -> Result<(), ReplicaError> {
         let conn = self.connection()?;
-        let mut start = 0;
-        for (i, frame) in frames.iter().enumerate() {
-            if frame.is_commit() {
-                inject(conn, frames[start..=i].iter().map(Frame::to_wal_frame))?;
-                start = i + 1;
-            }
-        }
+        inject_transactions(conn, frames)?;
         checkpoint_if_large(conn);
         Ok(())
     }
@@ -396,71 +436,11 @@ impl Applier {
     }
 }
 
-/// A snapshot file's pages as WAL frames of one transaction.
-fn snapshot_frames(data: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
-    let pages = (data.len() / PAGE_SIZE) as u32;
-    (1..=pages).map(move |page_no| {
-        let start = (page_no as usize - 1) * PAGE_SIZE;
-        Frame {
-            frame_no: 0,
-            page_no,
-            size_after: if page_no == pages { pages } else { 0 },
-            page: Bytes::copy_from_slice(&data[start..start + PAGE_SIZE]),
-        }
-        .to_wal_frame()
-    })
-}
-
-/// One transaction through libsql's WAL insert API: frames numbered after
-/// the replica's own WAL, committed atomically by the last one.
-fn inject(conn: &DbConnection, frames: impl Iterator<Item = Vec<u8>>) -> Result<(), ReplicaError> {
-    let db = unsafe { conn.handle() };
-    unsafe {
-        // The WAL's length, read before the write transaction begins (this
-        // connection is the only writer of a replica's database).
-        let mut own = 0u32;
-        let rc = ffi::libsql_wal_frame_count(db, &mut own);
-        if rc != ffi::SQLITE_OK {
-            return Err(ReplicaError::Apply(rc));
-        }
-        let rc = ffi::libsql_wal_insert_begin(db);
-        if rc != ffi::SQLITE_OK {
-            return Err(ReplicaError::Apply(rc));
-        }
-        for (i, mut frame) in frames.enumerate() {
-            let mut conflict = 0;
-            let rc = ffi::libsql_wal_insert_frame(
-                db,
-                own + 1 + i as u32,
-                frame.as_mut_ptr().cast(),
-                frame.len() as u32,
-                &mut conflict,
-            );
-            if rc != ffi::SQLITE_OK {
-                ffi::libsql_wal_insert_end(db);
-                return Err(ReplicaError::Apply(if conflict != 0 {
-                    -conflict
-                } else {
-                    rc
-                }));
-            }
-        }
-        let rc = ffi::libsql_wal_insert_end(db);
-        if rc != ffi::SQLITE_OK {
-            return Err(ReplicaError::Apply(rc));
-        }
-    }
-    Ok(())
-}
-
-/// Keeps the replica's WAL bounded. Readers may hold it back; then the
-/// next batch tries again.
-fn checkpoint_if_large(conn: &DbConnection) {
-    let mut frames = 0u32;
-    let rc = unsafe { ffi::libsql_wal_frame_count(conn.handle(), &mut frames) };
-    if rc == ffi::SQLITE_OK && frames >= CHECKPOINT_FRAMES {
-        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-    }
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -479,6 +459,32 @@ mod tests {
             out.push(Frame::decode(&mut bytes).unwrap());
         }
         out
+    }
+
+    #[test]
+    fn lag_in_seconds_counts_from_the_last_time_the_replica_was_caught_up() {
+        let status = ReplicaStatus::default();
+        assert_eq!(status.lag_seconds(), 0.0, "not serving yet");
+        status.mark_bootstrapped();
+        status.applied_frame_no.store(10, Ordering::SeqCst);
+        status.primary_at(10);
+        status.last_contact_ms.store(now_ms(), Ordering::SeqCst);
+        assert_eq!(status.lag_seconds(), 0.0);
+        // Behind for three seconds.
+        status
+            .caught_up_ms
+            .store(now_ms() - 3_000, Ordering::SeqCst);
+        status.primary_at(12);
+        let lag = status.lag_seconds();
+        assert!((3.0..4.0).contains(&lag), "{lag}");
+        // Caught up again, but the primary has been silent for a minute.
+        status.applied_frame_no.store(12, Ordering::SeqCst);
+        status.primary_at(12);
+        status
+            .last_contact_ms
+            .store(now_ms() - 60_000, Ordering::SeqCst);
+        let lag = status.lag_seconds();
+        assert!((60.0..61.0).contains(&lag), "{lag}");
     }
 
     #[test]

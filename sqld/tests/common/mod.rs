@@ -56,15 +56,8 @@ impl Sqld {
             http_addr.to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let child = Command::new(env!("CARGO_BIN_EXE_sqld"))
-            .args(&args)
-            .env("SQLD_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting sqld");
         let s = Sqld {
-            child,
+            child: launch(&args),
             pg_addr,
             http_addr,
             db_dir: db_dir.to_owned(),
@@ -73,6 +66,13 @@ impl Sqld {
         };
         s.wait_listening();
         s
+    }
+
+    /// Starts the server again with the same arguments (database and
+    /// addresses) after it stopped or was killed.
+    pub fn restart(&mut self) {
+        self.child = launch(&self.args);
+        self.wait_listening();
     }
 
     fn wait_listening(&self) {
@@ -143,6 +143,16 @@ impl Sqld {
         unsafe_kill(pid, 15);
         self.child.wait().unwrap()
     }
+}
+
+fn launch(args: &[String]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_sqld"))
+        .args(args)
+        .env("SQLD_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting sqld")
 }
 
 fn unsafe_kill(pid: i32, sig: i32) {

@@ -1,0 +1,98 @@
+//! Writing frames into a database through libsql's WAL insert API: how a
+//! replica applies the primary's transactions, and how a primary that
+//! crashed replays its own log.
+
+use bytes::Bytes;
+use libsql_sys::ffi;
+
+use super::frame::{Frame, PAGE_SIZE};
+use crate::database::DbConnection;
+
+/// Checkpoint an injecting connection's WAL once it holds this many frames.
+const CHECKPOINT_FRAMES: u32 = 2000;
+
+/// A SQLite result code from the WAL insert API (negative: the frame
+/// conflicted with the receiver's own WAL).
+#[derive(Debug, thiserror::Error)]
+#[error("injecting frames failed with SQLite code {0}")]
+pub struct InjectError(pub i32);
+
+/// A snapshot file's pages as WAL frames of one transaction.
+pub fn snapshot_frames(data: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    let pages = (data.len() / PAGE_SIZE) as u32;
+    (1..=pages).map(move |page_no| {
+        let start = (page_no as usize - 1) * PAGE_SIZE;
+        Frame {
+            frame_no: 0,
+            page_no,
+            size_after: if page_no == pages { pages } else { 0 },
+            page: Bytes::copy_from_slice(&data[start..start + PAGE_SIZE]),
+        }
+        .to_wal_frame()
+    })
+}
+
+/// Injects whole transactions: every run of frames ending in a commit
+/// frame becomes one atomic WAL transaction. Frames after the last commit
+/// are ignored.
+pub fn inject_transactions(conn: &DbConnection, frames: &[Frame]) -> Result<(), InjectError> {
+    let mut start = 0;
+    for (i, frame) in frames.iter().enumerate() {
+        if frame.is_commit() {
+            inject(conn, frames[start..=i].iter().map(Frame::to_wal_frame))?;
+            start = i + 1;
+        }
+    }
+    Ok(())
+}
+
+/// One transaction through libsql's WAL insert API: frames numbered after
+/// the connection's own WAL, committed atomically by the last one. The
+/// connection must be its database's only writer.
+pub fn inject(
+    conn: &DbConnection,
+    frames: impl Iterator<Item = Vec<u8>>,
+) -> Result<(), InjectError> {
+    let db = unsafe { conn.handle() };
+    unsafe {
+        // The WAL's length, read before the write transaction begins.
+        let mut own = 0u32;
+        let rc = ffi::libsql_wal_frame_count(db, &mut own);
+        if rc != ffi::SQLITE_OK {
+            return Err(InjectError(rc));
+        }
+        let rc = ffi::libsql_wal_insert_begin(db);
+        if rc != ffi::SQLITE_OK {
+            return Err(InjectError(rc));
+        }
+        for (i, mut frame) in frames.enumerate() {
+            let mut conflict = 0;
+            let rc = ffi::libsql_wal_insert_frame(
+                db,
+                own + 1 + i as u32,
+                frame.as_mut_ptr().cast(),
+                frame.len() as u32,
+                &mut conflict,
+            );
+            if rc != ffi::SQLITE_OK {
+                ffi::libsql_wal_insert_end(db);
+                return Err(InjectError(if conflict != 0 { -conflict } else { rc }));
+            }
+        }
+        let rc = ffi::libsql_wal_insert_end(db);
+        if rc != ffi::SQLITE_OK {
+            return Err(InjectError(rc));
+        }
+    }
+    Ok(())
+}
+
+/// Keeps an injecting connection's WAL bounded. Readers may hold it back;
+/// then the next batch tries again.
+pub fn checkpoint_if_large(conn: &DbConnection) {
+    let mut frames = 0u32;
+    let rc = unsafe { ffi::libsql_wal_frame_count(conn.handle(), &mut frames) };
+    if rc == ffi::SQLITE_OK && frames >= CHECKPOINT_FRAMES {
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+}
