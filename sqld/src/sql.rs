@@ -43,28 +43,31 @@ fn is_complete(sql: &str) -> bool {
 
 /// True when `sql` holds nothing but whitespace, semicolons and comments.
 pub fn is_blank(sql: &str) -> bool {
-    strip_comments(sql)
-        .chars()
-        .all(|c| c.is_whitespace() || c == ';')
+    uncommented(sql).all(|c| c.is_whitespace() || c == ';')
 }
 
 /// `sql` without `--` and `/* */` comments (strings are left alone).
 fn strip_comments(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len());
+    uncommented(sql).collect()
+}
+
+/// The characters of `sql` with each comment replaced by one space, lazily:
+/// the statement classifiers only look at its first few words.
+fn uncommented(sql: &str) -> impl Iterator<Item = char> + '_ {
     let mut chars = sql.chars().peekable();
     let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
+    std::iter::from_fn(move || {
+        let c = chars.next()?;
         if let Some(q) = quote {
-            out.push(c);
             if c == q {
                 quote = None;
             }
-            continue;
+            return Some(c);
         }
-        match c {
+        Some(match c {
             '\'' | '"' | '`' => {
                 quote = Some(c);
-                out.push(c);
+                c
             }
             '-' if chars.peek() == Some(&'-') => {
                 for c in chars.by_ref() {
@@ -72,7 +75,7 @@ fn strip_comments(sql: &str) -> String {
                         break;
                     }
                 }
-                out.push(' ');
+                ' '
             }
             '/' if chars.peek() == Some(&'*') => {
                 chars.next();
@@ -83,23 +86,33 @@ fn strip_comments(sql: &str) -> String {
                     }
                     prev = c;
                 }
-                out.push(' ');
+                ' '
             }
-            _ => out.push(c),
-        }
-    }
-    out
+            _ => c,
+        })
+    })
 }
 
 /// The leading words of a statement, upper-cased, comments skipped.
 pub fn leading_words(sql: &str, n: usize) -> Vec<String> {
-    let stripped = strip_comments(sql);
-    stripped
-        .split(|c: char| c.is_whitespace() || c == ';' || c == '(')
-        .filter(|w| !w.is_empty())
-        .take(n)
-        .map(|w| w.to_ascii_uppercase())
-        .collect()
+    let mut words = Vec::with_capacity(n);
+    let mut word = String::new();
+    for c in uncommented(sql) {
+        if words.len() == n {
+            break;
+        }
+        if c.is_whitespace() || c == ';' || c == '(' {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+        } else {
+            word.push(c.to_ascii_uppercase());
+        }
+    }
+    if !word.is_empty() && words.len() < n {
+        words.push(word);
+    }
+    words
 }
 
 /// Transaction control, which sqld tracks itself to report `T`/`E` in
@@ -131,6 +144,16 @@ pub fn txn_control(sql: &str) -> Option<TxnControl> {
         "RELEASE" => TxnControl::Release,
         _ => return None,
     })
+}
+
+/// `BEGIN IMMEDIATE` and `BEGIN EXCLUSIVE` take SQLite's write lock at once
+/// (for `sqlite3_stmt_readonly` they are read-only, like all transaction
+/// control).
+pub fn takes_write_lock(sql: &str) -> bool {
+    let w = leading_words(sql, 2);
+    w.first().is_some_and(|f| f == "BEGIN")
+        && w.get(1)
+            .is_some_and(|x| x == "IMMEDIATE" || x == "EXCLUSIVE")
 }
 
 /// Rewrites the Postgres spellings of transaction control that SQLite does
@@ -173,6 +196,14 @@ pub enum SessionCommand {
 }
 
 pub fn session_command(sql: &str) -> Option<SessionCommand> {
+    // Most statements are not session commands: decide on the first word.
+    let first = leading_words(sql, 1);
+    if !matches!(
+        first.first().map(String::as_str),
+        Some("SET" | "SHOW" | "RESET" | "DISCARD" | "DEALLOCATE" | "LISTEN" | "UNLISTEN")
+    ) {
+        return None;
+    }
     let text = strip_comments(sql);
     let text = text.trim().trim_end_matches(';').trim();
     let mut parts = text.splitn(2, char::is_whitespace);

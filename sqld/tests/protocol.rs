@@ -590,3 +590,56 @@ async fn concurrent_writers_all_commit() {
         .get(0);
     assert_eq!(n, 400);
 }
+
+#[tokio::test]
+async fn a_writer_waits_for_an_open_write_transaction_then_fails_with_55p03() {
+    let sqld = Sqld::start_with(&["--dev", "--busy-timeout", "300ms"]);
+    let a = sqld.connect().await;
+    let b = sqld.connect().await;
+    a.batch_execute(
+        "create table t(id integer primary key, n integer); insert into t values (1, 0)",
+    )
+    .await
+    .unwrap();
+    a.batch_execute("begin; update t set n = 1 where id = 1")
+        .await
+        .unwrap();
+    // A transaction that only reads is not held up by the writer.
+    b.batch_execute("begin").await.unwrap();
+    let n: i64 = b
+        .query_one("select n from t where id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+    b.batch_execute("rollback").await.unwrap();
+    // A second writer waits out the busy timeout, then gets 55P03; the
+    // first transaction is untouched and commits.
+    let started = std::time::Instant::now();
+    let err = b
+        .execute("update t set n = 2 where id = 1", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "55P03", "{err}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+    a.batch_execute("commit").await.unwrap();
+    // Once the writer is done, the next one goes through at once.
+    b.execute("update t set n = n + 10 where id = 1", &[])
+        .await
+        .unwrap();
+    let n: i64 = a
+        .query_one("select n from t where id = 1", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 11);
+    // BEGIN IMMEDIATE takes the write lock (and the gate) at once.
+    a.batch_execute("begin immediate").await.unwrap();
+    let err = b
+        .execute("insert into t values (2, 0)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "55P03", "{err}");
+    a.batch_execute("rollback").await.unwrap();
+    b.execute("insert into t values (2, 0)", &[]).await.unwrap();
+}

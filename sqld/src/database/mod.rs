@@ -6,6 +6,8 @@
 mod catalog;
 pub use catalog::server_version as catalog_server_version;
 mod sandbox;
+mod write_gate;
+pub use write_gate::WriteGate;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,6 +64,8 @@ pub struct Database {
     /// A replica's sessions never write locally (their writes go to the
     /// primary); only the frame applier does.
     replica: bool,
+    /// Sessions queue here for the single write lock.
+    write_gate: Arc<WriteGate>,
 }
 
 impl Database {
@@ -148,6 +152,15 @@ impl Database {
         self.replica
     }
 
+    pub fn write_gate(&self) -> &WriteGate {
+        &self.write_gate
+    }
+
+    /// How long a statement waits for a lock before it fails.
+    pub fn busy_timeout(&self) -> Duration {
+        self.busy_timeout
+    }
+
     /// The connection a replica injects frames through.
     pub fn apply_connection(&self) -> Result<DbConnection, DatabaseError> {
         self.raw_connection()
@@ -164,6 +177,7 @@ impl Database {
             busy_timeout,
             log: None,
             replica: false,
+            write_gate: Arc::default(),
         };
         let conn =
             libsql_sys::rusqlite::Connection::open(&db.file).map_err(|e| db.open_error(e))?;

@@ -18,7 +18,7 @@ use pgwire::tokio::server::{
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
-use super::io::GuardedIo;
+use super::io::{holds_complete_message, GuardedIo};
 use super::PgShared;
 use crate::error::sqlstate;
 use crate::shutdown::Shutdown;
@@ -52,12 +52,19 @@ pub async fn drive(
     let mut socket: Framed<_, PgWireMessageServerCodec<_>> = Framed::from_parts(new_parts);
 
     let copy = Arc::new(NoopHandler);
+    socket.get_mut().set_deferred(true);
     loop {
         let authenticating = matches!(
             socket.state(),
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
         );
+        // Answer once nothing more is pipelined: the client may be waiting.
+        if (authenticating || !holds_complete_message(socket.read_buffer()))
+            && flush_now(&mut socket).await.is_err()
+        {
+            break;
+        }
         let in_transaction = socket.transaction_status() != TransactionStatus::Idle;
         let idle_limit = if in_transaction {
             limits.idle_in_transaction_timeout
@@ -115,7 +122,19 @@ pub async fn drive(
             break;
         }
     }
+    let _ = flush_now(&mut socket).await;
     Ok(())
+}
+
+/// Writes out every response held back so far.
+async fn flush_now<S, C>(socket: &mut Framed<GuardedIo<S>, C>) -> std::io::Result<()>
+where
+    Framed<GuardedIo<S>, C>: futures::Sink<PgWireBackendMessage, Error = std::io::Error> + Unpin,
+{
+    socket.get_mut().set_deferred(false);
+    let flushed = socket.flush().await;
+    socket.get_mut().set_deferred(true);
+    flushed
 }
 
 /// Checks the length prefix of the first packet before pgwire reads it:

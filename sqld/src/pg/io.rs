@@ -3,13 +3,19 @@
 //! read as soon as a length prefix is out of bounds, before the message is
 //! buffered. It also counts bytes for metrics.
 //!
+//! Writes are held back while flushes are deferred (`set_deferred`): pgwire
+//! flushes after each response message, so a pipelined Parse, Bind,
+//! Describe, Execute, Sync would cost five writes (five TCP segments). The
+//! connection driver instead flushes once, when it has no complete message
+//! left to process, which is when the client may be waiting for answers.
+//!
 //! Framing: the first packet (startup or cancel request; the SSL request
 //! has been consumed already) is `len:i32 body`; every later one is
 //! `type:u8 len:i32 body`. `len` includes itself.
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -18,10 +24,18 @@ use crate::metrics::METRICS;
 /// Postgres itself refuses startup packets above this size.
 pub const MAX_STARTUP_PACKET: usize = 10_000;
 
+/// Held-back output is written through once it reaches this size.
+const MAX_DEFERRED: usize = 64 * 1024;
+
 pub struct GuardedIo<S> {
     inner: S,
     max_message: usize,
     framing: Framing,
+    /// While true, writes collect in `pending` and flushes do nothing.
+    deferred: bool,
+    pending: Vec<u8>,
+    /// How much of `pending` has reached `inner`.
+    pending_written: usize,
 }
 
 #[derive(Debug)]
@@ -46,7 +60,16 @@ impl<S> GuardedIo<S> {
                 header_len: 0,
                 remaining: 0,
             },
+            deferred: false,
+            pending: Vec::new(),
+            pending_written: 0,
         }
+    }
+
+    /// Defers flushes (true) until set back to false; a flush then writes
+    /// everything held back.
+    pub fn set_deferred(&mut self, deferred: bool) {
+        self.deferred = deferred;
     }
 
     /// Accounts for bytes that were read from the stream before it was
@@ -115,13 +138,37 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
     }
 }
 
+impl<S: AsyncWrite + Unpin> GuardedIo<S> {
+    /// Writes out what was held back.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.pending_written < self.pending.len() {
+            let rest = &self.pending[self.pending_written..];
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, rest))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            METRICS.bytes_sent.inc_by(n as u64);
+            self.pending_written += n;
+        }
+        self.pending.clear();
+        self.pending_written = 0;
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        let this = &mut *self;
+        if this.deferred && this.pending.len() + buf.len() <= MAX_DEFERRED {
+            this.pending.extend_from_slice(buf);
+            return Poll::Ready(Ok(buf.len()));
+        }
+        ready!(this.poll_drain(cx))?;
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = result {
             METRICS.bytes_sent.inc_by(n as u64);
         }
@@ -129,11 +176,30 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let this = &mut *self;
+        if this.deferred {
+            return Poll::Ready(Ok(()));
+        }
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+/// True when `buf` starts with a whole typed message (`type len body`):
+/// the driver can process it without waiting for the client.
+pub fn holds_complete_message(buf: &[u8]) -> bool {
+    match buf.get(1..5) {
+        Some(len) => {
+            let len = u32::from_be_bytes(len.try_into().expect("four bytes")) as usize;
+            buf.len() > len
+        }
+        None => false,
     }
 }
 

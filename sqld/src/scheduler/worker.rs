@@ -46,6 +46,7 @@ pub fn run(
         read_frame_no: None,
         min_read_frame: 0,
         forwarded: false,
+        holds_write_gate: false,
         limits,
         txn: TxnState::Idle,
         settings: Settings::default(),
@@ -119,11 +120,20 @@ struct Worker {
     min_read_frame: u64,
     /// Set when the statement just run went to the primary.
     forwarded: bool,
+    /// This session may write: it holds the database's write gate until
+    /// its transaction ends.
+    holds_write_gate: bool,
     limits: SessionConfig,
     txn: TxnState,
     settings: Settings,
     /// Parse results by SQL text, valid while the schema version matches.
     prepared: HashMap<String, (i64, Arc<PreparedStatement>)>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.release_write_gate();
+    }
 }
 
 impl Worker {
@@ -195,7 +205,16 @@ impl Worker {
         if implicit_txn {
             self.end_implicit_transaction(&mut results);
         }
+        if self.conn.is_autocommit() {
+            self.release_write_gate();
+        }
         results
+    }
+
+    fn release_write_gate(&mut self) {
+        if std::mem::take(&mut self.holds_write_gate) {
+            self.db.write_gate().release();
+        }
     }
 
     /// Commits an implicit transaction, or rolls it back if a statement (or
@@ -412,6 +431,9 @@ impl Worker {
             if !self.conn.is_autocommit() && self.read_frame_no.is_none() {
                 self.read_frame_no = Some(link.applied());
             }
+        } else if !self.holds_write_gate && (!stmt.readonly() || sql::takes_write_lock(sql)) {
+            take_write_gate(&self.db)?;
+            self.holds_write_gate = true;
         }
         bind_params(&mut stmt, params)?;
         let column_count = stmt.column_count();
@@ -473,6 +495,19 @@ impl Worker {
             columns: Some(columns),
             rows,
         })
+    }
+}
+
+/// Before a session's first write in a transaction (or a BEGIN that takes
+/// the write lock): queue for the database's write gate.
+fn take_write_gate(db: &Database) -> Result<(), SqlError> {
+    if db.write_gate().acquire(db.busy_timeout()) {
+        Ok(())
+    } else {
+        Err(SqlError::new(
+            sqlstate::LOCK_NOT_AVAILABLE,
+            "could not obtain the database write lock within the busy timeout: another transaction is writing",
+        ))
     }
 }
 
