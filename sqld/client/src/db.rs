@@ -123,10 +123,6 @@ impl sqlite3 {
 }
 
 impl DbState {
-    pub fn is_open(&self) -> bool {
-        self.wire.is_some()
-    }
-
     pub fn set_error(&mut self, code: i32, message: &str) {
         self.errcode = code;
         self.errmsg = CString::new(message.replace('\0', " ")).unwrap_or_default();
@@ -186,28 +182,6 @@ impl DbState {
             reply.error = Some(WireError::Io(e.to_string()));
         }
         reply
-    }
-
-    /// Runs one parameterless statement through the unnamed statement:
-    /// one round trip, no rows expected.
-    pub fn run_unprepared(&mut self, sql: &str) -> Result<(), WireError> {
-        let mut buf = BytesMut::new();
-        frontend::parse("", sql, std::iter::empty(), &mut buf)?;
-        frontend::bind(
-            "",
-            "",
-            std::iter::empty(),
-            std::iter::empty::<()>(),
-            |_, _| Ok(postgres_protocol::IsNull::Yes),
-            std::iter::empty(),
-            &mut buf,
-        )
-        .map_err(|_| WireError::Io("cannot encode Bind".into()))?;
-        frontend::execute("", 0, &mut buf)?;
-        match self.exchange(&buf).error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
     }
 
     /// Applies a CommandComplete tag to changes and the last rowid.
@@ -272,10 +246,8 @@ fn read_reply(wire: &mut Wire, request: &[u8], reply: &mut Reply) -> std::io::Re
             }
             Message::CommandComplete(body) => reply.tag = Some(body.tag()?.to_owned()),
             Message::EmptyQueryResponse => reply.tag = Some(String::new()),
-            Message::ErrorResponse(body) => {
-                if reply.error.is_none() {
-                    reply.error = Some(server_error(body.fields()));
-                }
+            Message::ErrorResponse(body) if reply.error.is_none() => {
+                reply.error = Some(server_error(body.fields()));
             }
             Message::ReadyForQuery(body) => {
                 wire.status = body.status();

@@ -11,6 +11,8 @@ pub struct Scanned {
     pub end: usize,
     /// Only whitespace, comments and semicolons.
     pub empty: bool,
+    /// The statement ended at a `;` (not at the end of the text).
+    pub terminated: bool,
     /// Parameter names by index - 1 (`None` for an anonymous `?`); the
     /// length is `sqlite3_bind_parameter_count`.
     pub params: Vec<Option<String>>,
@@ -58,6 +60,7 @@ pub fn first_statement(sql: &[u8]) -> Scanned {
                 }
                 if !trigger || last_word == "END" {
                     out.end = i;
+                    out.terminated = true;
                     return out;
                 }
                 last_word.clear();
@@ -167,19 +170,12 @@ pub fn complete(sql: &[u8]) -> bool {
         if s.empty {
             return any;
         }
-        if s.end == rest.len() && !ends_with_semicolon(&rest[..s.end]) {
+        if !s.terminated {
             return false;
         }
         any = true;
         rest = &rest[s.end..];
     }
-}
-
-fn ends_with_semicolon(stmt: &[u8]) -> bool {
-    stmt.iter()
-        .rev()
-        .find(|b| !b.is_ascii_whitespace())
-        .is_some_and(|b| *b == b';')
 }
 
 #[cfg(test)]

@@ -279,9 +279,9 @@ impl StmtState {
         while let Some(pos) = rest.find(['?', ':', '@', '$', '\'']) {
             out.push_str(&rest[..pos]);
             let tail = &rest[pos..];
-            if tail.starts_with('\'') {
+            if let Some(literal) = tail.strip_prefix('\'') {
                 // A string literal: copy it through its closing quote.
-                let end = tail[1..].find('\'').map_or(tail.len(), |e| e + 2);
+                let end = literal.find('\'').map_or(tail.len(), |e| e + 2);
                 out.push_str(&tail[..end]);
                 rest = &tail[end..];
                 continue;
