@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine with a Rust
 # toolchain: psql and pgbench (postgresql-client), psycopg 3 for the Python
-# client tests, kubernetes-validate for the operator's manifests. Each step
+# client tests, kubernetes-validate for the operator's manifests, and for
+# the client library's tests a C compiler and the Debian sqlite3 shell. Each step
 # is skipped when its tool is already there.
 set -euo pipefail
 
@@ -15,6 +16,19 @@ apt_install() {
 if ! command -v psql >/dev/null || ! command -v pgbench >/dev/null; then
     echo "setup: installing postgresql-client (psql, pgbench)"
     apt_install postgresql-client
+fi
+
+if ! command -v sqlite3 >/dev/null; then
+    echo "setup: installing the sqlite3 shell (client library tests)"
+    apt_install sqlite3
+fi
+if ! command -v cc >/dev/null; then
+    echo "setup: installing a C compiler (client library tests)"
+    apt_install gcc libc6-dev
+fi
+if ! python3 -c 'import sqlite3' 2>/dev/null; then
+    echo "setup: python3 lacks its sqlite3 module (client library tests)"
+    exit 1
 fi
 
 pip_install() {

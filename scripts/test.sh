@@ -3,6 +3,8 @@
 # formatting, clippy, the Rust test suites (unit tests; integration tests
 # that start the real sqld binary and drive it with tokio-postgres, psql,
 # pgbench and psycopg; replication with real primary and replica processes;
+# the libsqlite3 client library driven by a C program, Python's sqlite3
+# module and the sqlite3 shell against real servers;
 # the operator's builder, render, mocked-API and local end-to-end tests),
 # the shipping checks (Dockerfiles, Helm charts, manifests validated
 # offline, Prometheus rules, metric names) and the benchmark harness in

@@ -88,6 +88,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let session_config = SessionConfig {
         max_result_bytes: config.max_result_size,
         replica: replica_link,
+        sqlite_api: false,
     };
     let stack = service::query_stack(nonzero(config.statement_timeout));
     // The primary runs replicas' forwarded writes in sessions of its own.

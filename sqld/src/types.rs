@@ -106,6 +106,46 @@ pub fn encode_field(
     Ok(())
 }
 
+/// Storage-class tags of the SQLite API dialect (`pg::sqlite_api`), SQLite's
+/// own numbering of its fundamental datatypes.
+pub mod storage_class {
+    pub const INTEGER: u8 = 1;
+    pub const FLOAT: u8 = 2;
+    pub const TEXT: u8 = 3;
+    pub const BLOB: u8 = 4;
+}
+
+/// Appends one DataRow field in the SQLite API dialect, whatever the
+/// column's Postgres type: a storage-class tag byte, then the value as
+/// SQLite holds it (a big-endian i64 or f64, UTF-8 text, raw blob bytes).
+/// NULL is the usual -1 length. Each value keeps its own storage class,
+/// which one Postgres type per column cannot say.
+pub fn encode_tagged_field(buf: &mut BytesMut, value: &Value) {
+    let (tag, payload): (u8, &[u8]) = match value {
+        Value::Null => {
+            buf.put_i32(-1);
+            return;
+        }
+        Value::Integer(i) => {
+            buf.put_i32(9);
+            buf.put_u8(storage_class::INTEGER);
+            buf.put_i64(*i);
+            return;
+        }
+        Value::Real(f) => {
+            buf.put_i32(9);
+            buf.put_u8(storage_class::FLOAT);
+            buf.put_f64(*f);
+            return;
+        }
+        Value::Text(s) => (storage_class::TEXT, s.as_bytes()),
+        Value::Blob(b) => (storage_class::BLOB, b),
+    };
+    buf.put_i32(payload.len() as i32 + 1);
+    buf.put_u8(tag);
+    buf.put_slice(payload);
+}
+
 fn encode_text(buf: &mut BytesMut, value: &Value, ty: &Type) {
     match (value, ty) {
         (Value::Integer(i), &Type::BOOL) => buf.put_slice(if *i != 0 { b"t" } else { b"f" }),
@@ -587,6 +627,27 @@ mod tests {
         assert_eq!(text(Value::Real(f64::INFINITY), Type::FLOAT8), "Infinity");
         assert_eq!(text(Value::Blob(vec![0xde, 0xad]), Type::BYTEA), "\\xdead");
         assert_eq!(text(Value::Integer(86_400), Type::DATE), "1970-01-02");
+    }
+
+    #[test]
+    fn tagged_fields_keep_each_storage_class() {
+        let mut buf = BytesMut::new();
+        encode_tagged_field(&mut buf, &Value::Integer(i64::MIN));
+        encode_tagged_field(&mut buf, &Value::Real(1.5));
+        encode_tagged_field(&mut buf, &Value::Text("a".into()));
+        encode_tagged_field(&mut buf, &Value::Blob(vec![0]));
+        encode_tagged_field(&mut buf, &Value::Null);
+        let mut expected = Vec::new();
+        expected.extend_from_slice(&9i32.to_be_bytes());
+        expected.push(storage_class::INTEGER);
+        expected.extend_from_slice(&i64::MIN.to_be_bytes());
+        expected.extend_from_slice(&9i32.to_be_bytes());
+        expected.push(storage_class::FLOAT);
+        expected.extend_from_slice(&1.5f64.to_be_bytes());
+        expected.extend_from_slice(&[0, 0, 0, 2, storage_class::TEXT, b'a']);
+        expected.extend_from_slice(&[0, 0, 0, 2, storage_class::BLOB, 0]);
+        expected.extend_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(&buf[..], &expected[..]);
     }
 
     #[test]

@@ -60,7 +60,11 @@ impl SqlHandler {
         if let Some(session) = client.session_extensions().get::<Arc<Session>>() {
             return Ok((*session).clone());
         }
-        let session = Session::open(&self.db, self.limits.clone())
+        let limits = SessionConfig {
+            sqlite_api: super::sqlite_api::negotiated(client),
+            ..self.limits.clone()
+        };
+        let session = Session::open(&self.db, limits)
             .await
             .map_err(|e| SqlError::new(crate::error::sqlstate::IO_ERROR, e.to_string()))?;
         client.session_extensions().insert(session.clone());
@@ -124,10 +128,12 @@ fn row_description(fields: &[FieldInfo]) -> PgWireBackendMessage {
     ))
 }
 
+/// `tagged`: the client speaks the SQLite API dialect (`sqlite_api`).
 fn encode_rows(
     result: &StatementResult,
     columns: &[Column],
     format: &Format,
+    tagged: bool,
 ) -> Result<Vec<DataRow>, SqlError> {
     result
         .rows
@@ -135,7 +141,11 @@ fn encode_rows(
         .map(|row| {
             let mut buf = BytesMut::with_capacity(16 * row.len());
             for (i, value) in row.iter().enumerate() {
-                types::encode_field(&mut buf, value, &columns[i].ty, format.is_binary(i))?;
+                if tagged {
+                    types::encode_tagged_field(&mut buf, value);
+                } else {
+                    types::encode_field(&mut buf, value, &columns[i].ty, format.is_binary(i))?;
+                }
             }
             Ok(DataRow::new(buf, row.len() as i16))
         })
@@ -183,10 +193,11 @@ impl SimpleQueryHandler for SqlHandler {
                     outcome: Outcome::Executed(results),
                     txn,
                 }) => {
+                    let tagged = super::sqlite_api::negotiated(client);
                     for result in results {
                         match result.and_then(|r| {
                             let columns = r.columns.clone().unwrap_or_default();
-                            let rows = encode_rows(&r, &columns, &Format::UnifiedText)?;
+                            let rows = encode_rows(&r, &columns, &Format::UnifiedText, tagged)?;
                             Ok((r, columns, rows))
                         }) {
                             Ok((r, columns, rows)) => {
@@ -408,7 +419,8 @@ impl ExtendedQueryHandler for ExtendedHandler {
                     .await?;
                 return Ok(());
             };
-            let rows = encode_rows(&result, &columns, &portal.result_column_format)
+            let tagged = super::sqlite_api::negotiated(client);
+            let rows = encode_rows(&result, &columns, &portal.result_column_format, tagged)
                 .inspect_err(|_| client.set_state(PgWireConnectionState::ReadyForQuery))?;
             let fields = Arc::new(field_infos(&columns, &portal.result_column_format));
             let mut response =

@@ -7,6 +7,7 @@ mod auth;
 mod connection;
 mod handler;
 mod io;
+pub mod sqlite_api;
 
 use std::future::Future;
 use std::pin::Pin;

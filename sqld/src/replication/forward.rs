@@ -78,6 +78,10 @@ pub struct ForwardRequest {
     pub params: Vec<WireValue>,
     /// Result column type OIDs the client was told at Describe time.
     pub column_types: Option<Vec<u32>>,
+    /// The replica's session speaks the SQLite API dialect; the primary's
+    /// session for it must too.
+    #[serde(default)]
+    pub sqlite_api: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -275,7 +279,15 @@ impl RemoteSessions {
                     frame_no: frame_no(&self.db),
                 }
             }
-            (None, None) => match Session::open(&self.db, self.limits.clone()).await {
+            (None, None) => match Session::open(
+                &self.db,
+                SessionConfig {
+                    sqlite_api: req.sqlite_api,
+                    ..self.limits.clone()
+                },
+            )
+            .await
+            {
                 Ok(s) => s,
                 Err(e) => {
                     return ForwardResponse {

@@ -35,6 +35,11 @@ pub struct SessionConfig {
     pub max_result_bytes: usize,
     /// On a replica: how to forward writes and wait for them to arrive.
     pub replica: Option<Arc<ReplicaLink>>,
+    /// The client negotiated the SQLite API dialect at startup (see
+    /// `pg::sqlite_api`): a failed statement leaves the transaction open as
+    /// SQLite does instead of aborting it, and an INSERT's command tag
+    /// carries the last inserted rowid in its oid slot.
+    pub sqlite_api: bool,
 }
 
 /// One client session: a handle on the thread that owns its libsql

@@ -231,8 +231,14 @@ impl Worker {
         self.txn = TxnState::Idle;
     }
 
-    /// After an error: Postgres aborts the whole transaction.
+    /// After an error: Postgres aborts the whole transaction; SQLite keeps
+    /// it open (unless the error rolled it back), which a client of the
+    /// SQLite API dialect expects.
     fn poison_on_error(&mut self) {
+        if self.limits.sqlite_api {
+            self.sync_txn_state();
+            return;
+        }
         if self.txn != TxnState::Idle || !self.conn.is_autocommit() {
             self.txn = TxnState::Failed;
         }
@@ -311,6 +317,7 @@ impl Worker {
             sql: sql.to_owned(),
             params: params.iter().map(WireValue::from).collect(),
             column_types: column_types.map(|types| types.iter().map(Type::oid).collect()),
+            sqlite_api: self.limits.sqlite_api,
         };
         let response = match link.forward(&request) {
             Ok(r) => r,
@@ -362,7 +369,7 @@ impl Worker {
             return result;
         }
         match (&result, control) {
-            (Err(_), Some(TxnControl::Commit)) => {
+            (Err(_), Some(TxnControl::Commit)) if !self.limits.sqlite_api => {
                 // A failed COMMIT ends the transaction in Postgres.
                 let _ = self.conn.execute_batch("ROLLBACK");
                 self.txn = TxnState::Idle;
@@ -441,7 +448,8 @@ impl Worker {
             stmt.raw_execute()?;
             drop(stmt);
             let changes = self.conn.changes();
-            return Ok(no_rows(&sql::command_tag(sql, 0, changes, false)));
+            let tag = sql::command_tag(sql, 0, changes, false);
+            return Ok(no_rows(&self.with_rowid(tag)));
         }
         let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
         let declared: Vec<Option<Type>> = stmt
@@ -491,10 +499,21 @@ impl Worker {
             })
             .collect();
         Ok(StatementResult {
-            tag: sql::command_tag(sql, rows.len(), changes, true),
+            tag: self.with_rowid(sql::command_tag(sql, rows.len(), changes, true)),
             columns: Some(columns),
             rows,
         })
+    }
+
+    /// For the SQLite API dialect, `INSERT 0 n` becomes `INSERT rowid n`:
+    /// the client learns `sqlite3_last_insert_rowid` without asking.
+    fn with_rowid(&self, tag: String) -> String {
+        match tag.strip_prefix("INSERT 0 ") {
+            Some(count) if self.limits.sqlite_api => {
+                format!("INSERT {} {count}", self.conn.last_insert_rowid())
+            }
+            _ => tag,
+        }
     }
 }
 
