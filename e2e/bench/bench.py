@@ -4,9 +4,11 @@
 Started by run.sh (which installs PostgreSQL and builds the binaries). Starts
 a throwaway PostgreSQL, a local sqld and the no-op responder, loads the same
 data into both databases, then runs every workload against PostgreSQL and
-sqld alternately for several rounds while sampling memory, and writes the
-results (report.py) as JSON and markdown. `--profile WORKLOAD` instead runs
-one workload against sqld under `perf record`.
+sqld alternately for several rounds while sampling memory, then measures
+replication lag and bootstrap on a primary and replicas of its own
+(replication.py), and writes the results (report.py) as JSON and markdown.
+`--profile WORKLOAD` instead runs one workload against sqld under
+`perf record`.
 """
 
 import argparse
@@ -23,8 +25,10 @@ import time
 from array import array
 from dataclasses import dataclass
 
+import replication
 import report
 from servers import HarnessError, Noop, Postgres, Processes, Sqld, memory_kib, psql
+from stats import percentile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.join(HERE, "scripts")
@@ -140,14 +144,6 @@ def run_pgbench(server, workload, duration, log_dir, tag):
     if not latencies:
         raise HarnessError(f"{tag}: pgbench wrote no transaction log")
     return {"tps": tps, "transactions": processed, "latencies_us": latencies}
-
-
-def percentile(sorted_values, p):
-    """Nearest-rank percentile of an already sorted list."""
-    if not sorted_values:
-        return None
-    rank = max(1, int(round(p / 100 * len(sorted_values))))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 def summarize(runs):
@@ -297,6 +293,9 @@ def main():
     ap.add_argument("--pg-bin-dir", required=True, help="directory of initdb and postgres")
     ap.add_argument("--pid-file", required=True, help="where child pids are recorded")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--bootstrap-mb", type=int,
+                    help="MB the primary is filled with before a replica bootstraps "
+                         "(default 1000; 20 with --smoke)")
     args = ap.parse_args()
     mode = "smoke" if args.smoke else "full"
     args.duration = args.duration or (3 if args.smoke else 10)
@@ -322,7 +321,13 @@ def main():
         started = time.time()
         load_before = report.load_average()
         results, memory, versions = benchmark(args, procs, workdir)
-        doc = report.document(mode, args, results, memory, versions, started, load_before)
+        # The pgbench servers are done: the replication figures get the
+        # machine to themselves.
+        procs.stop_all()
+        print("replication: a primary and a replica", flush=True)
+        repl = replication.measure(procs, workdir, args.sqld, mode,
+                                   args.bootstrap_mb and args.bootstrap_mb * replication.MB)
+        doc = report.document(mode, args, results, memory, versions, repl, started, load_before)
         out_dir = os.path.join(HERE, "results") if mode == "full" else os.path.join(HERE, "results", "smoke")
         json_path, md_path = report.write(doc, out_dir)
         print()

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# sqld beside PostgreSQL on this machine: installs what is missing, builds
-# sqld and the no-op responder, then runs bench.py.
+# sqld beside PostgreSQL on this machine, and sqld's replication: installs
+# what is missing, builds sqld and the no-op responder, then runs bench.py.
 #
-#   e2e/bench/run.sh                  full run (3 rounds x 10 s per workload)
+#   e2e/bench/run.sh                  full run (3 rounds x 10 s per workload, then replication)
 #   e2e/bench/run.sh --smoke          a few seconds per workload, one round (CI)
 #   e2e/bench/run.sh --profile NAME   one workload against sqld under perf
 #
@@ -39,6 +39,13 @@ if ((${#packages[@]})); then
 fi
 PG_BIN_DIR="$(pg_bin_dir)"
 [[ -x "$PG_BIN_DIR/initdb" ]] || { echo "no PostgreSQL server binaries found" >&2; exit 1; }
+# psycopg 3 drives the replication measurements. Debian's package serves the
+# system python3; when python3 is another interpreter (pyenv, a venv), pip.
+if ! python3 -c "import psycopg" 2>/dev/null; then
+    echo "installing psycopg"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-psycopg || true
+    python3 -c "import psycopg" 2>/dev/null || python3 -m pip install -q "psycopg[binary]"
+fi
 
 echo "building sqld (release) and the no-op responder"
 cargo build --release -q -p sqld --manifest-path "$REPO/Cargo.toml"

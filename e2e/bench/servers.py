@@ -2,7 +2,8 @@
 
 Three kinds: a throwaway PostgreSQL cluster (initdb in a temporary
 directory, fsync and synchronous_commit on), a local sqld with its default
-durable settings, and the no-op responder that measures the ceiling. Each
+durable settings (or, with extra flags, a replication primary or replica),
+and the no-op responder that measures the ceiling. Each
 knows how to start, wait until it answers, report the process ids whose
 memory counts as its own, and stop. `Processes` remembers every child so
 that one `stop_all` (called from a `finally` and from signal handlers) leaves
@@ -16,6 +17,8 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 # How long a server may take to accept its first query.
 READY_TIMEOUT_S = 60
@@ -209,13 +212,16 @@ class Postgres:
 
 
 class Sqld:
-    name = "sqld"
+    """One sqld process; `name` keeps its data directory and log apart from
+    other sqld processes in the same run (a primary and its replicas)."""
 
-    def __init__(self, procs, workdir, binary):
+    def __init__(self, procs, workdir, binary, name="sqld", args=()):
         self.procs = procs
         self.binary = binary
-        self.data = os.path.join(workdir, "sqld-data")
-        self.log = os.path.join(workdir, "sqld.log")
+        self.name = name
+        self.args = list(args)
+        self.data = os.path.join(workdir, f"{name}-data")
+        self.log = os.path.join(workdir, f"{name}.log")
         self.port = free_port()
         self.http_port = free_port()
         self.proc = None
@@ -223,15 +229,41 @@ class Sqld:
     def conn_args(self):
         return ["-h", "127.0.0.1", "-p", str(self.port), "-U", "sqld", "-d", "sqld"]
 
-    def start(self, extra_env=None):
+    def conninfo(self):
+        """The libpq connection string, for psycopg."""
+        return f"host=127.0.0.1 port={self.port} user=sqld dbname=sqld"
+
+    def url(self):
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, extra_env=None, wait=True):
         self.proc = self.procs.spawn(
             [self.binary, "--dev", "--db-path", self.data,
              "--pg-listen-addr", f"127.0.0.1:{self.port}",
-             "--http-listen-addr", f"127.0.0.1:{self.http_port}"],
+             "--http-listen-addr", f"127.0.0.1:{self.http_port}", *self.args],
             self.log,
             env={**os.environ, "SQLD_LOG": "warn", **(extra_env or {})},
         )
-        wait_ready(self, self.proc)
+        if wait:
+            wait_ready(self, self.proc)
+
+    def http_status(self, path, timeout=5):
+        """The HTTP status of GET `path`, or None while nothing listens."""
+        try:
+            with urllib.request.urlopen(self.url() + path, timeout=timeout) as res:
+                return res.status
+        except urllib.error.HTTPError as err:
+            return err.code
+        except (urllib.error.URLError, OSError):
+            return None
+
+    def metric(self, name):
+        """One unlabelled value from /metrics, or None if it is not there."""
+        with urllib.request.urlopen(self.url() + "/metrics", timeout=10) as res:
+            for line in res.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return None
 
     def pids(self):
         return [self.proc.pid]
