@@ -10,6 +10,8 @@ pub const PAGE_SIZE: usize = 4096;
 /// frame_no (8) + page_no (4) + size_after (4) + crc32 (4).
 pub const HEADER_SIZE: usize = 20;
 pub const RECORD_SIZE: usize = HEADER_SIZE + PAGE_SIZE;
+/// A WAL frame's header, as libsql's WAL insert API takes it.
+pub const WAL_FRAME_HEADER: usize = 24;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Frame {
@@ -92,10 +94,10 @@ impl Frame {
     /// header (page number, commit size, both big-endian; salts and
     /// checksums are the receiver's own) followed by the page.
     pub fn to_wal_frame(&self) -> Vec<u8> {
-        let mut buf = vec![0u8; 24 + PAGE_SIZE];
+        let mut buf = vec![0u8; WAL_FRAME_HEADER + PAGE_SIZE];
         buf[0..4].copy_from_slice(&self.page_no.to_be_bytes());
         buf[4..8].copy_from_slice(&self.size_after.to_be_bytes());
-        buf[24..].copy_from_slice(&self.page);
+        buf[WAL_FRAME_HEADER..].copy_from_slice(&self.page);
         buf
     }
 }

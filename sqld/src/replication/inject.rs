@@ -2,10 +2,11 @@
 //! replica applies the primary's transactions, and how a primary that
 //! crashed replays its own log.
 
-use bytes::Bytes;
+use std::io::Read;
+
 use libsql_sys::ffi;
 
-use super::frame::{Frame, PAGE_SIZE};
+use super::frame::{Frame, PAGE_SIZE, WAL_FRAME_HEADER};
 use crate::database::DbConnection;
 
 /// Checkpoint an injecting connection's WAL once it holds this many frames.
@@ -17,18 +18,24 @@ const CHECKPOINT_FRAMES: u32 = 2000;
 #[error("injecting frames failed with SQLite code {0}")]
 pub struct InjectError(pub i32);
 
-/// A snapshot file's pages as WAL frames of one transaction.
-pub fn snapshot_frames(data: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
-    let pages = (data.len() / PAGE_SIZE) as u32;
-    (1..=pages).map(move |page_no| {
-        let start = (page_no as usize - 1) * PAGE_SIZE;
-        Frame {
-            frame_no: 0,
-            page_no,
-            size_after: if page_no == pages { pages } else { 0 },
-            page: Bytes::copy_from_slice(&data[start..start + PAGE_SIZE]),
+/// A snapshot's pages, read one at a time from `reader`, as WAL frames of
+/// one transaction. A read error ends the frames before the commit frame
+/// (so the transaction never commits) and is left in `error`.
+pub fn snapshot_frames<'a, R: Read + 'a>(
+    mut reader: R,
+    pages: u32,
+    error: &'a mut Option<std::io::Error>,
+) -> impl Iterator<Item = Vec<u8>> + 'a {
+    (1..=pages).map_while(move |page_no| {
+        let mut frame = vec![0u8; WAL_FRAME_HEADER + PAGE_SIZE];
+        if let Err(e) = reader.read_exact(&mut frame[WAL_FRAME_HEADER..]) {
+            *error = Some(e);
+            return None;
         }
-        .to_wal_frame()
+        let size_after = if page_no == pages { pages } else { 0 };
+        frame[0..4].copy_from_slice(&page_no.to_be_bytes());
+        frame[4..8].copy_from_slice(&size_after.to_be_bytes());
+        Some(frame)
     })
 }
 

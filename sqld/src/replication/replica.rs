@@ -21,7 +21,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::api::{CURRENT_FRAME_HEADER, LOG_ID_HEADER, REPLICA_ID_HEADER, SNAPSHOT_FRAME_HEADER};
-use super::frame::Frame;
+use super::frame::{Frame, PAGE_SIZE};
 use super::inject::{
     checkpoint_if_large, inject, inject_transactions, snapshot_frames, InjectError,
 };
@@ -422,16 +422,32 @@ impl Applier {
     fn apply_transactions(&mut self, frames: &[Frame]) -> Result<(), ReplicaError> {
         let conn = self.connection()?;
         inject_transactions(conn, frames)?;
-        checkpoint_if_large(conn);
+        // One fsync for the whole batch (the applier does not sync per
+        // transaction), before the caller records the batch as applied.
+        self.db.sync_wal()?;
+        checkpoint_if_large(self.connection()?);
         Ok(())
     }
 
     /// Loads a snapshot file as one transaction of all its pages.
     fn load_snapshot(&mut self, path: &Path) -> Result<(), ReplicaError> {
-        let data = std::fs::read(path)?;
+        let file = std::fs::File::open(path)?;
+        let pages = (file.metadata()?.len() / PAGE_SIZE as u64) as u32;
+        let mut read_error = None;
         let conn = self.connection()?;
-        inject(conn, snapshot_frames(&data))?;
-        checkpoint_if_large(conn);
+        inject(
+            conn,
+            snapshot_frames(
+                std::io::BufReader::with_capacity(64 * PAGE_SIZE, file),
+                pages,
+                &mut read_error,
+            ),
+        )?;
+        if let Some(e) = read_error {
+            return Err(e.into());
+        }
+        self.db.sync_wal()?;
+        checkpoint_if_large(self.connection()?);
         Ok(())
     }
 }
