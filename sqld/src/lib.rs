@@ -87,10 +87,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let session_config = SessionConfig {
         max_result_bytes: config.max_result_size,
+        statement_timeout: nonzero(config.statement_timeout),
         replica: replica_link,
         sqlite_api: false,
     };
-    let stack = service::query_stack(nonzero(config.statement_timeout));
+    let stack = service::query_stack();
     // The primary runs replicas' forwarded writes in sessions of its own.
     let remote_sessions = db.log().map(|_| {
         Arc::new(RemoteSessions::new(

@@ -15,6 +15,8 @@ pub struct Query {
     /// The session whose connection (and transaction) runs the request.
     pub session: Arc<Session>,
     pub request: Request,
+    /// Resolves if the client sends a CancelRequest while this runs.
+    pub cancel: Option<futures::channel::oneshot::Receiver<()>>,
 }
 
 #[derive(Debug, Clone)]

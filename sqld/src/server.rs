@@ -1,6 +1,6 @@
 //! `Server::serve`: the accept loop. It bounds the number of connections
 //! (refusing the excess with SQLSTATE 53300, as Postgres does), hands each
-//! socket to the connection service, and on shutdown stops accepting and
+//! socket to the connection service on a thread of its own, and on shutdown stops accepting and
 //! waits, up to a grace period, for connections to finish.
 
 use std::sync::Arc;
@@ -47,7 +47,6 @@ impl Server {
     pub async fn serve<S>(self, service: S, mut shutdown: Shutdown, grace: Duration)
     where
         S: Service<TcpStream, Response = (), Error = std::io::Error> + Clone + Send + 'static,
-        S::Future: Send + 'static,
     {
         loop {
             let accepted = tokio::select! {
@@ -69,13 +68,15 @@ impl Server {
                     METRICS.connections_total.inc();
                     METRICS.connections.inc();
                     let service = service.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = service.oneshot(socket).await {
-                            tracing::debug!(error = %e, "connection ended with an error");
-                        }
+                    let closed = move || {
                         METRICS.connections.dec();
                         drop(permit);
-                    });
+                    };
+                    if let Err(e) = serve_on_own_thread(socket, service, closed) {
+                        // The permit went with `closed`; the gauge is ours.
+                        METRICS.connections.dec();
+                        tracing::error!(error = %e, "cannot start a connection thread");
+                    }
                 }
                 Err(_) => {
                     METRICS.connections_rejected.inc();
@@ -98,6 +99,42 @@ impl Server {
 
 /// Reads the client's startup (answering an SSL request with 'N') and
 /// replies with a FATAL "too many connections", so clients see why.
+/// Drives one connection on a thread of its own, with a single-threaded
+/// runtime for its socket and timers: its statements run inline there (see
+/// `scheduler`), so a long one blocks nobody else. `closed` runs when the
+/// connection is over, whatever happened.
+fn serve_on_own_thread<S>(
+    socket: TcpStream,
+    service: S,
+    closed: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()>
+where
+    S: Service<TcpStream, Response = (), Error = std::io::Error> + Send + 'static,
+{
+    let socket = socket.into_std()?;
+    std::thread::Builder::new()
+        .name("sqld-conn".to_owned())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(runtime) => runtime.block_on(async move {
+                    let result = match TcpStream::from_std(socket) {
+                        Ok(socket) => service.oneshot(socket).await,
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }),
+                Err(e) => tracing::error!(error = %e, "cannot start a connection's runtime"),
+            }
+            closed();
+        })?;
+    Ok(())
+}
+
 async fn refuse(socket: TcpStream) {
     let refusal = async {
         let Ok(Some(mut framed)) = pgwire::tokio::server::negotiate_tls::<()>(socket, None).await

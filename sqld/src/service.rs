@@ -1,5 +1,6 @@
 //! The tower stack every `Query` goes through:
-//! tracing -> metrics -> statement timeout -> `SchedulerService`.
+//! tracing -> metrics -> `SchedulerService` (which also enforces the
+//! statement timeout, from inside SQLite: see `scheduler`).
 //!
 //! Behaviour that applies to every statement lives here as layers, so the
 //! protocol handlers and the scheduler each keep to their one job.
@@ -7,7 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Layer, Service, ServiceBuilder};
@@ -21,12 +22,11 @@ use crate::scheduler::SchedulerService;
 /// The type-erased stack the protocol handlers call.
 pub type QueryStack = BoxCloneSyncService<Query, Response, BoxError>;
 
-/// Builds the stack; `statement_timeout` of `None` means no limit.
-pub fn query_stack(statement_timeout: Option<Duration>) -> QueryStack {
+/// Builds the stack.
+pub fn query_stack() -> QueryStack {
     let stack = ServiceBuilder::new()
         .layer(TraceLayer)
         .layer(MetricsLayer)
-        .option_layer(statement_timeout.map(tower::timeout::TimeoutLayer::new))
         .map_err(BoxError::from)
         .service(SchedulerService);
     BoxCloneSyncService::new(stack)
@@ -36,7 +36,6 @@ pub fn query_stack(statement_timeout: Option<Duration>) -> QueryStack {
 pub fn to_sql_error(e: BoxError) -> SqlError {
     match e.downcast::<SqlError>() {
         Ok(e) => *e,
-        Err(e) if e.is::<tower::timeout::error::Elapsed>() => SqlError::statement_timeout(),
         Err(e) => SqlError::new(crate::error::sqlstate::INTERNAL_ERROR, e.to_string()),
     }
 }

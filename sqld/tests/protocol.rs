@@ -453,8 +453,50 @@ async fn cancel_request_interrupts_a_running_statement() {
         .await
         .expect("cancel took effect")
         .unwrap();
-    assert_eq!(result.unwrap_err().code(), Some(&SqlState::QUERY_CANCELED));
+    let err = result.unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED));
+    assert!(message(&err).contains("user request"), "{err:?}");
     c.query_one("select 1", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_long_statement_blocks_no_other_connection() {
+    let sqld = Sqld::start_with(&["--dev", "--statement-timeout", "3s"]);
+    let busy = connections(&sqld, 3).await;
+    let slow =
+        "with recursive c(x) as (select 1 union all select x+1 from c) select count(*) from c";
+    let running: Vec<_> = busy
+        .into_iter()
+        .map(|c| tokio::spawn(async move { c.batch_execute(slow).await }))
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Three connections are stuck in SQLite; a fourth is served at once.
+    let other = sqld.connect().await;
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        other.query_one("select 1", &[]).await.unwrap();
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "served in {:?}",
+        started.elapsed()
+    );
+    for r in running {
+        let err = r.await.unwrap().unwrap_err();
+        assert!(message(&err).contains("statement timeout"), "{err:?}");
+    }
+}
+
+fn message(err: &tokio_postgres::Error) -> &str {
+    err.as_db_error().map(|e| e.message()).unwrap_or("")
+}
+
+async fn connections(sqld: &Sqld, n: usize) -> Vec<tokio_postgres::Client> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(sqld.connect().await);
+    }
+    out
 }
 
 #[tokio::test]
@@ -466,6 +508,7 @@ async fn statement_timeout_interrupts() {
     let started = std::time::Instant::now();
     let err = c.batch_execute(slow).await.unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED));
+    assert!(message(&err).contains("statement timeout"), "{err:?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     c.query_one("select 1", &[]).await.unwrap();
 }

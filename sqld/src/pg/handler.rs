@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
-use futures::future::{select, Either};
 use futures::{Sink, SinkExt};
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -65,31 +64,32 @@ impl SqlHandler {
             ..self.limits.clone()
         };
         let session = Session::open(&self.db, limits)
-            .await
             .map_err(|e| SqlError::new(crate::error::sqlstate::IO_ERROR, e.to_string()))?;
         client.session_extensions().insert(session.clone());
         Ok(session)
     }
 
-    /// Sends a request down the stack, giving up (and so interrupting the
-    /// statement) if a CancelRequest for this connection arrives.
+    /// Sends a request down the stack; a CancelRequest for this connection
+    /// stops its statement.
     async fn run<C: ClientInfo + ?Sized>(
         &self,
         client: &C,
         request: Request,
     ) -> Result<Response, SqlError> {
         let session = self.session(client).await?;
-        let call = self.stack.clone().oneshot(Query { session, request });
         let cancel = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
-            Some(handle) => handle.start_query().await,
-            None => return call.await.map_err(crate::service::to_sql_error),
+            Some(handle) => Some(handle.start_query().await),
+            None => None,
         };
-        match select(Box::pin(call), cancel).await {
-            Either::Left((result, _)) => result.map_err(crate::service::to_sql_error),
-            Either::Right((Ok(()), _)) => Err(SqlError::canceled()),
-            // The cancel handle was replaced or dropped: nobody can cancel.
-            Either::Right((Err(_), call)) => call.await.map_err(crate::service::to_sql_error),
-        }
+        self.stack
+            .clone()
+            .oneshot(Query {
+                session,
+                request,
+                cancel,
+            })
+            .await
+            .map_err(crate::service::to_sql_error)
     }
 }
 

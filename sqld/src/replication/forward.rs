@@ -229,15 +229,18 @@ impl RemoteSessions {
         session: &Arc<Session>,
         request: Request,
     ) -> Result<(Vec<Result<StatementResult, SqlError>>, TxnState), SqlError> {
-        let response = self
-            .stack
-            .clone()
-            .oneshot(Query {
-                session: session.clone(),
-                request,
-            })
-            .await
-            .map_err(to_sql_error)?;
+        // Statements run inline, blocking: off the HTTP server's threads.
+        let stack = self.stack.clone();
+        let query = Query {
+            session: session.clone(),
+            request,
+            cancel: None,
+        };
+        let response =
+            tokio::task::spawn_blocking(move || futures::executor::block_on(stack.oneshot(query)))
+                .await
+                .map_err(|e| SqlError::new(sqlstate::INTERNAL_ERROR, e.to_string()))?
+                .map_err(to_sql_error)?;
         match response.outcome {
             Outcome::Executed(results) => Ok((results, response.txn)),
             Outcome::Prepared(_) => Err(SqlError::new(
@@ -285,9 +288,7 @@ impl RemoteSessions {
                     sqlite_api: req.sqlite_api,
                     ..self.limits.clone()
                 },
-            )
-            .await
-            {
+            ) {
                 Ok(s) => s,
                 Err(e) => {
                     return ForwardResponse {
@@ -416,8 +417,9 @@ impl ReplicaLink {
         }
     }
 
-    /// Sends one statement to the primary. Called from a session's worker
-    /// thread, so it blocks on the runtime.
+    /// Sends one statement to the primary and waits for the answer. Called
+    /// while a session runs a statement (blocking its thread), so the
+    /// request itself runs on the server's main runtime.
     pub fn forward(&self, req: &ForwardRequest) -> Result<ForwardResponse, SqlError> {
         crate::metrics::METRICS.forwarded_statements.inc();
         let unavailable = |e: String| {
@@ -426,9 +428,15 @@ impl ReplicaLink {
                 format!("cannot reach the primary to run a write: {e}"),
             )
         };
-        self.runtime.block_on(async {
-            let mut http = self.http.post(&self.url).json(req);
-            if let Some(t) = &self.token {
+        let (http, url, token) = (self.http.clone(), self.url.clone(), self.token.clone());
+        let body = serde_json::to_vec(req).map_err(|e| unavailable(e.to_string()))?;
+        let (done, answer) = std::sync::mpsc::channel();
+        let request = async move {
+            let mut http = http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+            if let Some(t) = &token {
                 http = http.bearer_auth(t);
             }
             let response = http.send().await.map_err(|e| unavailable(e.to_string()))?;
@@ -441,7 +449,13 @@ impl ReplicaLink {
                 .json::<ForwardResponse>()
                 .await
                 .map_err(|e| unavailable(e.to_string()))
-        })
+        };
+        self.runtime.spawn(async move {
+            let _ = done.send(request.await);
+        });
+        answer
+            .recv()
+            .unwrap_or_else(|_| Err(unavailable("the request was dropped".to_owned())))
     }
 
     /// Blocks until the replica has applied `frame_no`, or fails clearly.

@@ -1,30 +1,30 @@
 //! `SchedulerService`: where a `Query` reaches libsql.
 //!
-//! SQLite calls block, so each session's connection lives on a dedicated
-//! thread (`worker`), never on the async reactor. Sessions run side by side:
-//! in WAL mode readers proceed concurrently and SQLite admits one writer at
-//! a time (others wait on the busy timeout).
+//! Each client connection runs on a thread of its own (see `server`), and
+//! its session's libsql connection lives there too: a request runs inline,
+//! on the thread that read it from the socket, with no hand-off to another
+//! thread and back. SQLite calls block, but only the one connection that
+//! made them. Sessions run side by side: in WAL mode readers proceed
+//! concurrently and writers queue at the database's write gate.
 //!
-//! The service is a plain tower `Service<Query>`; timeouts and metrics wrap
-//! it as layers. Dropping a response future before it completes (a
-//! statement timeout, a CancelRequest, a vanished client) interrupts the
-//! statement it was waiting for.
+//! A running statement is stopped by SQLite's progress handler when its
+//! statement timeout passes or its client sends a CancelRequest
+//! (`StatementGuard`); another thread can also interrupt it directly.
 
 mod worker;
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{ready, Ready};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use libsql_sys::rusqlite::InterruptHandle;
-use tokio::sync::oneshot;
+use futures::channel::oneshot;
 use tower::Service;
 
 use crate::database::{Database, DatabaseError};
 use crate::error::{sqlstate, SqlError};
-use crate::query::{Query, Request, Response};
+use crate::query::{Outcome, Query, Response};
 use crate::replication::forward::ReplicaLink;
 
 /// What every session's worker is configured with.
@@ -33,144 +33,170 @@ pub struct SessionConfig {
     /// A result set larger than this (in bytes of values) fails with 54000
     /// rather than exhausting the server's memory.
     pub max_result_bytes: usize,
+    /// Statements running longer than this are canceled (57014).
+    pub statement_timeout: Option<Duration>,
     /// On a replica: how to forward writes and wait for them to arrive.
     pub replica: Option<Arc<ReplicaLink>>,
-    /// The client negotiated the SQLite API dialect at startup (see
-    /// `pg::sqlite_api`): a failed statement leaves the transaction open as
-    /// SQLite does instead of aborting it, and an INSERT's command tag
-    /// carries the last inserted rowid in its oid slot.
+    /// The session speaks the SQLite API dialect (see `pg::sqlite_api`).
     pub sqlite_api: bool,
 }
 
-/// One client session: a handle on the thread that owns its libsql
-/// connection. Dropping the last handle ends the thread, which closes the
-/// connection (rolling back any open transaction).
+/// One client session: its libsql connection and what it has going on.
+/// Dropping the last handle closes the connection (rolling back any open
+/// transaction).
 pub struct Session {
     pub id: u64,
-    jobs: mpsc::Sender<Job>,
-    /// Shared with the worker, which replaces it if it reopens the
-    /// connection.
-    interrupt: Arc<Mutex<InterruptHandle>>,
-}
-
-/// A request on its way to a session's worker thread.
-struct Job {
-    request: Request,
-    reply: oneshot::Sender<Response>,
-    /// Set when the requester gave up; the worker skips what it has not
-    /// started yet.
-    cancelled: Arc<AtomicBool>,
+    worker: Mutex<worker::Worker>,
+    guard: Arc<StatementGuard>,
+    statement_timeout: Option<Duration>,
 }
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Session {
-    /// Opens a connection on a new worker thread.
-    pub async fn open(db: &Database, limits: SessionConfig) -> Result<Arc<Session>, DatabaseError> {
+    /// Opens a libsql connection for a new session, on the calling thread.
+    pub fn open(db: &Database, config: SessionConfig) -> Result<Arc<Session>, DatabaseError> {
         let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
-        let (jobs_tx, jobs_rx) = mpsc::channel();
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let db = db.clone();
-        std::thread::Builder::new()
-            .name(format!("sqld-session-{id}"))
-            .spawn(move || match db.connect() {
-                Ok(conn) => {
-                    let interrupt = Arc::new(Mutex::new(conn.get_interrupt_handle()));
-                    let _ = ready_tx.send(Ok(interrupt.clone()));
-                    worker::run(conn, db, jobs_rx, limits, interrupt);
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            })
-            .expect("spawning a session thread");
-        let interrupt = ready_rx.await.expect("session thread reports readiness")?;
+        let guard = Arc::new(StatementGuard::default());
+        let statement_timeout = config.statement_timeout;
+        let worker = worker::Worker::new(db.clone(), config, guard.clone())?;
         Ok(Arc::new(Session {
             id,
-            jobs: jobs_tx,
-            interrupt,
+            worker: Mutex::new(worker),
+            guard,
+            statement_timeout,
         }))
+    }
+
+    /// Runs one request to completion; `cancel` resolves if the client
+    /// asks to cancel it.
+    fn run(&self, query: Query) -> Response {
+        // A poisoned lock means a request panicked; the connection and its
+        // transaction state are still consistent enough to roll back.
+        let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
+        self.guard.arm(self.statement_timeout, query.cancel);
+        let mut response = worker.handle(query.request);
+        let stopped_by = self.guard.disarm();
+        if let (Some(stop), Outcome::Executed(results)) = (stopped_by, &mut response.outcome) {
+            for result in results.iter_mut() {
+                if let Err(e) = result {
+                    if e.code == sqlstate::QUERY_CANCELED {
+                        *e = stop.clone();
+                    }
+                }
+            }
+        }
+        response
     }
 }
 
-/// Runs `Query` requests on their session's connection.
+/// Runs `Query` requests on their session's connection, inline.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SchedulerService;
 
 impl Service<Query> for SchedulerService {
     type Response = Response;
     type Error = SqlError;
-    type Future = QueryFuture;
+    type Future = Ready<Result<Response, SqlError>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, query: Query) -> Self::Future {
-        let (reply, rx) = oneshot::channel();
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let job = Job {
-            request: query.request,
-            reply,
-            cancelled: cancelled.clone(),
-        };
-        let sent = query.session.jobs.send(job).is_ok();
-        QueryFuture {
-            rx: sent.then_some(rx),
-            cancel_on_drop: CancelOnDrop {
-                session: query.session,
-                cancelled,
-                armed: true,
-            },
-        }
+        let session = query.session.clone();
+        ready(Ok(session.run(query)))
     }
 }
 
-/// The reply to one `Query`; dropping it early interrupts the statement.
-pub struct QueryFuture {
-    rx: Option<oneshot::Receiver<Response>>,
-    cancel_on_drop: CancelOnDrop,
+/// What may stop the statement running now: its deadline and its client's
+/// CancelRequest. SQLite's progress handler asks, every few hundred
+/// virtual-machine steps, on the session's own thread.
+#[derive(Default)]
+pub struct StatementGuard {
+    deadline: Mutex<Option<Instant>>,
+    cancel: Mutex<Option<oneshot::Receiver<()>>>,
+    timed_out: AtomicBool,
+    cancelled: AtomicBool,
 }
 
-struct CancelOnDrop {
-    session: Arc<Session>,
-    cancelled: Arc<AtomicBool>,
-    armed: bool,
-}
+impl StatementGuard {
+    fn arm(&self, timeout: Option<Duration>, cancel: Option<oneshot::Receiver<()>>) {
+        *lock(&self.deadline) = timeout.map(|t| Instant::now() + t);
+        *lock(&self.cancel) = cancel;
+        self.timed_out.store(false, Ordering::SeqCst);
+        self.cancelled.store(false, Ordering::SeqCst);
+    }
 
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        if self.armed {
-            self.cancelled.store(true, Ordering::SeqCst);
-            if let Ok(handle) = self.session.interrupt.lock() {
-                handle.interrupt();
+    /// Ends a request: the error it was stopped with, if it was.
+    fn disarm(&self) -> Option<SqlError> {
+        *lock(&self.deadline) = None;
+        *lock(&self.cancel) = None;
+        if self.timed_out.load(Ordering::SeqCst) {
+            Some(SqlError::statement_timeout())
+        } else if self.cancelled.load(Ordering::SeqCst) {
+            Some(SqlError::canceled())
+        } else {
+            None
+        }
+    }
+
+    /// True when the running statement must stop (the progress handler
+    /// then makes SQLite return SQLITE_INTERRUPT).
+    pub fn should_stop(&self) -> bool {
+        if self.timed_out.load(Ordering::Relaxed) || self.cancelled.load(Ordering::Relaxed) {
+            return true;
+        }
+        if lock(&self.deadline).is_some_and(|d| Instant::now() >= d) {
+            self.timed_out.store(true, Ordering::SeqCst);
+            return true;
+        }
+        if let Some(rx) = lock(&self.cancel).as_mut() {
+            if matches!(rx.try_recv(), Ok(Some(()))) {
+                self.cancelled.store(true, Ordering::SeqCst);
+                return true;
             }
         }
+        false
     }
 }
 
-impl Future for QueryFuture {
-    type Output = Result<Response, SqlError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let Some(rx) = this.rx.as_mut() else {
-            this.cancel_on_drop.armed = false;
-            return Poll::Ready(Err(session_gone()));
-        };
-        match Pin::new(rx).poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(result) => {
-                this.cancel_on_drop.armed = false;
-                Poll::Ready(result.map_err(|_| session_gone()))
-            }
-        }
-    }
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn session_gone() -> SqlError {
-    SqlError::new(
-        sqlstate::INTERNAL_ERROR,
-        "the session's database connection has stopped",
-    )
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_stops_on_its_deadline_and_on_a_cancel_request() {
+        let guard = StatementGuard::default();
+        guard.arm(None, None);
+        assert!(!guard.should_stop());
+        assert!(guard.disarm().is_none());
+
+        guard.arm(Some(Duration::from_millis(10)), None);
+        assert!(!guard.should_stop());
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(guard.should_stop());
+        assert_eq!(
+            guard.disarm().unwrap().message,
+            SqlError::statement_timeout().message
+        );
+
+        let (tx, rx) = oneshot::channel();
+        guard.arm(Some(Duration::from_secs(60)), Some(rx));
+        assert!(!guard.should_stop());
+        tx.send(()).unwrap();
+        assert!(guard.should_stop());
+        assert_eq!(
+            guard.disarm().unwrap().message,
+            SqlError::canceled().message
+        );
+
+        // A new request starts clean.
+        guard.arm(None, None);
+        assert!(!guard.should_stop());
+    }
 }

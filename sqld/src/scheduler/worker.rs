@@ -1,21 +1,20 @@
-//! A session's worker thread: owns one libsql connection and runs the
-//! session's requests on it in order. Here transaction state is tracked the
+//! A session's worker: owns one libsql connection and runs the session's
+//! requests on it in order. Here transaction state is tracked the
 //! Postgres way (a failed statement poisons the transaction until
 //! ROLLBACK), Postgres-only session commands are answered, and result
 //! columns get their types.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::Arc;
 
 use libsql_sys::rusqlite::types::Value;
-use libsql_sys::rusqlite::{Connection, InterruptHandle, Statement, TransactionState};
+use libsql_sys::rusqlite::{Connection, Statement, TransactionState};
 
 use crate::database::DbConnection;
 use pgwire::api::Type;
 
-use super::{Job, SessionConfig};
-use crate::database::{catalog_server_version, Database};
+use super::{SessionConfig, StatementGuard};
+use crate::database::{catalog_server_version, Database, DatabaseError};
 use crate::error::{sqlstate, SqlError};
 use crate::query::{
     Column, ExecuteMode, Outcome, PreparedStatement, Request, Response, StatementResult, TxnState,
@@ -26,59 +25,53 @@ use crate::types;
 
 /// Statements kept prepared per session (rusqlite's statement cache).
 const STATEMENT_CACHE_CAPACITY: usize = 128;
+/// How often (in SQLite virtual-machine steps) a running statement checks
+/// whether it must stop.
+const PROGRESS_STEPS: i32 = 1000;
 
-pub fn run(
-    conn: DbConnection,
-    db: Database,
-    jobs: mpsc::Receiver<Job>,
-    limits: SessionConfig,
-    interrupt: Arc<Mutex<InterruptHandle>>,
-) {
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
-    let mut worker = Worker {
-        conn,
-        db,
-        side: None,
-        opened_at_frame: limits.replica.as_ref().map(|l| l.applied()).unwrap_or(0),
-        interrupt,
-        link: limits.replica.clone(),
-        remote: None,
-        read_frame_no: None,
-        min_read_frame: 0,
-        forwarded: false,
-        holds_write_gate: false,
-        limits,
-        txn: TxnState::Idle,
-        settings: Settings::default(),
-        prepared: HashMap::new(),
-    };
-    while let Ok(job) = jobs.recv() {
-        let outcome = if job.cancelled.load(Ordering::SeqCst) {
-            worker.poison_on_error();
-            Outcome::Executed(vec![Err(SqlError::canceled())])
-        } else {
-            match job.request {
-                Request::Prepare { sql } => match worker.prepare(&sql) {
-                    Ok(p) => Outcome::Prepared(p),
-                    Err(e) => Outcome::Executed(vec![Err(e)]),
-                },
-                Request::Execute {
-                    sql,
-                    params,
-                    mode,
-                    column_types,
-                } => Outcome::Executed(worker.execute(
-                    &sql,
-                    &params,
-                    mode,
-                    column_types.as_deref(),
-                    &job.cancelled,
-                )),
-            }
+impl Worker {
+    pub fn new(
+        db: Database,
+        limits: SessionConfig,
+        guard: Arc<StatementGuard>,
+    ) -> Result<Self, DatabaseError> {
+        let conn = session_connection(&db, &guard)?;
+        Ok(Worker {
+            conn,
+            db,
+            side: None,
+            opened_at_frame: limits.replica.as_ref().map(|l| l.applied()).unwrap_or(0),
+            guard,
+            link: limits.replica.clone(),
+            remote: None,
+            read_frame_no: None,
+            min_read_frame: 0,
+            forwarded: false,
+            holds_write_gate: false,
+            limits,
+            txn: TxnState::Idle,
+            settings: Settings::default(),
+            prepared: HashMap::new(),
+        })
+    }
+
+    /// Runs one request, then waits until its commits are durable.
+    pub fn handle(&mut self, request: Request) -> Response {
+        let outcome = match request {
+            Request::Prepare { sql } => match self.prepare(&sql) {
+                Ok(p) => Outcome::Prepared(p),
+                Err(e) => Outcome::Executed(vec![Err(e)]),
+            },
+            Request::Execute {
+                sql,
+                params,
+                mode,
+                column_types,
+            } => Outcome::Executed(self.execute(&sql, &params, mode, column_types.as_deref())),
         };
         // Group commit: the reply waits until this session's commits (and
         // any others' made meanwhile) are durable in the replication log.
-        let outcome = match worker.db.sync_log() {
+        let outcome = match self.db.sync_log() {
             Ok(()) => outcome,
             Err(e) => {
                 tracing::error!(error = %e, "replication log sync failed");
@@ -88,14 +81,27 @@ pub fn run(
                 ))])
             }
         };
-        let _ = job.reply.send(Response {
+        Response {
             outcome,
-            txn: worker.txn,
-        });
+            txn: self.txn,
+        }
     }
 }
 
-struct Worker {
+/// A session's libsql connection: statement cache sized, and stoppable by
+/// its guard through SQLite's progress handler.
+fn session_connection(
+    db: &Database,
+    guard: &Arc<StatementGuard>,
+) -> Result<DbConnection, DatabaseError> {
+    let conn = db.connect()?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+    let guard = guard.clone();
+    conn.progress_handler(PROGRESS_STEPS, Some(move || guard.should_stop()));
+    Ok(conn)
+}
+
+pub struct Worker {
     conn: DbConnection,
     db: Database,
     /// A second connection for describing statements while the session is
@@ -106,8 +112,8 @@ struct Worker {
     side: Option<DbConnection>,
     /// The replica's applied frame when the connection was opened.
     opened_at_frame: u64,
-    /// The handle cancellation uses; replaced when the connection is.
-    interrupt: Arc<Mutex<InterruptHandle>>,
+    /// Says when the running statement must stop (timeout, cancel).
+    guard: Arc<StatementGuard>,
     /// On a replica: the way to the primary for writes.
     link: Option<Arc<ReplicaLink>>,
     /// The primary's session for a transaction that has written, while it
@@ -170,7 +176,6 @@ impl Worker {
         params: &[Value],
         mode: ExecuteMode,
         column_types: Option<&[Type]>,
-        cancelled: &std::sync::atomic::AtomicBool,
     ) -> Vec<Result<StatementResult, SqlError>> {
         let pieces = match mode {
             ExecuteMode::Batch => sql::split_statements(sql),
@@ -190,7 +195,7 @@ impl Worker {
         }
         let mut results = Vec::with_capacity(pieces.len());
         for piece in pieces {
-            if cancelled.load(Ordering::SeqCst) {
+            if self.guard.should_stop() {
                 self.poison_on_error();
                 results.push(Err(SqlError::canceled()));
                 break;
@@ -266,15 +271,8 @@ impl Worker {
             }
         };
         if missing && self.conn.is_autocommit() && link.applied() > self.opened_at_frame {
-            let conn = self
-                .db
-                .connect()
+            self.conn = session_connection(&self.db, &self.guard)
                 .map_err(|e| SqlError::new(sqlstate::IO_ERROR, e.to_string()))?;
-            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
-            if let Ok(mut handle) = self.interrupt.lock() {
-                *handle = conn.get_interrupt_handle();
-            }
-            self.conn = conn;
             self.side = None;
             self.prepared.clear();
             self.opened_at_frame = link.applied();
