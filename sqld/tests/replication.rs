@@ -587,3 +587,43 @@ async fn kill_9_of_the_primary_under_write_load_loses_no_acknowledged_commit() {
     wait_ready(&replica);
     eventually_count(&replica.connect().await, "w", ids.len() as i64 + 1).await;
 }
+
+#[tokio::test]
+async fn sessions_see_the_new_schema_after_a_re_bootstrap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pdir = tmp.path().join("primary");
+    let mut primary = Sqld::spawn(&pdir, &["--dev"]);
+    primary
+        .connect()
+        .await
+        .batch_execute("create table a(x integer)")
+        .await
+        .unwrap();
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    let r = replica.connect().await;
+    // The session parses the schema as it is now (schema cookie 1).
+    assert_eq!(count(&r, "a").await, 0);
+    // A different database behind the same address: the replica loads its
+    // snapshot, and its schema reaches cookie 1 again with other tables.
+    assert!(primary.terminate().success());
+    std::fs::remove_dir_all(&pdir).unwrap();
+    primary.restart();
+    primary
+        .connect()
+        .await
+        .batch_execute("create table b(y integer); insert into b values (1)")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while metric(&replica, "sqld_replication_bootstraps_total") < 2.0 {
+        assert!(Instant::now() < deadline, "no re-bootstrap");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eventually_count(&r, "b", 1).await;
+    let err = r
+        .query_one("select count(*) from a", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE));
+}

@@ -70,6 +70,9 @@ pub struct ReplicaStatus {
     /// Milliseconds since the Unix epoch when this replica last had
     /// everything the primary had reported.
     caught_up_ms: AtomicU64,
+    /// How many times the database was replaced by a snapshot since the
+    /// process started: sessions opened before reopen their connection.
+    generation: AtomicU64,
     applied: tokio::sync::Notify,
 }
 
@@ -98,6 +101,10 @@ impl ReplicaStatus {
         } else {
             0.0
         }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Serving from here on; lag is counted from now at the earliest.
@@ -357,6 +364,7 @@ impl Replica {
             .await
             .map_err(|e| ReplicaError::Io(std::io::Error::other(e)))??;
         let _ = std::fs::remove_file(&path);
+        self.status.generation.fetch_add(1, Ordering::SeqCst);
         self.state = State {
             log_id,
             applied_frame_no: snapshot_frame_no,

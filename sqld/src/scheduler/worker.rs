@@ -40,7 +40,11 @@ impl Worker {
             conn,
             db,
             side: None,
-            opened_at_frame: limits.replica.as_ref().map(|l| l.applied()).unwrap_or(0),
+            opened_in_generation: limits
+                .replica
+                .as_ref()
+                .map(|l| l.status.generation())
+                .unwrap_or(0),
             guard,
             link: limits.replica.clone(),
             remote: None,
@@ -110,8 +114,9 @@ pub struct Worker {
     /// and a snapshot cannot wait for the write lock: a concurrent writer
     /// would make the transaction fail at its first write instead of wait.
     side: Option<DbConnection>,
-    /// The replica's applied frame when the connection was opened.
-    opened_at_frame: u64,
+    /// On a replica: the database generation (see `ReplicaStatus`) the
+    /// connection was opened in.
+    opened_in_generation: u64,
     /// Says when the running statement must stop (timeout, cancel).
     guard: Arc<StatementGuard>,
     /// On a replica: the way to the primary for writes.
@@ -153,7 +158,7 @@ impl Worker {
         }
         if let Some(link) = self.link.clone() {
             link.wait_for(self.min_read_frame)?;
-            self.ensure_schema_current(&link, runnable_sql(sql))?;
+            self.reopen_if_replaced(&link)?;
         }
         let conn = describing_connection(&self.conn, &mut self.side, &self.db)?;
         let schema_version = schema_version(conn);
@@ -258,24 +263,20 @@ impl Worker {
         };
     }
 
-    /// On a replica, a connection can keep a parsed schema older than the
-    /// frames injected since it opened (a table created on the primary is
-    /// "missing"). When a statement fails that way outside a transaction
-    /// and newer frames have arrived, the connection is reopened.
-    fn ensure_schema_current(&mut self, link: &ReplicaLink, sql: &str) -> Result<(), SqlError> {
-        let missing = match self.conn.prepare_cached(sql) {
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                let e = SqlError::from(e);
-                e.code == sqlstate::UNDEFINED_TABLE || e.code == sqlstate::UNDEFINED_COLUMN
-            }
-        };
-        if missing && self.conn.is_autocommit() && link.applied() > self.opened_at_frame {
+    /// On a replica, outside a transaction: reopens the connection if the
+    /// database was replaced by a (re-)bootstrap since it was opened. SQLite
+    /// notices schema changes by the schema cookie, which only increases
+    /// within one database's history; across a snapshot load the cookie the
+    /// connection cached can reappear with another schema behind it, and a
+    /// table would stay "missing" (or a plan stale) for good.
+    fn reopen_if_replaced(&mut self, link: &ReplicaLink) -> Result<(), SqlError> {
+        let generation = link.status.generation();
+        if generation != self.opened_in_generation && self.conn.is_autocommit() {
             self.conn = session_connection(&self.db, &self.guard)
                 .map_err(|e| SqlError::new(sqlstate::IO_ERROR, e.to_string()))?;
             self.side = None;
             self.prepared.clear();
-            self.opened_at_frame = link.applied();
+            self.opened_in_generation = generation;
         }
         Ok(())
     }
@@ -425,7 +426,7 @@ impl Worker {
             link.wait_for(self.min_read_frame)?;
         }
         if let Some(link) = self.link.clone() {
-            self.ensure_schema_current(&link, runnable)?;
+            self.reopen_if_replaced(&link)?;
         }
         let mut stmt = self.conn.prepare_cached(runnable)?;
         if let Some(link) = self.link.clone() {
