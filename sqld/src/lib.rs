@@ -125,6 +125,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.snapshot_threshold_frames,
         shutdown.clone(),
     );
+    spawn_memory_trim(shutdown.clone());
     let http_task = tokio::spawn(http::serve(http_listener, http_state, shutdown.clone()));
 
     let factory = PgConnectionFactory::new(
@@ -175,6 +176,29 @@ fn spawn_compaction(db: Database, threshold: u64, mut shutdown: shutdown::Shutdo
                 Ok(Err(e)) => tracing::warn!(error = %e, "log compaction failed"),
                 Err(e) => tracing::warn!(error = %e, "log compaction panicked"),
                 Ok(Ok(_)) => {}
+            }
+        }
+    });
+}
+
+/// How often memory freed by closed sessions is handed back to the system.
+const MEMORY_TRIM_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Hands memory that sessions freed back to the system. glibc keeps freed
+/// memory in per-thread arenas; with a thread per connection, a burst of
+/// connections would otherwise leave the server's RSS at its peak.
+fn spawn_memory_trim(mut shutdown: shutdown::Shutdown) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(MEMORY_TRIM_INTERVAL) => {}
+                _ = shutdown.recv() => return,
+            }
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only releases free memory; it is
+            // thread-safe and touches nothing in use.
+            unsafe {
+                libc::malloc_trim(0);
             }
         }
     });

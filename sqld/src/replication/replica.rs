@@ -503,6 +503,63 @@ mod tests {
         out
     }
 
+    #[tokio::test]
+    async fn a_corrupted_frame_is_detected_and_nothing_of_its_batch_is_applied() {
+        let tmp = tempfile::tempdir().unwrap();
+        let primary =
+            Database::open_primary(&tmp.path().join("p"), Duration::from_secs(1)).unwrap();
+        let conn = primary.connect().unwrap();
+        conn.execute_batch("create table t(x integer); insert into t values (1);")
+            .unwrap();
+        let good = frames_of(&primary, 0);
+        let last = good.last().unwrap().frame_no;
+        conn.execute_batch("insert into t values (2); insert into t values (3);")
+            .unwrap();
+        let more = frames_of(&primary, last);
+
+        let rdir = tmp.path().join("r");
+        let replica_db = Database::open_replica(&rdir, Duration::from_secs(1)).unwrap();
+        let mut replica = Replica::new(
+            "http://127.0.0.1:9",
+            None,
+            replica_db.clone(),
+            &rdir,
+            Arc::new(ReplicaStatus::default()),
+        )
+        .unwrap();
+        let (snapshot, _) = primary.log().unwrap().snapshot();
+        lock(&replica.applier).load_snapshot(&snapshot).unwrap();
+        let encode = |frames: &[Frame]| {
+            let mut out = bytes::BytesMut::new();
+            frames.iter().for_each(|f| f.encode(&mut out));
+            out
+        };
+        replica.apply_batch(encode(&good).freeze()).await.unwrap();
+        assert_eq!(replica.state.applied_frame_no, last);
+
+        // One flipped bit in the last page of the next batch.
+        let mut corrupted = encode(&more);
+        let at = corrupted.len() - 1;
+        corrupted[at] ^= 1;
+        let err = replica.apply_batch(corrupted.freeze()).await.unwrap_err();
+        assert!(matches!(err, ReplicaError::Frame(_)), "{err}");
+        assert_eq!(replica.state.applied_frame_no, last, "nothing applied");
+        let n: i64 = replica_db
+            .connect()
+            .unwrap()
+            .query_row("select count(*) from t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        // The intact batch, fetched again, applies.
+        replica.apply_batch(encode(&more).freeze()).await.unwrap();
+        let n: i64 = replica_db
+            .connect()
+            .unwrap()
+            .query_row("select count(*) from t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+    }
+
     #[test]
     fn lag_in_seconds_counts_from_the_last_time_the_replica_was_caught_up() {
         let status = ReplicaStatus::default();
