@@ -384,8 +384,10 @@ mod tests {
         // are dropped; the commits before them stay.
         let torn = tmp.path().join("torn");
         crash_copy(&live, &torn);
-        let mut frames = std::fs::OpenOptions::new()
-            .append(true)
+        // Written where the log's records end (the file runs on with zeros
+        // written ahead of them), as a crash mid-append would leave it.
+        let frames = std::fs::OpenOptions::new()
+            .write(true)
             .open(torn.join("replication/frames.log"))
             .unwrap();
         let last = recovered.log().unwrap().info().current_frame_no;
@@ -398,7 +400,12 @@ mod tests {
         }
         .encode(&mut partial);
         partial.extend_from_slice(&[1, 2, 3]);
-        std::io::Write::write_all(&mut frames, &partial).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(
+            &frames,
+            &partial,
+            last * frame::RECORD_SIZE as u64,
+        )
+        .unwrap();
         let recovered = Database::open_primary(&torn, Duration::from_secs(1)).unwrap();
         assert_eq!(count(&recovered), 200);
         assert_eq!(recovered.log().unwrap().info().current_frame_no, last);
