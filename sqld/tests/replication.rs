@@ -298,16 +298,11 @@ async fn a_restarted_replica_resumes_without_bootstrapping() {
 async fn a_new_log_on_the_primary_makes_replicas_bootstrap_again() {
     let tmp = tempfile::tempdir().unwrap();
     let pdir = tmp.path().join("primary");
-    let mut primary = Sqld::spawn(&pdir, &["--dev"]);
-    primary
-        .connect()
-        .await
-        .batch_execute("create table t(id integer); insert into t values (1)")
-        .await
-        .unwrap();
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
-    let r = replica.connect().await;
+    let (mut primary, replica, r) = primary_and_replica(
+        &pdir,
+        "create table t(id integer); insert into t values (1)",
+    )
+    .await;
     eventually_count(&r, "t", 1).await;
     let old_log = log_id(&primary);
     // The primary's log is gone (a restored backup, a replaced volume): it
@@ -324,6 +319,20 @@ async fn a_new_log_on_the_primary_makes_replicas_bootstrap_again() {
         .unwrap();
     eventually_count(&r, "t", 2).await;
     assert!(metric(&replica, "sqld_replication_bootstraps_total") >= 2.0);
+}
+
+/// A primary on `pdir` that ran `setup`, a ready replica of it, and a
+/// session on the replica.
+async fn primary_and_replica(
+    pdir: &std::path::Path,
+    setup: &str,
+) -> (Sqld, Sqld, tokio_postgres::Client) {
+    let primary = Sqld::spawn(pdir, &["--dev"]);
+    primary.connect().await.batch_execute(setup).await.unwrap();
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    let session = replica.connect().await;
+    (primary, replica, session)
 }
 
 fn log_id(primary: &Sqld) -> String {
@@ -592,16 +601,7 @@ async fn kill_9_of_the_primary_under_write_load_loses_no_acknowledged_commit() {
 async fn sessions_see_the_new_schema_after_a_re_bootstrap() {
     let tmp = tempfile::tempdir().unwrap();
     let pdir = tmp.path().join("primary");
-    let mut primary = Sqld::spawn(&pdir, &["--dev"]);
-    primary
-        .connect()
-        .await
-        .batch_execute("create table a(x integer)")
-        .await
-        .unwrap();
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
-    let r = replica.connect().await;
+    let (mut primary, replica, r) = primary_and_replica(&pdir, "create table a(x integer)").await;
     // The session parses the schema as it is now (schema cookie 1).
     assert_eq!(count(&r, "a").await, 0);
     // A different database behind the same address: the replica loads its
