@@ -45,7 +45,6 @@ impl Worker {
                 .as_ref()
                 .map(|l| l.status.generation())
                 .unwrap_or(0),
-            opened_at_frame: limits.replica.as_ref().map(|l| l.applied()).unwrap_or(0),
             guard,
             link: limits.replica.clone(),
             remote: None,
@@ -115,10 +114,9 @@ pub struct Worker {
     /// and a snapshot cannot wait for the write lock: a concurrent writer
     /// would make the transaction fail at its first write instead of wait.
     side: Option<DbConnection>,
-    /// On a replica: the database generation (see `ReplicaStatus`) and the
-    /// applied frame the connection was opened at.
+    /// On a replica: the database generation (see `ReplicaStatus`) the
+    /// connection was opened in.
     opened_in_generation: u64,
-    opened_at_frame: u64,
     /// Says when the running statement must stop (timeout, cancel).
     guard: Arc<StatementGuard>,
     /// On a replica: the way to the primary for writes.
@@ -160,7 +158,7 @@ impl Worker {
         }
         if let Some(link) = self.link.clone() {
             link.wait_for(self.min_read_frame)?;
-            self.refresh_stale_schema(&link, runnable_sql(sql))?;
+            self.reopen_if_replaced(&link)?;
         }
         let conn = describing_connection(&self.conn, &mut self.side, &self.db)?;
         let schema_version = schema_version(conn);
@@ -265,37 +263,20 @@ impl Worker {
         };
     }
 
-    /// On a replica, outside a transaction: reopens the connection when its
-    /// parsed schema may be stale. SQLite notices schema changes by the
-    /// schema cookie, which only increases within one database's history;
-    /// across a snapshot load (a re-bootstrap) the cookie a connection
-    /// cached can reappear with another schema behind it, so a replaced
-    /// database always means a new connection. Within one history a session
-    /// has also been seen to keep an old schema after injected DDL (cause
-    /// not found yet), so a statement naming a table or column the
-    /// connection does not know, after frames arrived, reopens it too.
-    fn refresh_stale_schema(&mut self, link: &ReplicaLink, sql: &str) -> Result<(), SqlError> {
-        if !self.conn.is_autocommit() {
-            return Ok(());
-        }
+    /// On a replica, outside a transaction: reopens the connection if the
+    /// database was replaced by a (re-)bootstrap since it was opened. SQLite
+    /// notices schema changes by the schema cookie, which only increases
+    /// within one database's history; across a snapshot load the cookie the
+    /// connection cached can reappear with another schema behind it, and a
+    /// table would stay "missing" (or a plan stale) for good.
+    fn reopen_if_replaced(&mut self, link: &ReplicaLink) -> Result<(), SqlError> {
         let generation = link.status.generation();
-        let replaced = generation != self.opened_in_generation;
-        let missing = !replaced
-            && link.applied() > self.opened_at_frame
-            && match self.conn.prepare_cached(sql) {
-                Ok(_) => false,
-                Err(e) => {
-                    let e = SqlError::from(e);
-                    e.code == sqlstate::UNDEFINED_TABLE || e.code == sqlstate::UNDEFINED_COLUMN
-                }
-            };
-        if replaced || missing {
+        if generation != self.opened_in_generation && self.conn.is_autocommit() {
             self.conn = session_connection(&self.db, &self.guard)
                 .map_err(|e| SqlError::new(sqlstate::IO_ERROR, e.to_string()))?;
             self.side = None;
             self.prepared.clear();
             self.opened_in_generation = generation;
-            self.opened_at_frame = link.applied();
         }
         Ok(())
     }
@@ -445,7 +426,7 @@ impl Worker {
             link.wait_for(self.min_read_frame)?;
         }
         if let Some(link) = self.link.clone() {
-            self.refresh_stale_schema(&link, runnable)?;
+            self.reopen_if_replaced(&link)?;
         }
         let mut stmt = self.conn.prepare_cached(runnable)?;
         if let Some(link) = self.link.clone() {
