@@ -46,7 +46,6 @@ impl Worker {
                 .map(|l| l.status.generation())
                 .unwrap_or(0),
             guard,
-            link: limits.replica.clone(),
             remote: None,
             read_frame_no: None,
             min_read_frame: 0,
@@ -119,8 +118,6 @@ pub struct Worker {
     opened_in_generation: u64,
     /// Says when the running statement must stop (timeout, cancel).
     guard: Arc<StatementGuard>,
-    /// On a replica: the way to the primary for writes.
-    link: Option<Arc<ReplicaLink>>,
     /// The primary's session for a transaction that has written, while it
     /// stays open: every statement goes there.
     remote: Option<String>,
@@ -156,10 +153,7 @@ impl Worker {
                 "cannot insert multiple commands into a prepared statement",
             ));
         }
-        if let Some(link) = self.link.clone() {
-            link.wait_for(self.min_read_frame)?;
-            self.reopen_if_replaced(&link)?;
-        }
+        self.catch_up()?;
         let conn = describing_connection(&self.conn, &mut self.side, &self.db)?;
         let schema_version = schema_version(conn);
         let cached = self
@@ -263,6 +257,17 @@ impl Worker {
         };
     }
 
+    /// On a replica, before a statement is prepared or run: waits until the
+    /// session's last forwarded write has arrived (read-your-writes), and
+    /// reopens the connection if the database was replaced meanwhile.
+    fn catch_up(&mut self) -> Result<(), SqlError> {
+        if let Some(link) = self.limits.replica.clone() {
+            link.wait_for(self.min_read_frame)?;
+            self.reopen_if_replaced(&link)?;
+        }
+        Ok(())
+    }
+
     /// On a replica, outside a transaction: reopens the connection if the
     /// database was replaced by a (re-)bootstrap since it was opened. SQLite
     /// notices schema changes by the schema cookie, which only increases
@@ -308,7 +313,11 @@ impl Worker {
         column_types: Option<&[Type]>,
         begin_after_frame: Option<u64>,
     ) -> Result<StatementResult, SqlError> {
-        let link = self.link.clone().expect("forwarding happens on replicas");
+        let link = self
+            .limits
+            .replica
+            .clone()
+            .expect("forwarding happens on replicas");
         self.forwarded = true;
         let request = ForwardRequest {
             session: self.remote.clone(),
@@ -420,16 +429,9 @@ impl Worker {
         column_types: Option<&[Type]>,
     ) -> Result<StatementResult, SqlError> {
         let runnable = runnable_sql(sql);
-        if let Some(link) = &self.link {
-            // Read-your-writes: the session's last forwarded write must be
-            // here before anything is prepared or read.
-            link.wait_for(self.min_read_frame)?;
-        }
-        if let Some(link) = self.link.clone() {
-            self.reopen_if_replaced(&link)?;
-        }
+        self.catch_up()?;
         let mut stmt = self.conn.prepare_cached(runnable)?;
-        if let Some(link) = self.link.clone() {
+        if let Some(link) = self.limits.replica.clone() {
             if !stmt.readonly() {
                 drop(stmt);
                 return self.forward_first_write(&link, sql, params, column_types);
