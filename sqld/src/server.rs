@@ -1,7 +1,8 @@
 //! `Server::serve`: the accept loop. It bounds the number of connections
 //! (refusing the excess with SQLSTATE 53300, as Postgres does), hands each
-//! socket to the connection service on a thread of its own, and on shutdown stops accepting and
-//! waits, up to a grace period, for connections to finish.
+//! socket to the connection service on a thread of its own, and on shutdown
+//! stops accepting and waits, up to a grace period, for connections to
+//! finish.
 
 use std::sync::Arc;
 use std::time::Duration;

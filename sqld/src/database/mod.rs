@@ -18,7 +18,7 @@ use libsql_sys::wal::wrapper::{WalWrapper, WrappedWal};
 use libsql_sys::wal::{Sqlite3Wal, Sqlite3WalManager};
 
 use crate::replication::capture::CaptureWal;
-use crate::replication::frame::{self, Frame};
+use crate::replication::frame::Frame;
 use crate::replication::inject::{checkpoint_if_large, inject_transactions};
 use crate::replication::log::{FramesAfter, LogError, LogStart, ReplicationLog};
 use crate::replication::snapshot;
@@ -95,9 +95,7 @@ impl Database {
             .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
             .map_err(|source| self.rebuild_error(source))?;
         for suffix in ["-wal", "-shm"] {
-            let mut side = self.file.clone().into_os_string();
-            side.push(suffix);
-            match std::fs::remove_file(&side) {
+            match std::fs::remove_file(self.side_file(suffix)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     return Err(self.rebuild_error(e))
                 }
@@ -107,12 +105,9 @@ impl Database {
         std::fs::rename(&tmp, &self.file).map_err(|source| self.rebuild_error(source))?;
         let conn = self.raw_connection()?;
         let mut replayed = 0u64;
-        while let FramesAfter::Frames(mut bytes) = log.frames_after(after, REPLAY_BATCH_FRAMES)? {
-            let mut frames = Vec::with_capacity(bytes.len() / frame::RECORD_SIZE);
-            while !bytes.is_empty() {
-                frames.push(Frame::decode(&mut bytes).map_err(|e| self.replay_error(e))?);
-            }
-            inject_transactions(&conn, &frames).map_err(|e| self.replay_error(e))?;
+        while let FramesAfter::Frames(bytes) = log.frames_after(after, REPLAY_BATCH_FRAMES)? {
+            let frames = Frame::decode_all(bytes).map_err(|e| self.rebuild_error(e))?;
+            inject_transactions(&conn, &frames).map_err(|e| self.rebuild_error(e))?;
             checkpoint_if_large(&conn);
             after = frames.last().map_or(after, |f| f.frame_no);
             replayed += frames.len() as u64;
@@ -128,18 +123,18 @@ impl Database {
         Ok(())
     }
 
-    fn rebuild_error(&self, source: std::io::Error) -> DatabaseError {
-        DatabaseError::Rebuild {
-            path: self.file.clone(),
-            message: source.to_string(),
-        }
-    }
-
-    fn replay_error(&self, e: impl std::fmt::Display) -> DatabaseError {
+    fn rebuild_error(&self, e: impl std::fmt::Display) -> DatabaseError {
         DatabaseError::Rebuild {
             path: self.file.clone(),
             message: e.to_string(),
         }
+    }
+
+    /// A file SQLite keeps beside the database: `-wal` or `-shm`.
+    fn side_file(&self, suffix: &str) -> PathBuf {
+        let mut path = self.file.clone().into_os_string();
+        path.push(suffix);
+        path.into()
     }
 
     /// Opens (creating if needed) a replica's database in `dir`: its
@@ -175,9 +170,7 @@ impl Database {
 
     /// Makes everything written to the WAL so far durable.
     pub fn sync_wal(&self) -> std::io::Result<()> {
-        let mut wal = self.file.clone().into_os_string();
-        wal.push("-wal");
-        match std::fs::File::open(&wal) {
+        match std::fs::File::open(self.side_file("-wal")) {
             Ok(f) => f.sync_data(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
@@ -320,9 +313,7 @@ impl Database {
     /// Sizes in bytes of the database file and of its WAL.
     pub fn file_sizes(&self) -> (u64, u64) {
         let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-        let mut wal = self.file.clone().into_os_string();
-        wal.push("-wal");
-        (size(&self.file), size(Path::new(&wal)))
+        (size(&self.file), size(&self.side_file("-wal")))
     }
 
     pub fn name(&self) -> &str {
@@ -333,6 +324,7 @@ impl Database {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::replication::frame;
 
     fn count(db: &Database) -> i64 {
         db.connect()

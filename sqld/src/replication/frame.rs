@@ -90,6 +90,15 @@ impl Frame {
         })
     }
 
+    /// Decodes a run of records (a log batch), verifying every checksum.
+    pub fn decode_all(mut buf: Bytes) -> Result<Vec<Frame>, FrameError> {
+        let mut frames = Vec::with_capacity(buf.len() / RECORD_SIZE);
+        while !buf.is_empty() {
+            frames.push(Frame::decode(&mut buf)?);
+        }
+        Ok(frames)
+    }
+
     /// The frame as libsql's WAL insert API takes it: a 24-byte WAL frame
     /// header (page number, commit size, both big-endian; salts and
     /// checksums are the receiver's own) followed by the page.

@@ -297,19 +297,15 @@ impl Replica {
         }
     }
 
-    async fn apply_batch(&mut self, mut body: Bytes) -> Result<(), ReplicaError> {
-        let mut frames = Vec::new();
-        let mut expected = self.state.applied_frame_no + 1;
-        while !body.is_empty() {
-            let frame = Frame::decode(&mut body)?;
+    async fn apply_batch(&mut self, body: Bytes) -> Result<(), ReplicaError> {
+        let mut frames = Frame::decode_all(body)?;
+        for (expected, frame) in (self.state.applied_frame_no + 1..).zip(&frames) {
             if frame.frame_no != expected {
                 return Err(ReplicaError::Gap {
                     expected,
                     got: frame.frame_no,
                 });
             }
-            expected += 1;
-            frames.push(frame);
         }
         // Only whole transactions: the primary sends them, but a batch that
         // ends mid-transaction is cut back rather than half-applied.
@@ -493,14 +489,10 @@ mod tests {
     fn frames_of(db: &Database, after: u64) -> Vec<Frame> {
         let log = db.log().unwrap();
         log.sync().unwrap();
-        let FramesAfter::Frames(mut bytes) = log.frames_after(after, usize::MAX).unwrap() else {
+        let FramesAfter::Frames(bytes) = log.frames_after(after, usize::MAX).unwrap() else {
             panic!("no frames")
         };
-        let mut out = Vec::new();
-        while !bytes.is_empty() {
-            out.push(Frame::decode(&mut bytes).unwrap());
-        }
-        out
+        Frame::decode_all(bytes).unwrap()
     }
 
     #[tokio::test]
