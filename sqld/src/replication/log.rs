@@ -139,14 +139,26 @@ impl Appender {
             return Ok(());
         }
         let grow_to = needed.max(self.allocated + PREALLOCATE_BYTES);
-        let zeros = vec![0u8; (grow_to - self.allocated) as usize];
-        self.file
-            .write_all_at(&zeros, self.allocated)
+        write_zeros(&self.file, self.allocated, grow_to)
             .and_then(|_| self.file.sync_all())
             .map_err(io(path))?;
         self.allocated = grow_to;
         Ok(())
     }
+}
+
+/// Zeros written from one static block: a heap buffer the size of a
+/// preallocation chunk would raise glibc's mmap threshold and then stay
+/// resident in the allocating thread's arena after it is freed.
+fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    let mut at = from;
+    while at < to {
+        let len = (to - at).min(ZEROS.len() as u64) as usize;
+        file.write_all_at(&ZEROS[..len], at)?;
+        at += len as u64;
+    }
+    Ok(())
 }
 
 const META_FILE: &str = "log.json";
@@ -440,8 +452,7 @@ impl AppendGuard<'_> {
             .offset(appender.written + 1)
             .min(appender.allocated);
         if to > from {
-            let zeros = vec![0u8; (to - from) as usize];
-            if let Err(e) = appender.file.write_all_at(&zeros, from) {
+            if let Err(e) = write_zeros(&appender.file, from, to) {
                 tracing::error!(error = %e, "cannot take back an unlogged transaction");
             }
         }
