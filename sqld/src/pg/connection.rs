@@ -53,6 +53,14 @@ pub async fn drive(
 
     let copy = Arc::new(NoopHandler);
     socket.get_mut().set_deferred(true);
+    // Made once and polled across messages: a fresh future per message
+    // would register (and drop) a shutdown waiter or a timer every time.
+    let stopping = shutdown.recv();
+    tokio::pin!(stopping);
+    let startup_expired = tokio::time::sleep_until(startup_deadline);
+    tokio::pin!(startup_expired);
+    let idle_expired = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(idle_expired);
     loop {
         let authenticating = matches!(
             socket.state(),
@@ -66,18 +74,21 @@ pub async fn drive(
             break;
         }
         let in_transaction = socket.transaction_status() != TransactionStatus::Idle;
-        let idle_limit = if in_transaction {
-            limits.idle_in_transaction_timeout
-        } else {
-            None
-        };
+        let idle_limit = limits
+            .idle_in_transaction_timeout
+            .filter(|_| in_transaction);
+        if let Some(limit) = idle_limit {
+            idle_expired
+                .as_mut()
+                .reset(tokio::time::Instant::now() + limit);
+        }
         let next = tokio::select! {
-            _ = shutdown.recv(), if !authenticating => {
+            _ = &mut stopping, if !authenticating => {
                 send_fatal(&mut socket, sqlstate::ADMIN_SHUTDOWN, "terminating connection due to administrator command").await;
                 break;
             }
-            _ = tokio::time::sleep_until(startup_deadline), if authenticating => break,
-            _ = sleep_opt(idle_limit), if idle_limit.is_some() => {
+            _ = &mut startup_expired, if authenticating => break,
+            _ = &mut idle_expired, if idle_limit.is_some() => {
                 send_fatal(&mut socket, sqlstate::IDLE_IN_TRANSACTION_TIMEOUT, "terminating connection due to idle-in-transaction timeout").await;
                 break;
             }
@@ -158,13 +169,6 @@ async fn plausible_first_packet(tcp: &TcpStream) -> std::io::Result<bool> {
         }
         // Fewer than four bytes so far: wait for the rest.
         tokio::time::sleep(POLL).await;
-    }
-}
-
-async fn sleep_opt(limit: Option<Duration>) {
-    match limit {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
     }
 }
 
