@@ -33,7 +33,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::{nonzero, AuthMethod, Config};
-use crate::database::Database;
+use crate::database::{Checkpointer, Database};
 use crate::pg::{FactoryConfig, PgConnectionFactory, ProtocolLimits, Users};
 use crate::replication::forward::{RemoteSessions, ReplicaLink};
 use crate::replication::replica::{Replica, ReplicaStatus};
@@ -125,6 +125,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config.snapshot_threshold_frames,
         shutdown.clone(),
     );
+    spawn_checkpointer(&db, shutdown.clone())?;
     spawn_memory_trim(shutdown.clone());
     let http_task = tokio::spawn(http::serve(http_listener, http_state, shutdown.clone()));
 
@@ -179,6 +180,44 @@ fn spawn_compaction(db: Database, threshold: u64, mut shutdown: shutdown::Shutdo
             }
         }
     });
+}
+
+/// How often the primary checks whether its WAL needs checkpointing: at
+/// a few thousand commits a second, a few hundred frames.
+const CHECKPOINT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Checkpoints the primary's WAL in the background (see `Checkpointer`).
+fn spawn_checkpointer(db: &Database, mut shutdown: shutdown::Shutdown) -> anyhow::Result<()> {
+    let Some(mut checkpointer) = Checkpointer::new(db)? else {
+        return Ok(());
+    };
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_CHECK_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.recv() => return,
+            }
+            if !checkpointer.due() {
+                continue;
+            }
+            let run = tokio::task::spawn_blocking(move || {
+                if let Err(e) = checkpointer.run() {
+                    tracing::warn!(error = %e, "checkpoint failed");
+                }
+                checkpointer
+            });
+            match run.await {
+                Ok(back) => checkpointer = back,
+                Err(e) => {
+                    tracing::error!(error = %e, "checkpointer panicked; sessions checkpoint from now on, past the backstop");
+                    return;
+                }
+            }
+        }
+    });
+    Ok(())
 }
 
 /// How often memory freed by closed sessions is handed back to the system.

@@ -5,6 +5,8 @@
 
 mod catalog;
 pub use catalog::server_version as catalog_server_version;
+mod checkpointer;
+pub use checkpointer::Checkpointer;
 mod sandbox;
 mod write_gate;
 pub use write_gate::WriteGate;
@@ -29,6 +31,9 @@ const DB_FILE: &str = "data.db";
 const LOG_DIR: &str = "replication";
 /// SQLite's default: checkpoint the WAL into the database every 1000 pages.
 const AUTO_CHECKPOINT_PAGES: u32 = 1000;
+/// On a primary the `Checkpointer` does that; its sessions checkpoint
+/// themselves only if the WAL outgrows it this far.
+const BACKSTOP_CHECKPOINT_PAGES: u32 = 10 * AUTO_CHECKPOINT_PAGES;
 /// How much of the database file connections read through a memory map.
 const MMAP_BYTES: u64 = 1 << 30;
 /// Frames read from the log at a time when replaying it after a crash.
@@ -218,9 +223,13 @@ impl Database {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let wal = WalWrapper::new(CaptureWal::new(self.log.clone()), Sqlite3WalManager::new());
-        let conn =
-            libsql_sys::Connection::open(&self.file, flags, wal, AUTO_CHECKPOINT_PAGES, None)
-                .map_err(|e| self.open_error(e))?;
+        let auto_checkpoint = if self.log.is_some() {
+            BACKSTOP_CHECKPOINT_PAGES
+        } else {
+            AUTO_CHECKPOINT_PAGES
+        };
+        let conn = libsql_sys::Connection::open(&self.file, flags, wal, auto_checkpoint, None)
+            .map_err(|e| self.open_error(e))?;
         conn.busy_timeout(self.busy_timeout)
             .map_err(|e| self.open_error(e))?;
         // Durable by default: every commit is fsynced before it is

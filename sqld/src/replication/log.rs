@@ -271,6 +271,11 @@ impl ReplicationLog {
         Ok(())
     }
 
+    /// The newest frame appended (logged, not necessarily durable yet).
+    pub fn appended_frame_no(&self) -> u64 {
+        self.appended.load(Ordering::SeqCst)
+    }
+
     pub fn info(&self) -> LogInfo {
         let meta = self.meta.read().expect("meta lock poisoned");
         LogInfo {
