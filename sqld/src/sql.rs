@@ -52,7 +52,7 @@ fn strip_comments(sql: &str) -> String {
 }
 
 /// The characters of `sql` with each comment replaced by one space, lazily:
-/// the statement classifiers only look at its first few words.
+/// `is_blank` stops at the first character that is not blank.
 fn uncommented(sql: &str) -> impl Iterator<Item = char> + '_ {
     let mut chars = sql.chars().peekable();
     let mut quote: Option<char> = None;
@@ -93,26 +93,58 @@ fn uncommented(sql: &str) -> impl Iterator<Item = char> + '_ {
     })
 }
 
-/// The leading words of a statement, upper-cased, comments skipped.
-pub fn leading_words(sql: &str, n: usize) -> Vec<String> {
-    let mut words = Vec::with_capacity(n);
-    let mut word = String::new();
-    for c in uncommented(sql) {
-        if words.len() == n {
-            break;
-        }
-        if c.is_whitespace() || c == ';' || c == '(' {
-            if !word.is_empty() {
-                words.push(std::mem::take(&mut word));
+/// The words of a statement, lazily, as slices of it: comments are
+/// skipped, quoted parts stay inside their word, and whitespace, `;` and
+/// `(` separate words. The classifiers below read only the first few, per
+/// statement executed, so this allocates nothing.
+fn words(sql: &str) -> impl Iterator<Item = &str> + '_ {
+    let bytes = sql.as_bytes();
+    let separator = |c: u8| c.is_ascii_whitespace() || c == b';' || c == b'(';
+    let comment_at = move |i: usize| match (bytes.get(i), bytes.get(i + 1)) {
+        (Some(b'-'), Some(b'-')) => Some(b"\n".as_slice()),
+        (Some(b'/'), Some(b'*')) => Some(b"*/".as_slice()),
+        _ => None,
+    };
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        loop {
+            if let Some(end) = comment_at(i) {
+                i = find(bytes, i + 2, end).map_or(bytes.len(), |at| at + end.len());
+            } else if separator(*bytes.get(i)?) {
+                i += 1;
+            } else {
+                break;
             }
-        } else {
-            word.push(c.to_ascii_uppercase());
         }
-    }
-    if !word.is_empty() && words.len() < n {
-        words.push(word);
-    }
-    words
+        let start = i;
+        let mut quote = None;
+        while let Some(&c) = bytes.get(i) {
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None if separator(c) || comment_at(i).is_some() => break,
+                None if matches!(c, b'\'' | b'"' | b'`') => quote = Some(c),
+                None => {}
+            }
+            i += 1;
+        }
+        // Separators are ASCII, so `start` and `i` fall on char boundaries.
+        Some(&sql[start..i])
+    })
+}
+
+/// Where `needle` next occurs in `haystack` at or after `from`.
+fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    haystack
+        .get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|at| from + at)
+}
+
+/// Whether `word` is one of `keywords` (upper case), ignoring its case.
+fn is_one_of(word: &str, keywords: &[&str]) -> bool {
+    keywords.iter().any(|k| word.eq_ignore_ascii_case(k))
 }
 
 /// Transaction control, which sqld tracks itself to report `T`/`E` in
@@ -128,21 +160,24 @@ pub enum TxnControl {
 }
 
 pub fn txn_control(sql: &str) -> Option<TxnControl> {
-    let w = leading_words(sql, 3);
-    let first = w.first()?.as_str();
-    Some(match first {
-        "BEGIN" | "START" => TxnControl::Begin,
-        "COMMIT" | "END" => TxnControl::Commit,
-        "ROLLBACK" | "ABORT" => {
-            if w.iter().skip(1).any(|x| x == "TO") {
-                TxnControl::RollbackToSavepoint
-            } else {
-                TxnControl::Rollback
-            }
+    let mut w = words(sql);
+    let first = w.next()?;
+    Some(if is_one_of(first, &["BEGIN", "START"]) {
+        TxnControl::Begin
+    } else if is_one_of(first, &["COMMIT", "END"]) {
+        TxnControl::Commit
+    } else if is_one_of(first, &["ROLLBACK", "ABORT"]) {
+        if w.take(2).any(|x| x.eq_ignore_ascii_case("TO")) {
+            TxnControl::RollbackToSavepoint
+        } else {
+            TxnControl::Rollback
         }
-        "SAVEPOINT" => TxnControl::Savepoint,
-        "RELEASE" => TxnControl::Release,
-        _ => return None,
+    } else if first.eq_ignore_ascii_case("SAVEPOINT") {
+        TxnControl::Savepoint
+    } else if first.eq_ignore_ascii_case("RELEASE") {
+        TxnControl::Release
+    } else {
+        return None;
     })
 }
 
@@ -150,10 +185,10 @@ pub fn txn_control(sql: &str) -> Option<TxnControl> {
 /// (for `sqlite3_stmt_readonly` they are read-only, like all transaction
 /// control).
 pub fn takes_write_lock(sql: &str) -> bool {
-    let w = leading_words(sql, 2);
-    w.first().is_some_and(|f| f == "BEGIN")
-        && w.get(1)
-            .is_some_and(|x| x == "IMMEDIATE" || x == "EXCLUSIVE")
+    let mut w = words(sql);
+    w.next().is_some_and(|f| f.eq_ignore_ascii_case("BEGIN"))
+        && w.next()
+            .is_some_and(|x| is_one_of(x, &["IMMEDIATE", "EXCLUSIVE"]))
 }
 
 /// Rewrites the Postgres spellings of transaction control that SQLite does
@@ -161,11 +196,12 @@ pub fn takes_write_lock(sql: &str) -> bool {
 /// `ABORT`) into SQLite's. Isolation options are dropped: every transaction
 /// is serializable.
 pub fn rewrite_txn_control(sql: &str, control: TxnControl) -> Option<&'static str> {
-    let w = leading_words(sql, 8);
-    let sqlite_native = |allowed: &[&str]| w.iter().skip(1).all(|x| allowed.contains(&x.as_str()));
+    let w: Vec<&str> = words(sql).take(8).collect();
+    let first = *w.first()?;
+    let sqlite_native = |allowed: &[&str]| w.iter().skip(1).all(|x| is_one_of(x, allowed));
     match control {
         TxnControl::Begin => {
-            if w[0] == "BEGIN"
+            if first.eq_ignore_ascii_case("BEGIN")
                 && sqlite_native(&["DEFERRED", "IMMEDIATE", "EXCLUSIVE", "TRANSACTION"])
             {
                 None
@@ -174,9 +210,9 @@ pub fn rewrite_txn_control(sql: &str, control: TxnControl) -> Option<&'static st
             }
         }
         TxnControl::Commit => (!sqlite_native(&["TRANSACTION"])).then_some("COMMIT"),
-        TxnControl::Rollback => {
-            (w[0] == "ABORT" || !sqlite_native(&["TRANSACTION"])).then_some("ROLLBACK")
-        }
+        TxnControl::Rollback => (first.eq_ignore_ascii_case("ABORT")
+            || !sqlite_native(&["TRANSACTION"]))
+        .then_some("ROLLBACK"),
         _ => None,
     }
 }
@@ -197,11 +233,16 @@ pub enum SessionCommand {
 
 pub fn session_command(sql: &str) -> Option<SessionCommand> {
     // Most statements are not session commands: decide on the first word.
-    let first = leading_words(sql, 1);
-    if !matches!(
-        first.first().map(String::as_str),
-        Some("SET" | "SHOW" | "RESET" | "DISCARD" | "DEALLOCATE" | "LISTEN" | "UNLISTEN")
-    ) {
+    const COMMANDS: &[&str] = &[
+        "SET",
+        "SHOW",
+        "RESET",
+        "DISCARD",
+        "DEALLOCATE",
+        "LISTEN",
+        "UNLISTEN",
+    ];
+    if !words(sql).next().is_some_and(|f| is_one_of(f, COMMANDS)) {
         return None;
     }
     let text = strip_comments(sql);
@@ -276,30 +317,27 @@ fn unquote(v: &str) -> String {
 /// True for `VACUUM ... INTO 'file'`, which writes a copy of the database to
 /// a path of the client's choosing.
 pub fn is_vacuum_into(sql: &str) -> bool {
-    let w = leading_words(sql, 4);
-    w.first().is_some_and(|f| f == "VACUUM") && w.iter().any(|x| x == "INTO")
+    let mut w = words(sql).take(4);
+    w.next().is_some_and(|f| f.eq_ignore_ascii_case("VACUUM"))
+        && w.any(|x| x.eq_ignore_ascii_case("INTO"))
 }
 
 /// The CommandComplete tag Postgres would send for this statement.
 pub fn command_tag(sql: &str, rows: usize, changes: u64, returned_rows: bool) -> String {
-    let w = leading_words(sql, 4);
-    let first = w.first().map(String::as_str).unwrap_or("");
+    let mut w = words(sql);
+    let first = w.next().map(str::to_ascii_uppercase).unwrap_or_default();
+    let first = first.as_str();
     let count = if returned_rows { rows as u64 } else { changes };
     match first {
         "INSERT" | "REPLACE" => format!("INSERT 0 {count}"),
         "UPDATE" | "DELETE" => format!("{first} {count}"),
         "CREATE" | "DROP" | "ALTER" => {
+            const MODIFIERS: &[&str] = &["UNIQUE", "TEMP", "TEMPORARY", "VIRTUAL", "OR"];
             let object = w
-                .iter()
-                .skip(1)
-                .find(|x| {
-                    !matches!(
-                        x.as_str(),
-                        "UNIQUE" | "TEMP" | "TEMPORARY" | "VIRTUAL" | "OR"
-                    )
-                })
-                .map(String::as_str)
-                .unwrap_or("");
+                .take(3)
+                .find(|x| !is_one_of(x, MODIFIERS))
+                .map(str::to_ascii_uppercase)
+                .unwrap_or_default();
             format!("{first} {object}")
         }
         "BEGIN" | "START" => "BEGIN".into(),
@@ -585,6 +623,23 @@ mod tests {
         assert!(parts[1].contains("end;"));
         assert!(split_statements(" ; ;; ").is_empty());
         assert_eq!(split_statements("select 1; -- trailing").len(), 1);
+    }
+
+    #[test]
+    fn words_skip_comments_and_keep_quotes_whole() {
+        let sql = "/* lead */ -- line\n  Begin/*x*/Immediate;('a b' \"c;d\"--tail\nnäive";
+        let w: Vec<&str> = words(sql).collect();
+        assert_eq!(w, ["Begin", "Immediate", "'a b'", "\"c;d\"", "näive"]);
+        assert!(takes_write_lock("/* why */ begin immediate"));
+        assert!(!takes_write_lock("begin -- immediate"));
+        assert_eq!(words("-- only a comment").count(), 0);
+        assert_eq!(words("/* unterminated").count(), 0);
+        assert!(is_vacuum_into("vacuum main into '/tmp/x'"));
+        assert_eq!(
+            command_tag("create temp table t(x)", 0, 0, false),
+            "CREATE TABLE"
+        );
+        assert_eq!(command_tag("update t set x = 1", 0, 3, false), "UPDATE 3");
     }
 
     #[test]
