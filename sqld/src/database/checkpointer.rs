@@ -69,3 +69,47 @@ impl Checkpointer {
             .map_err(|e| self.db.open_error(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libsql_sys::ffi;
+
+    /// Frames in the WAL as the connection that just wrote sees them.
+    fn wal_frames(conn: &DbConnection) -> u32 {
+        let mut frames = 0u32;
+        let rc = unsafe { ffi::libsql_wal_frame_count(conn.handle(), &mut frames) };
+        assert_eq!(rc, ffi::SQLITE_OK);
+        frames
+    }
+
+    #[test]
+    fn sessions_leave_checkpoints_to_it_and_the_wal_starts_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::open_primary(tmp.path(), Duration::from_secs(1)).unwrap();
+        let mut checkpointer = Checkpointer::new(&db).unwrap().expect("a primary has one");
+        let conn = db.connect().unwrap();
+        conn.execute_batch("create table t(x integer primary key, y text)")
+            .unwrap();
+        assert!(!checkpointer.due());
+        let commits = 2 * AUTO_CHECKPOINT_PAGES;
+        for i in 0..commits {
+            conn.execute("insert into t values (?1, 'row')", [i])
+                .unwrap();
+        }
+        // Past SQLite's threshold, yet no session checkpointed.
+        assert!(wal_frames(&conn) >= commits, "{}", wal_frames(&conn));
+        assert!(checkpointer.due());
+
+        checkpointer.run().unwrap();
+        assert!(!checkpointer.due());
+        conn.execute("insert into t values (-1, 'after')", [])
+            .unwrap();
+        // One small commit in a WAL that started over (it held 2,000+).
+        assert!(wal_frames(&conn) < 16, "{}", wal_frames(&conn));
+        let rows: u32 = conn
+            .query_row("select count(*) from t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, commits + 1);
+    }
+}
