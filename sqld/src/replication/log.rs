@@ -27,7 +27,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Condvar, Mutex, MutexGuard, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -106,7 +106,13 @@ pub struct ReplicationLog {
     appended: AtomicU64,
     /// The newest fsynced frame; replicas long-poll on it.
     durable: watch::Sender<u64>,
-    sync_lock: Mutex<()>,
+    /// The newest fsynced frame, as `durable` has it, readable without a
+    /// lock; changed only under `syncing`'s.
+    synced_upto: AtomicU64,
+    /// Group commit: whether an fsync is under way. One at a time; its
+    /// waiters are woken together by `synced`.
+    syncing: Mutex<bool>,
+    synced: Condvar,
 }
 
 struct Appender {
@@ -231,7 +237,9 @@ impl ReplicationLog {
             }),
             appended: AtomicU64::new(last),
             durable,
-            sync_lock: Mutex::new(()),
+            synced_upto: AtomicU64::new(last),
+            syncing: Mutex::new(false),
+            synced: Condvar::new(),
         };
         Ok((log, start))
     }
@@ -245,30 +253,47 @@ impl ReplicationLog {
     }
 
     /// Makes every frame appended so far durable. Concurrent callers share
-    /// one fsync: whoever gets the lock syncs for everybody before it.
+    /// fsyncs: one caller syncs for everybody appended before it started,
+    /// and all it covered return as soon as it is done (not one by one).
+    /// Anyone left over starts the next fsync.
     pub fn sync(&self) -> Result<(), LogError> {
         let target = self.appended.load(Ordering::SeqCst);
-        if *self.durable.borrow() >= target {
+        // Reads and commits already covered take no lock.
+        if self.synced_upto.load(Ordering::SeqCst) >= target {
             return Ok(());
         }
-        let _one_at_a_time = self.sync_lock.lock().expect("sync lock poisoned");
-        if *self.durable.borrow() >= target {
-            return Ok(());
+        let mut syncing = self.syncing.lock().expect("sync lock poisoned");
+        loop {
+            if self.synced_upto.load(Ordering::SeqCst) >= target {
+                return Ok(());
+            }
+            if *syncing {
+                syncing = self.synced.wait(syncing).expect("sync lock poisoned");
+                continue;
+            }
+            *syncing = true;
+            drop(syncing);
+            // Everything appended before this point is in the file.
+            let upto = self.appended.load(Ordering::SeqCst);
+            let synced = self.sync_file();
+            syncing = self.syncing.lock().expect("sync lock poisoned");
+            *syncing = false;
+            if synced.is_ok() && upto > self.synced_upto.load(Ordering::SeqCst) {
+                self.synced_upto.store(upto, Ordering::SeqCst);
+                self.durable.send_replace(upto);
+            }
+            self.synced.notify_all();
+            synced?;
         }
-        // Everything appended before this point is in the file.
-        let upto = self.appended.load(Ordering::SeqCst);
+    }
+
+    fn sync_file(&self) -> Result<(), LogError> {
         let file = {
             let appender = self.append.lock().expect("append lock poisoned");
             appender.file.try_clone()
         };
         let path = self.dir.join(FRAMES_FILE);
-        file.and_then(|f| f.sync_data()).map_err(io(&path))?;
-        self.durable.send_if_modified(|d| {
-            let advanced = upto > *d;
-            *d = (*d).max(upto);
-            advanced
-        });
-        Ok(())
+        file.and_then(|f| f.sync_data()).map_err(io(&path))
     }
 
     /// The newest frame appended (logged, not necessarily durable yet).
