@@ -52,6 +52,33 @@ async fn acknowledged_commits_survive_kill_9() {
         .is_none());
 }
 
+/// The database belongs to the server while it runs (SQLite's `unix-excl`
+/// locking: its connections coordinate in memory, without file locks per
+/// transaction); other processes can open it once the server has stopped.
+#[tokio::test]
+async fn the_database_file_is_locked_while_the_server_runs() {
+    use libsql_sys::rusqlite::Connection;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let mut sqld = Sqld::spawn(&dir, &["--dev"]);
+    let c = sqld.connect().await;
+    c.batch_execute("create table t(a integer); insert into t values (7)")
+        .await
+        .unwrap();
+    let outside = Connection::open(dir.join("data.db")).unwrap();
+    let err = outside
+        .query_row("select count(*) from t", [], |r| r.get::<_, i64>(0))
+        .unwrap_err();
+    assert!(err.to_string().contains("locked"), "{err}");
+    drop(outside);
+    assert!(sqld.terminate().success());
+    let outside = Connection::open(dir.join("data.db")).unwrap();
+    let a: i64 = outside
+        .query_row("select a from t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(a, 7);
+}
+
 #[tokio::test]
 async fn sigterm_checkpoints_and_exits_zero() {
     let tmp = tempfile::tempdir().unwrap();
