@@ -4,7 +4,9 @@
 //! stops accepting and waits, up to a grace period, for connections to
 //! finish.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -31,6 +33,42 @@ pub struct Server {
     max_connections: usize,
     /// Bounds the tasks that tell refused clients why.
     refusals: Arc<Semaphore>,
+    /// The open connections' sockets: at shutdown their read sides are
+    /// shut, which ends a connection thread's blocking wait for the next
+    /// message (see `pg::stream`).
+    open: Arc<OpenSockets>,
+}
+
+#[derive(Default)]
+struct OpenSockets {
+    next_id: AtomicU64,
+    by_id: Mutex<HashMap<u64, std::net::TcpStream>>,
+}
+
+impl OpenSockets {
+    /// Tracks a clone of `socket` until the returned id is `remove`d.
+    fn insert(&self, socket: &std::net::TcpStream) -> std::io::Result<u64> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let clone = socket.try_clone()?;
+        self.by_id
+            .lock()
+            .expect("open sockets poisoned")
+            .insert(id, clone);
+        Ok(id)
+    }
+
+    fn remove(&self, id: u64) {
+        self.by_id
+            .lock()
+            .expect("open sockets poisoned")
+            .remove(&id);
+    }
+
+    fn shut_reads(&self) {
+        for socket in self.by_id.lock().expect("open sockets poisoned").values() {
+            let _ = socket.shutdown(std::net::Shutdown::Read);
+        }
+    }
 }
 
 impl Server {
@@ -40,6 +78,7 @@ impl Server {
             connections: Arc::new(Semaphore::new(max_connections)),
             max_connections,
             refusals: Arc::new(Semaphore::new(MAX_PENDING_REFUSALS)),
+            open: Arc::default(),
         }
     }
 
@@ -73,7 +112,7 @@ impl Server {
                         METRICS.connections.dec();
                         drop(permit);
                     };
-                    if let Err(e) = serve_on_own_thread(socket, service, closed) {
+                    if let Err(e) = serve_on_own_thread(socket, service, &self.open, closed) {
                         // The permit went with `closed`; the gauge is ours.
                         METRICS.connections.dec();
                         tracing::error!(error = %e, "cannot start a connection thread");
@@ -91,6 +130,7 @@ impl Server {
             }
         }
         tracing::info!("stopped accepting connections; waiting for open ones to finish");
+        self.open.shut_reads();
         let all = self.connections.acquire_many(self.max_connections as u32);
         if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!(?grace, "grace period over with connections still open");
@@ -107,13 +147,16 @@ impl Server {
 fn serve_on_own_thread<S>(
     socket: TcpStream,
     service: S,
+    open: &Arc<OpenSockets>,
     closed: impl FnOnce() + Send + 'static,
 ) -> std::io::Result<()>
 where
     S: Service<TcpStream, Response = (), Error = std::io::Error> + Send + 'static,
 {
     let socket = socket.into_std()?;
-    std::thread::Builder::new()
+    let id = open.insert(&socket)?;
+    let registry = open.clone();
+    let spawned = std::thread::Builder::new()
         .name("sqld-conn".to_owned())
         .spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -131,9 +174,13 @@ where
                 }),
                 Err(e) => tracing::error!(error = %e, "cannot start a connection's runtime"),
             }
+            registry.remove(id);
             closed();
-        })?;
-    Ok(())
+        });
+    if spawned.is_err() {
+        open.remove(id);
+    }
+    spawned.map(drop)
 }
 
 async fn refuse(socket: TcpStream) {

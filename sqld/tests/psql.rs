@@ -383,3 +383,38 @@ fn scram_password_authentication() {
         stderr(&out)
     );
 }
+
+/// psql prints the FATAL a session gets when the server ends it while it
+/// waits for the next command: the reason, not just a lost connection.
+#[test]
+fn psql_is_told_why_its_session_ended() {
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+
+    let sqld = Sqld::start_with(&["--dev", "--idle-in-transaction-timeout", "300ms"]);
+    let out = psql(
+        &sqld,
+        &["-c", "begin", "-c", "\\! sleep 1", "-c", "select 1"],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("terminating connection due to idle-in-transaction timeout"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut sqld = Sqld::start_with(&["--dev"]);
+    let kill = format!("\\! kill -TERM {}; sleep 1", sqld.child.id());
+    let out = psql(
+        &sqld,
+        &["-c", "select 1", "-c", &kill, "-c", "select 1"],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("terminating connection due to administrator command"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(sqld.terminate().success());
+}

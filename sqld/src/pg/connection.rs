@@ -19,9 +19,13 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
 use super::io::{holds_complete_message, GuardedIo};
+use super::stream::ClientStream;
 use super::PgShared;
 use crate::error::sqlstate;
 use crate::shutdown::Shutdown;
+
+const SHUTDOWN_MESSAGE: &str = "terminating connection due to administrator command";
+const IDLE_TIMEOUT_MESSAGE: &str = "terminating connection due to idle-in-transaction timeout";
 
 /// Drives one connection until the client leaves, a fatal error, a timeout
 /// or server shutdown.
@@ -44,7 +48,7 @@ pub async fn drive(
     // Re-frame over the guarded stream; bytes already buffered by the
     // negotiation are fed to the guard so it stays in step.
     let parts = socket.into_parts();
-    let mut io = GuardedIo::new(parts.io, limits.max_message_size);
+    let mut io = GuardedIo::new(ClientStream::new(parts.io)?, limits.max_message_size);
     io.observe_buffered(&parts.read_buf)?;
     let mut new_parts = FramedParts::new(io, parts.codec);
     new_parts.read_buf = parts.read_buf;
@@ -55,6 +59,7 @@ pub async fn drive(
     socket.get_mut().set_deferred(true);
     // Made once and polled across messages: a fresh future per message
     // would register (and drop) a shutdown waiter or a timer every time.
+    let shut_down = shutdown.clone();
     let stopping = shutdown.recv();
     tokio::pin!(stopping);
     let startup_expired = tokio::time::sleep_until(startup_deadline);
@@ -77,29 +82,57 @@ pub async fn drive(
         let idle_limit = limits
             .idle_in_transaction_timeout
             .filter(|_| in_transaction);
+        let now = tokio::time::Instant::now();
         if let Some(limit) = idle_limit {
-            idle_expired
-                .as_mut()
-                .reset(tokio::time::Instant::now() + limit);
+            idle_expired.as_mut().reset(now + limit);
         }
+        let read_timeout = if authenticating {
+            match startup_deadline.checked_duration_since(now) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => break,
+            }
+        } else {
+            idle_limit
+        };
+        socket
+            .get_mut()
+            .stream_mut()
+            .set_read_timeout(read_timeout)?;
         let next = tokio::select! {
             _ = &mut stopping, if !authenticating => {
-                send_fatal(&mut socket, sqlstate::ADMIN_SHUTDOWN, "terminating connection due to administrator command").await;
+                send_fatal(&mut socket, sqlstate::ADMIN_SHUTDOWN, SHUTDOWN_MESSAGE).await;
                 break;
             }
             _ = &mut startup_expired, if authenticating => break,
             _ = &mut idle_expired, if idle_limit.is_some() => {
-                send_fatal(&mut socket, sqlstate::IDLE_IN_TRANSACTION_TIMEOUT, "terminating connection due to idle-in-transaction timeout").await;
+                send_fatal(&mut socket, sqlstate::IDLE_IN_TRANSACTION_TIMEOUT, IDLE_TIMEOUT_MESSAGE).await;
                 break;
             }
             next = socket.next() => next,
         };
         let msg = match next {
             Some(Ok(msg)) => msg,
+            // A blocking read's timeout: the startup or idle timer's.
+            Some(Err(PgWireError::IoError(e))) if e.kind() == std::io::ErrorKind::TimedOut => {
+                if idle_limit.is_some() {
+                    send_fatal(
+                        &mut socket,
+                        sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
+                        IDLE_TIMEOUT_MESSAGE,
+                    )
+                    .await;
+                }
+                break;
+            }
             // Garbage, an oversized message or a closed socket: close
             // quietly. Nothing to tell a peer that is not speaking pg.
             Some(Err(e)) => {
                 tracing::debug!(error = %e, "closing connection after a protocol error");
+                break;
+            }
+            // The server shut the read side down to end a blocking read.
+            None if shut_down.is_shutdown() && !authenticating => {
+                send_fatal(&mut socket, sqlstate::ADMIN_SHUTDOWN, SHUTDOWN_MESSAGE).await;
                 break;
             }
             None => break,

@@ -72,6 +72,10 @@ impl<S> GuardedIo<S> {
         self.deferred = deferred;
     }
 
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// Accounts for bytes that were read from the stream before it was
     /// wrapped.
     pub fn observe_buffered(&mut self, bytes: &[u8]) -> io::Result<()> {

@@ -8,6 +8,7 @@ mod connection;
 mod handler;
 mod io;
 pub mod sqlite_api;
+mod stream;
 
 use std::future::Future;
 use std::pin::Pin;
