@@ -1,7 +1,7 @@
 //! The Postgres protocol side of sqld. `PgConnectionFactory` is a tower
 //! service over accepted sockets: each call drives one connection
 //! (`connection`) with the shared handlers (`auth` for startup, `handler`
-//! for queries), reading through `io`'s guard.
+//! for queries), reading through `io`'s guard from the client's `stream`.
 
 mod auth;
 mod connection;
