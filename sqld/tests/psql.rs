@@ -388,19 +388,18 @@ fn scram_password_authentication() {
 /// waits for the next command: the reason, not just a lost connection.
 #[test]
 fn psql_is_told_why_its_session_ended() {
-    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    fn assert_ended_with(out: &Output, reason: &str) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains(reason), "{stderr}");
+    }
 
     let sqld = Sqld::start_with(&["--dev", "--idle-in-transaction-timeout", "300ms"]);
-    let out = psql(
-        &sqld,
-        &["-c", "begin", "-c", "\\! sleep 1", "-c", "select 1"],
-        &[],
-    );
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("terminating connection due to idle-in-transaction timeout"),
-        "{}",
-        stderr(&out)
+    let commands = ["-c", "begin", "-c", "\\! sleep 1", "-c", "select 1"];
+    let out = psql(&sqld, &commands, &[]);
+    assert_ended_with(
+        &out,
+        "terminating connection due to idle-in-transaction timeout",
     );
 
     let mut sqld = Sqld::start_with(&["--dev"]);
@@ -410,11 +409,6 @@ fn psql_is_told_why_its_session_ended() {
         &["-c", "select 1", "-c", &kill, "-c", "select 1"],
         &[],
     );
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("terminating connection due to administrator command"),
-        "{}",
-        stderr(&out)
-    );
+    assert_ended_with(&out, "terminating connection due to administrator command");
     assert!(sqld.terminate().success());
 }
