@@ -24,8 +24,31 @@ use super::PgShared;
 use crate::error::sqlstate;
 use crate::shutdown::Shutdown;
 
-const SHUTDOWN_MESSAGE: &str = "terminating connection due to administrator command";
-const IDLE_TIMEOUT_MESSAGE: &str = "terminating connection due to idle-in-transaction timeout";
+/// Why the driver stopped waiting for the next message.
+enum Stop {
+    Shutdown,
+    IdleInTransaction,
+    /// The client left, timed out authenticating, or sent garbage: nothing
+    /// to tell a peer that may not be speaking pg.
+    Quietly,
+}
+
+impl Stop {
+    /// The FATAL the client is sent before the connection closes.
+    fn notice(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Stop::Shutdown => Some((
+                sqlstate::ADMIN_SHUTDOWN,
+                "terminating connection due to administrator command",
+            )),
+            Stop::IdleInTransaction => Some((
+                sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
+                "terminating connection due to idle-in-transaction timeout",
+            )),
+            Stop::Quietly => None,
+        }
+    }
+}
 
 /// Drives one connection until the client leaves, a fatal error, a timeout
 /// or server shutdown.
@@ -99,43 +122,38 @@ pub async fn drive(
             .stream_mut()
             .set_read_timeout(read_timeout)?;
         let next = tokio::select! {
-            _ = &mut stopping, if !authenticating => {
-                send_fatal(&mut socket, sqlstate::ADMIN_SHUTDOWN, SHUTDOWN_MESSAGE).await;
-                break;
+            _ = &mut stopping, if !authenticating => Err(Stop::Shutdown),
+            _ = &mut startup_expired, if authenticating => Err(Stop::Quietly),
+            _ = &mut idle_expired, if idle_limit.is_some() => Err(Stop::IdleInTransaction),
+            next = socket.next() => Ok(next),
+        };
+        let next = match next {
+            Ok(Some(Ok(msg))) => Ok(msg),
+            // A blocking read's timeout: the startup or idle timer's.
+            Ok(Some(Err(PgWireError::IoError(e)))) if e.kind() == std::io::ErrorKind::TimedOut => {
+                Err(match idle_limit {
+                    Some(_) => Stop::IdleInTransaction,
+                    None => Stop::Quietly,
+                })
             }
-            _ = &mut startup_expired, if authenticating => break,
-            _ = &mut idle_expired, if idle_limit.is_some() => {
-                send_fatal(&mut socket, sqlstate::IDLE_IN_TRANSACTION_TIMEOUT, IDLE_TIMEOUT_MESSAGE).await;
-                break;
+            // Garbage, an oversized message or a closed socket.
+            Ok(Some(Err(e))) => {
+                tracing::debug!(error = %e, "closing connection after a protocol error");
+                Err(Stop::Quietly)
             }
-            next = socket.next() => next,
+            // The server shut the read side down to end a blocking read.
+            Ok(None) if shut_down.is_shutdown() && !authenticating => Err(Stop::Shutdown),
+            Ok(None) => Err(Stop::Quietly),
+            Err(stop) => Err(stop),
         };
         let msg = match next {
-            Some(Ok(msg)) => msg,
-            // A blocking read's timeout: the startup or idle timer's.
-            Some(Err(PgWireError::IoError(e))) if e.kind() == std::io::ErrorKind::TimedOut => {
-                if idle_limit.is_some() {
-                    send_fatal(
-                        &mut socket,
-                        sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
-                        IDLE_TIMEOUT_MESSAGE,
-                    )
-                    .await;
+            Ok(msg) => msg,
+            Err(stop) => {
+                if let Some((code, message)) = stop.notice() {
+                    send_fatal(&mut socket, code, message).await;
                 }
                 break;
             }
-            // Garbage, an oversized message or a closed socket: close
-            // quietly. Nothing to tell a peer that is not speaking pg.
-            Some(Err(e)) => {
-                tracing::debug!(error = %e, "closing connection after a protocol error");
-                break;
-            }
-            // The server shut the read side down to end a blocking read.
-            None if shut_down.is_shutdown() && !authenticating => {
-                send_fatal(&mut socket, sqlstate::ADMIN_SHUTDOWN, SHUTDOWN_MESSAGE).await;
-                break;
-            }
-            None => break,
         };
         if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
             break;
