@@ -11,9 +11,11 @@
 //! the bulk copy the checkpointer takes the write gate for a moment and
 //! copies the few frames committed meanwhile.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Database, DatabaseError, DbConnection, AUTO_CHECKPOINT_PAGES};
+use crate::replication::log::ReplicationLog;
 
 /// How long the checkpointer queues for the write gate to copy the WAL's
 /// tail; past that it leaves it for the next round.
@@ -21,6 +23,7 @@ const TAIL_GATE_WAIT: Duration = Duration::from_millis(200);
 
 pub struct Checkpointer {
     db: Database,
+    log: Arc<ReplicationLog>,
     conn: DbConnection,
     /// The log's newest frame when the last checkpoint started.
     done_upto: u64,
@@ -43,6 +46,7 @@ impl Checkpointer {
             .map_err(|e| db.open_error(e))?;
         Ok(Some(Checkpointer {
             db: db.clone(),
+            log: log.clone(),
             conn,
             done_upto: log.appended_frame_no(),
         }))
@@ -50,16 +54,14 @@ impl Checkpointer {
 
     /// Whether enough frames were committed since the last checkpoint.
     pub fn due(&self) -> bool {
-        self.db.log().is_some_and(|log| {
-            log.appended_frame_no() >= self.done_upto + u64::from(AUTO_CHECKPOINT_PAGES)
-        })
+        self.log.appended_frame_no() >= self.done_upto + u64::from(AUTO_CHECKPOINT_PAGES)
     }
 
     /// Copies what the WAL holds into the database file, as far as no
     /// reader still needs the old pages. The next writer then starts the
     /// WAL over from its beginning when everything was copied.
     pub fn run(&mut self) -> Result<(), DatabaseError> {
-        let upto = self.db.log().map_or(0, |log| log.appended_frame_no());
+        let upto = self.log.appended_frame_no();
         self.checkpoint_passive()?;
         self.done_upto = upto;
         let gate = self.db.write_gate();
