@@ -536,20 +536,17 @@ mod tests {
         let err = replica.apply_batch(corrupted.freeze()).await.unwrap_err();
         assert!(matches!(err, ReplicaError::Frame(_)), "{err}");
         assert_eq!(replica.state.applied_frame_no, last, "nothing applied");
-        let n: i64 = replica_db
-            .connect()
-            .unwrap()
-            .query_row("select count(*) from t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 1);
+        let rows = || -> i64 {
+            replica_db
+                .connect()
+                .unwrap()
+                .query_row("select count(*) from t", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(rows(), 1);
         // The intact batch, fetched again, applies.
         replica.apply_batch(encode(&more).freeze()).await.unwrap();
-        let n: i64 = replica_db
-            .connect()
-            .unwrap()
-            .query_row("select count(*) from t", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(n, 3);
+        assert_eq!(rows(), 3);
     }
 
     #[test]
