@@ -42,6 +42,10 @@ pub const SQLD_FLAGS: &[SqldFlag] = &[
     flag("--tls-cert", "SQLD_TLS_CERT"),
     flag("--tls-key", "SQLD_TLS_KEY"),
     flag("--max-connections", "SQLD_MAX_CONNECTIONS"),
+    flag(
+        "--max-authenticating-per-address",
+        "SQLD_MAX_AUTHENTICATING_PER_ADDRESS",
+    ),
     flag("--max-message-size", "SQLD_MAX_MESSAGE_SIZE"),
     flag("--max-result-size", "SQLD_MAX_RESULT_SIZE"),
     flag("--statement-timeout", "SQLD_STATEMENT_TIMEOUT"),
@@ -49,12 +53,17 @@ pub const SQLD_FLAGS: &[SqldFlag] = &[
         "--idle-in-transaction-timeout",
         "SQLD_IDLE_IN_TRANSACTION_TIMEOUT",
     ),
+    flag(
+        "--write-transaction-timeout",
+        "SQLD_WRITE_TRANSACTION_TIMEOUT",
+    ),
     flag("--startup-timeout", "SQLD_STARTUP_TIMEOUT"),
     flag("--busy-timeout", "SQLD_BUSY_TIMEOUT"),
     flag("--shutdown-grace-period", "SQLD_SHUTDOWN_GRACE_PERIOD"),
     flag("--primary-url", "SQLD_PRIMARY_URL"),
     flag("--max-replica-lag-frames", "SQLD_MAX_REPLICA_LAG_FRAMES"),
     flag("--replication-token", "SQLD_REPLICATION_TOKEN"),
+    flag("--replication-token-file", "SQLD_REPLICATION_TOKEN_FILE"),
     flag(
         "--snapshot-threshold-frames",
         "SQLD_SNAPSHOT_THRESHOLD_FRAMES",

@@ -77,6 +77,17 @@ pub struct Config {
     #[arg(long, env = "SQLD_MAX_CONNECTIONS", default_value_t = 128)]
     pub max_connections: usize,
 
+    /// Connections one client address may have open before they have
+    /// authenticated; beyond it new ones are refused at once (53300), so
+    /// a client that never finishes its startup cannot fill
+    /// --max-connections for everyone.
+    #[arg(
+        long,
+        env = "SQLD_MAX_AUTHENTICATING_PER_ADDRESS",
+        default_value_t = 32
+    )]
+    pub max_authenticating_per_address: usize,
+
     /// Largest protocol message accepted from a client, in bytes.
     #[arg(long, env = "SQLD_MAX_MESSAGE_SIZE", default_value_t = 64 * 1024 * 1024)]
     pub max_message_size: usize,
@@ -90,9 +101,17 @@ pub struct Config {
     pub statement_timeout: Duration,
 
     /// Sessions idle inside a transaction longer are closed (25P03); 0
-    /// disables.
-    #[arg(long, env = "SQLD_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "0s", value_parser = humantime::parse_duration)]
+    /// disables. On by default, unlike Postgres: SQLite has one writer, so
+    /// one client idle in a write transaction would stop every other
+    /// writer.
+    #[arg(long, env = "SQLD_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_in_transaction_timeout: Duration,
+
+    /// A transaction that has held the write lock this long is rolled back
+    /// at its next statement, or interrupted in the one it runs (25P04); 0
+    /// disables.
+    #[arg(long, env = "SQLD_WRITE_TRANSACTION_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub write_transaction_timeout: Duration,
 
     /// Time a client has to finish TLS negotiation and authentication.
     #[arg(long, env = "SQLD_STARTUP_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -118,9 +137,21 @@ pub struct Config {
     pub max_replica_lag_frames: u64,
 
     /// Shared secret for the internal replication endpoints: replicas send
-    /// it as a bearer token. Without it those endpoints are open.
+    /// it as a bearer token, the primary requires it. Without it (and
+    /// without --replication-token-file) a primary listening on loopback
+    /// generates one in <db-path>/replication-token; only --dev runs the
+    /// endpoints open.
     #[arg(long, env = "SQLD_REPLICATION_TOKEN", hide_env_values = true)]
     pub replication_token: Option<String>,
+
+    /// File holding the replication token (e.g. a mounted Secret, or a
+    /// local primary's <db-path>/replication-token).
+    #[arg(
+        long,
+        env = "SQLD_REPLICATION_TOKEN_FILE",
+        conflicts_with = "replication_token"
+    )]
+    pub replication_token_file: Option<PathBuf>,
 
     /// Fold the replication log into a new snapshot once it holds this many
     /// frames (4 KiB each) past the last one.

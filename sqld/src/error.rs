@@ -26,6 +26,8 @@ pub mod sqlstate {
     pub const READ_ONLY_TRANSACTION: &str = "25006";
     pub const IN_FAILED_TRANSACTION: &str = "25P02";
     pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "25P03";
+    pub const TRANSACTION_TIMEOUT: &str = "25P04";
+    pub const CONNECTION_FAILURE: &str = "08006";
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const DISK_FULL: &str = "53100";
@@ -62,6 +64,21 @@ impl SqlError {
         Self::new(
             sqlstate::QUERY_CANCELED,
             "canceling statement due to user request",
+        )
+    }
+
+    pub fn write_transaction_timeout() -> Self {
+        Self::new(
+            sqlstate::TRANSACTION_TIMEOUT,
+            "the transaction held the write lock longer than the write transaction timeout \
+             (--write-transaction-timeout) and was rolled back",
+        )
+    }
+
+    pub fn client_disconnected() -> Self {
+        Self::new(
+            sqlstate::CONNECTION_FAILURE,
+            "canceling statement: the client disconnected",
         )
     }
 
@@ -171,7 +188,10 @@ fn sqlstate_for_message(message: &str) -> &'static str {
         UNDEFINED_FUNCTION
     } else if m.contains("already exists") {
         DUPLICATE_TABLE
-    } else if m.starts_with("not authorized") {
+    } else if m.starts_with("not authorized") || m.starts_with("unsafe use of") {
+        // The second is SQLite refusing a function with side effects in a
+        // view, trigger or index of the schema (it does not trust the
+        // schema): a denial like the sandbox's.
         INSUFFICIENT_PRIVILEGE
     } else if m.contains("cannot start a transaction within a transaction")
         || m.contains("no transaction is active")

@@ -16,6 +16,7 @@ use crate::database::Database;
 use crate::metrics::METRICS;
 use crate::replication::forward::RemoteSessions;
 use crate::replication::replica::ReplicaStatus;
+use crate::replication::token::Token;
 use crate::shutdown::Shutdown;
 
 #[derive(Clone)]
@@ -23,8 +24,9 @@ pub struct HttpState {
     pub db: Database,
     /// Set once the pg listener accepts; cleared when shutdown begins.
     pub ready: Arc<AtomicBool>,
-    /// Bearer token the replication endpoints require, if any.
-    pub replication_token: Option<String>,
+    /// Bearer token the replication endpoints require (`None` only with
+    /// `--dev`).
+    pub replication_token: Option<Token>,
     /// On a primary: runs the writes replicas forward.
     pub remote_sessions: Option<Arc<RemoteSessions>>,
     /// On a replica: its progress, which readiness depends on.

@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 use crate::config::{nonzero, AuthMethod, Config};
 use crate::database::{Checkpointer, Database};
 use crate::pg::{FactoryConfig, PgConnectionFactory, ProtocolLimits, Users};
-use crate::replication::forward::{RemoteSessions, ReplicaLink};
+use crate::replication::forward::{RemoteSessionBounds, RemoteSessions, ReplicaLink};
 use crate::replication::replica::{Replica, ReplicaStatus};
 use crate::scheduler::SessionConfig;
 
@@ -50,6 +50,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if auth != AuthMethod::Trust && users.is_empty() {
         return Err(pg::UsersError::NoUsers.into());
     }
+    let token = replication::token::resolve(&replication::token::TokenSource {
+        token: config.replication_token.as_deref(),
+        file: config.replication_token_file.as_deref(),
+        dev: config.dev,
+        is_replica: config.primary_url.is_some(),
+        db_path: &config.db_path,
+        http_listen_addr: config.http_listen_addr,
+    })?;
+    let sent_token = token.as_ref().map(|t| t.secret().to_owned());
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
         _ => None,
@@ -79,7 +88,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let replica_link = match (&config.primary_url, &replica_status) {
         (Some(url), Some(status)) => Some(Arc::new(ReplicaLink::new(
             url,
-            config.replication_token.clone(),
+            sent_token.clone(),
             status.clone(),
             tokio::runtime::Handle::current(),
         ))),
@@ -88,32 +97,34 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let session_config = SessionConfig {
         max_result_bytes: config.max_result_size,
         statement_timeout: nonzero(config.statement_timeout),
+        write_transaction_timeout: nonzero(config.write_transaction_timeout),
         replica: replica_link,
         sqlite_api: false,
     };
     let stack = service::query_stack();
     // The primary runs replicas' forwarded writes in sessions of its own.
     let remote_sessions = db.log().map(|_| {
-        Arc::new(RemoteSessions::new(
+        let sessions = Arc::new(RemoteSessions::new(
             db.clone(),
             session_config.clone(),
             stack.clone(),
-        ))
+            RemoteSessionBounds::new(
+                config.max_connections,
+                nonzero(config.idle_in_transaction_timeout),
+                nonzero(config.write_transaction_timeout),
+            ),
+        ));
+        tokio::spawn(sessions.clone().reap(shutdown.clone()));
+        sessions
     });
     if let (Some(url), Some(status)) = (&config.primary_url, &replica_status) {
-        let replica = Replica::new(
-            url,
-            config.replication_token.clone(),
-            db.clone(),
-            &config.db_path,
-            status.clone(),
-        )?;
+        let replica = Replica::new(url, sent_token, db.clone(), &config.db_path, status.clone())?;
         tokio::spawn(replica.run(shutdown.clone()));
     }
     let http_state = http::HttpState {
         db: db.clone(),
         ready: ready.clone(),
-        replication_token: config.replication_token.clone(),
+        replication_token: token,
         remote_sessions,
         replica: replica_status.map(|status| http::ReplicaReadiness {
             status,
@@ -141,6 +152,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 max_message_size: config.max_message_size,
                 startup_timeout: config.startup_timeout,
                 idle_in_transaction_timeout: nonzero(config.idle_in_transaction_timeout),
+                max_authenticating_per_address: config.max_authenticating_per_address,
             },
         },
         shutdown.clone(),

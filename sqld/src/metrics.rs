@@ -16,6 +16,7 @@ pub struct Metrics {
     pub connections: IntGauge,
     pub connections_total: IntCounter,
     pub connections_rejected: IntCounter,
+    pub connection_panics: IntCounter,
     pub statements: IntCounterVec,
     pub errors: IntCounterVec,
     pub statement_duration: HistogramVec,
@@ -52,6 +53,11 @@ impl Metrics {
             connections_rejected: IntCounter::new(
                 "sqld_connections_rejected_total",
                 "Client connections refused because --max-connections was reached",
+            )
+            .unwrap(),
+            connection_panics: IntCounter::new(
+                "sqld_connection_panics_total",
+                "Connections whose thread panicked (a bug: the connection was closed and its slot freed)",
             )
             .unwrap(),
             statements: IntCounterVec::new(
@@ -159,6 +165,7 @@ impl Metrics {
             Box::new(m.connections.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(m.connections_total.clone()),
             Box::new(m.connections_rejected.clone()),
+            Box::new(m.connection_panics.clone()),
             Box::new(m.statements.clone()),
             Box::new(m.errors.clone()),
             Box::new(m.statement_duration.clone()),

@@ -159,28 +159,48 @@ where
     let spawned = std::thread::Builder::new()
         .name("sqld-conn".to_owned())
         .spawn(move || {
+            // Runs however the thread ends, a panic included: the socket
+            // closes and the connection's slot is freed.
+            let _finished = Finished(Some(move || {
+                registry.remove(id);
+                closed();
+            }));
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
-            match runtime {
-                Ok(runtime) => runtime.block_on(async move {
-                    let result = match TcpStream::from_std(socket) {
-                        Ok(socket) => service.oneshot(socket).await,
-                        Err(e) => Err(e),
-                    };
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                }),
-                Err(e) => tracing::error!(error = %e, "cannot start a connection's runtime"),
+            let runtime = match runtime {
+                Ok(runtime) => runtime,
+                Err(e) => return tracing::error!(error = %e, "cannot start a connection's runtime"),
+            };
+            let drive = std::panic::AssertUnwindSafe(async move {
+                let result = match TcpStream::from_std(socket) {
+                    Ok(socket) => service.oneshot(socket).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+            if std::panic::catch_unwind(|| runtime.block_on(drive)).is_err() {
+                METRICS.connection_panics.inc();
+                tracing::error!("a connection's thread panicked; the connection was closed");
             }
-            registry.remove(id);
-            closed();
         });
     if spawned.is_err() {
         open.remove(id);
     }
     spawned.map(drop)
+}
+
+/// Calls its function when dropped.
+struct Finished<F: FnOnce()>(Option<F>);
+
+impl<F: FnOnce()> Drop for Finished<F> {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f();
+        }
+    }
 }
 
 async fn refuse(socket: TcpStream) {

@@ -50,3 +50,124 @@ async fn file_touching_sql_is_denied_with_42501() {
     let row = c.query_one("PRAGMA journal_mode", &[]).await;
     assert!(row.is_err(), "reading journal_mode is denied too");
 }
+
+/// Spellings that once slipped past a check of literal filenames, and the
+/// other ways SQL could reach files, raw pages or native code.
+#[tokio::test]
+async fn computed_names_and_raw_pages_are_denied_too() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    let outside = sqld.db_dir.parent().unwrap().join("planted.db");
+    let live = sqld.db_dir.join("data.db");
+    c.batch_execute("create table t(a integer); insert into t values (1)")
+        .await
+        .unwrap();
+    let denied = [
+        format!("ATTACH '{}' || '' AS f", outside.display()),
+        format!("ATTACH lower('{}') AS f", outside.display()),
+        format!("ATTACH '{}' || '' AS again", live.display()),
+        "ATTACH (SELECT file FROM pragma_database_list WHERE name = 'main') AS again".to_string(),
+        format!("ATTACH 'file:{}?mode=rwc' AS f", outside.display()),
+        "ATTACH 'file::memory:?cache=shared' AS f".to_string(),
+        format!("VACUUM INTO '{}' || ''", outside.display()),
+        "SELECT fts3_tokenizer('simple')".to_string(),
+        "PRAGMA cache_size = 100000000".to_string(),
+        "PRAGMA mmap_size = 0".to_string(),
+        "PRAGMA wal_checkpoint(TRUNCATE)".to_string(),
+        "PRAGMA page_size = 512".to_string(),
+    ];
+    for sql in &denied {
+        let err = c.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(
+            err.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {err:?}"
+        );
+    }
+    assert!(
+        !outside.exists(),
+        "a file was created outside the data directory"
+    );
+    // Raw pages: read or written through sqlite_dbpage where it is compiled
+    // in; either way no row comes back.
+    for sql in [
+        "SELECT data FROM sqlite_dbpage WHERE pgno = 1",
+        "UPDATE sqlite_dbpage SET data = zeroblob(4096) WHERE pgno = 2",
+    ] {
+        let err = c.batch_execute(sql).await.expect_err(sql);
+        assert!(
+            matches!(
+                err.code(),
+                Some(&SqlState::INSUFFICIENT_PRIVILEGE) | Some(&SqlState::UNDEFINED_TABLE)
+            ),
+            "{sql}: {err:?}"
+        );
+    }
+    let n: i64 = c
+        .query_one("select count(*) from t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "the session and the database are intact");
+}
+
+/// A trigger or view stored by one client runs in other clients' sessions:
+/// a denied function inside it is denied there too, every time.
+#[tokio::test]
+async fn triggers_and_views_cannot_carry_a_denied_function_to_another_session() {
+    let sqld = Sqld::start();
+    let author = sqld.connect().await;
+    author
+        .batch_execute(
+            "create table t(a integer);
+             create table audit(x);
+             create trigger t_ins after insert on t
+               begin insert into audit values (load_extension('/tmp/evil.so')); end;
+             create view v as select load_extension('/tmp/evil.so') as x;",
+        )
+        .await
+        .unwrap();
+    let victim = sqld.connect().await;
+    for sql in ["insert into t values (1)", "select * from v"] {
+        let err = victim.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(
+            err.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {err:?}"
+        );
+    }
+    let n: i64 = victim
+        .query_one("select count(*) from t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "the insert whose trigger was denied did not happen");
+}
+
+/// Values too large for the server's memory fail with 54000; the session
+/// goes on.
+#[tokio::test]
+async fn huge_values_fail_with_program_limit_exceeded() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    for sql in [
+        "select length(randomblob(1000000000))",
+        "select length(zeroblob(1000000000) || 'x')",
+        "select length(replace(hex(zeroblob(100000000)), '0', '00'))",
+    ] {
+        let err = c.query_one(sql, &[]).await.expect_err(sql);
+        assert_eq!(
+            err.code(),
+            Some(&SqlState::PROGRAM_LIMIT_EXCEEDED),
+            "{sql}: {err:?}"
+        );
+    }
+    // printf past the limit yields NULL rather than the string.
+    let printed: Option<String> = c
+        .query_one("select length(printf('%.*c', 1000000000, 'x'))", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(printed, None);
+    c.query_one("select 1", &[]).await.unwrap();
+}

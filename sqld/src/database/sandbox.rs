@@ -2,6 +2,14 @@
 //! or process. Enforced by the SQLite authorizer on every statement, so it
 //! holds however the SQL is spelled; a denied statement fails with
 //! SQLITE_AUTH, which becomes SQLSTATE 42501, and the session goes on.
+//!
+//! It is a whitelist: every kind of action SQLite asks about is allowed or
+//! denied by name here, and anything it asks that this module does not
+//! know (a code a newer SQLite adds, or an action whose argument is not a
+//! literal, such as `ATTACH 'x' || '' AS y`, which reaches the authorizer
+//! with no filename at all) is denied. The authorizer also runs when a
+//! trigger or view is compiled into another session's statement, so one
+//! that calls a denied function fails there too.
 
 use libsql_sys::rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use libsql_sys::rusqlite::Connection;
@@ -46,72 +54,135 @@ const READ_ONLY_PRAGMAS: &[&str] = &["page_size", "schema_version", "encoding"];
 /// Databases a client may not detach.
 const PROTECTED_DATABASES: &[&str] = &["main", "temp", "pg_catalog"];
 
-/// SQL functions that reach outside the database.
+/// SQL functions that reach outside the database, or take raw pointers
+/// (`fts3_tokenizer` with two arguments registers a tokenizer from one).
 const DENIED_FUNCTIONS: &[&str] = &[
     "load_extension",
     "readfile",
     "writefile",
     "edit",
     "fts3_tokenizer",
+    "lsdir",
 ];
+
+/// Virtual-table modules a client may create tables with: full-text search
+/// and R-trees keep their data in ordinary tables of the same database.
+const ALLOWED_MODULES: &[&str] = &[
+    "fts3",
+    "fts3tokenize",
+    "fts4",
+    "fts4aux",
+    "fts5",
+    "fts5vocab",
+    "rtree",
+    "rtree_i32",
+    "geopoly",
+];
+
+/// Tables whose rows are the database's raw pages or the file system
+/// (eponymous virtual tables, read and written without CREATE).
+const DENIED_TABLES: &[&str] = &[
+    "sqlite_dbpage",
+    "sqlite_dbdata",
+    "sqlite_dbptr",
+    "fsdir",
+    "zipfile",
+];
+
+/// The compatibility catalog is sqld's, not the client's to change.
+const CATALOG_DATABASE: &str = "pg_catalog";
+
+/// Largest string or blob one value may be (SQLite's SQLITE_LIMIT_LENGTH,
+/// 1 GB by default): `randomblob`, `zeroblob`, `printf` widths and
+/// concatenation fail with 54000 past it instead of taking the server's
+/// memory. It matches the largest result set kept by default.
+pub const MAX_VALUE_BYTES: i32 = 256 * 1024 * 1024;
+/// Longest SQL text SQLite will compile (the default max message size).
+const MAX_SQL_BYTES: i32 = 64 * 1024 * 1024;
 
 pub fn install(conn: &Connection) {
     conn.authorizer(Some(authorize));
+    // SAFETY: the handle is the live connection's; sqlite3_limit only
+    // lowers per-connection limits.
+    unsafe {
+        let db = conn.handle();
+        libsql_sys::ffi::sqlite3_limit(db, libsql_sys::ffi::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES);
+        libsql_sys::ffi::sqlite3_limit(db, libsql_sys::ffi::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_BYTES);
+    }
+}
+
+fn named(list: &[&str], name: &str) -> bool {
+    list.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+fn allow_if(allowed: bool) -> Authorization {
+    if allowed {
+        Authorization::Allow
+    } else {
+        Authorization::Deny
+    }
 }
 
 fn authorize(ctx: AuthContext<'_>) -> Authorization {
+    let in_catalog = ctx
+        .database_name
+        .is_some_and(|d| d.eq_ignore_ascii_case(CATALOG_DATABASE));
     match ctx.action {
         // Only private, fileless databases may be attached: `''` (a temporary
         // database, which plain VACUUM attaches internally) and `:memory:`.
-        AuthAction::Attach { filename } => {
-            if filename.is_empty() || filename == ":memory:" {
-                Authorization::Allow
-            } else {
-                Authorization::Deny
-            }
-        }
+        // A computed name arrives as `Unknown` (no filename) and is denied.
+        AuthAction::Attach { filename } => allow_if(filename.is_empty() || filename == ":memory:"),
         AuthAction::Detach { database_name } => {
-            if PROTECTED_DATABASES
-                .iter()
-                .any(|d| d.eq_ignore_ascii_case(database_name))
-            {
-                Authorization::Deny
-            } else {
-                Authorization::Allow
-            }
+            allow_if(!named(PROTECTED_DATABASES, database_name))
         }
         AuthAction::Pragma {
             pragma_name,
             pragma_value,
         } => {
             let name = pragma_name.to_ascii_lowercase();
-            let allowed = ALLOWED_PRAGMAS.contains(&name.as_str())
-                && (pragma_value.is_none() || !READ_ONLY_PRAGMAS.contains(&name.as_str()));
-            if allowed {
-                Authorization::Allow
-            } else {
-                Authorization::Deny
-            }
+            allow_if(
+                ALLOWED_PRAGMAS.contains(&name.as_str())
+                    && (pragma_value.is_none() || !READ_ONLY_PRAGMAS.contains(&name.as_str())),
+            )
         }
-        AuthAction::Function { function_name } => {
-            if DENIED_FUNCTIONS
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case(function_name))
-            {
-                Authorization::Deny
-            } else {
-                Authorization::Allow
-            }
+        AuthAction::Function { function_name } => allow_if(!named(DENIED_FUNCTIONS, function_name)),
+        AuthAction::CreateVtable { module_name, .. } => {
+            allow_if(!in_catalog && named(ALLOWED_MODULES, module_name))
         }
-        // The compatibility catalog is sqld's, not the client's to change.
+        AuthAction::Read { table_name, .. } => allow_if(!named(DENIED_TABLES, table_name)),
         AuthAction::Insert { table_name }
         | AuthAction::Update { table_name, .. }
-        | AuthAction::Delete { table_name }
-            if ctx.database_name == Some("pg_catalog") =>
-        {
-            let _ = table_name;
+        | AuthAction::Delete { table_name } => {
+            allow_if(!in_catalog && !named(DENIED_TABLES, table_name))
+        }
+        // Schema changes, anywhere but in the catalog.
+        AuthAction::CreateIndex { .. }
+        | AuthAction::CreateTable { .. }
+        | AuthAction::CreateTrigger { .. }
+        | AuthAction::CreateView { .. }
+        | AuthAction::DropIndex { .. }
+        | AuthAction::DropTable { .. }
+        | AuthAction::DropTrigger { .. }
+        | AuthAction::DropView { .. }
+        | AuthAction::DropVtable { .. }
+        | AuthAction::AlterTable { .. }
+        | AuthAction::Reindex { .. }
+        | AuthAction::Analyze { .. } => allow_if(!in_catalog),
+        AuthAction::CreateTempIndex { .. }
+        | AuthAction::CreateTempTable { .. }
+        | AuthAction::CreateTempTrigger { .. }
+        | AuthAction::CreateTempView { .. }
+        | AuthAction::DropTempIndex { .. }
+        | AuthAction::DropTempTable { .. }
+        | AuthAction::DropTempTrigger { .. }
+        | AuthAction::DropTempView { .. }
+        | AuthAction::Select
+        | AuthAction::Transaction { .. }
+        | AuthAction::Savepoint { .. }
+        | AuthAction::Recursive => Authorization::Allow,
+        _ => {
+            tracing::debug!(action = ?ctx.action, "sandbox: denied an action it does not know");
             Authorization::Deny
         }
-        _ => Authorization::Allow,
     }
 }

@@ -19,12 +19,14 @@ use pgwire::api::auth::{
     StartupHandler,
 };
 use pgwire::api::{ClientInfo, ConnectionManager};
+use pgwire::error::ErrorInfo;
 use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::startup::PasswordMessageFamily;
+use pgwire::messages::startup::{PasswordMessageFamily, SASLInitialResponse};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use crate::config::AuthMethod;
 use crate::database::catalog_server_version;
+use crate::error::sqlstate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UsersError {
@@ -161,6 +163,73 @@ impl AuthMechanismFactory for Trust {
     }
 }
 
+/// SASL with the client's first message checked before pgwire decodes it:
+/// its decoder trusts the inner length of a SASLInitialResponse and panics
+/// on one longer than the message (or on a message too short to hold it).
+struct CheckedSasl(SaslMechanisms);
+
+impl AuthMechanismFactory for CheckedSasl {
+    fn create(&self) -> Box<dyn AuthMechanism> {
+        Box::new(CheckedSaslExchange {
+            inner: self.0.create(),
+            started: false,
+        })
+    }
+}
+
+struct CheckedSaslExchange {
+    inner: Box<dyn AuthMechanism>,
+    /// The initial response has been seen; later messages are
+    /// SASLResponses, whose whole body is data.
+    started: bool,
+}
+
+#[async_trait]
+impl AuthMechanism for CheckedSaslExchange {
+    async fn begin(&mut self, client: &(dyn ClientInfo + Send + Sync)) -> PgWireResult<AuthState> {
+        self.inner.begin(client).await
+    }
+
+    async fn next(
+        &mut self,
+        client: &(dyn ClientInfo + Send + Sync),
+        message: PasswordMessageFamily,
+    ) -> PgWireResult<AuthState> {
+        let message = match message {
+            PasswordMessageFamily::Raw(body) if !self.started => {
+                PasswordMessageFamily::SASLInitialResponse(decode_initial_response(&body)?)
+            }
+            other => other,
+        };
+        self.started = true;
+        self.inner.next(client, message).await
+    }
+}
+
+/// SASLInitialResponse: mechanism name (C string), then the length of the
+/// data (-1 for none) and exactly that many bytes.
+fn decode_initial_response(body: &[u8]) -> PgWireResult<SASLInitialResponse> {
+    let malformed = || {
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "FATAL".to_owned(),
+            sqlstate::PROTOCOL_VIOLATION.to_owned(),
+            "malformed SASLInitialResponse message".to_owned(),
+        )))
+    };
+    let nul = body.iter().position(|b| *b == 0).ok_or_else(malformed)?;
+    let auth_method = String::from_utf8_lossy(&body[..nul]).into_owned();
+    let rest = &body[nul + 1..];
+    let (len, data) = rest.split_first_chunk::<4>().ok_or_else(malformed)?;
+    let data = match i32::from_be_bytes(*len) {
+        -1 if data.is_empty() => None,
+        n if usize::try_from(n).is_ok_and(|n| n == data.len()) => {
+            Some(bytes::Bytes::copy_from_slice(data))
+        }
+        _ => return Err(malformed()),
+    };
+    Ok(SASLInitialResponse::new(auth_method, data))
+}
+
 /// The startup handler: protocol negotiation, the chosen mechanism, then
 /// ParameterStatus, BackendKeyData (registered for CancelRequest) and
 /// ReadyForQuery.
@@ -180,9 +249,9 @@ impl Startup {
             AuthMethod::Cleartext => {
                 Arc::new(CleartextPasswordAuth::new(Arc::new(CleartextSource(users))))
             }
-            AuthMethod::Password => Arc::new(SaslMechanisms::new(vec![Arc::new(ScramAuth::new(
-                Arc::new(ScramSource(users)),
-            ))])),
+            AuthMethod::Password => Arc::new(CheckedSasl(SaslMechanisms::new(vec![Arc::new(
+                ScramAuth::new(Arc::new(ScramSource(users))),
+            )]))),
         };
         Startup {
             driver: AuthDriver::new(params).with_connection_manager(cancels),
@@ -222,5 +291,40 @@ impl StartupHandler for Startup {
                 .await?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_initial_response;
+
+    fn message(method: &str, len: i32, data: &[u8]) -> Vec<u8> {
+        let mut body = method.as_bytes().to_vec();
+        body.push(0);
+        body.extend_from_slice(&len.to_be_bytes());
+        body.extend_from_slice(data);
+        body
+    }
+
+    #[test]
+    fn initial_responses_are_decoded_only_when_their_lengths_agree() {
+        let ok = decode_initial_response(&message("SCRAM-SHA-256", 3, b"abc")).unwrap();
+        assert_eq!(ok.auth_method, "SCRAM-SHA-256");
+        assert_eq!(ok.data.as_deref(), Some(&b"abc"[..]));
+        assert!(decode_initial_response(&message("SCRAM-SHA-256", -1, b""))
+            .unwrap()
+            .data
+            .is_none());
+        for bad in [
+            message("SCRAM-SHA-256", 1_000_000, b"abc"),
+            message("SCRAM-SHA-256", 2, b"abc"),
+            message("SCRAM-SHA-256", -2, b""),
+            message("SCRAM-SHA-256", -1, b"x"),
+            b"SCRAM-SHA-256\0\0\0".to_vec(),
+            b"SCRAM-SHA-256".to_vec(),
+            Vec::new(),
+        ] {
+            assert!(decode_initial_response(&bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -22,12 +22,20 @@ use super::io::{holds_complete_message, GuardedIo};
 use super::stream::ClientStream;
 use super::PgShared;
 use crate::error::sqlstate;
+use crate::scheduler::Session;
 use crate::shutdown::Shutdown;
 
+/// The client's TCP socket, kept in the connection's session extensions so
+/// its session can notice a hang-up while a statement runs.
+pub struct ClientSocket(pub std::os::fd::RawFd);
+
 /// Why the driver stopped waiting for the next message.
+#[derive(Clone, Copy)]
 enum Stop {
     Shutdown,
     IdleInTransaction,
+    /// Idle in a transaction that has held the write lock too long.
+    WriteTransactionTimeout,
     /// The client left, timed out authenticating, or sent garbage: nothing
     /// to tell a peer that may not be speaking pg.
     Quietly,
@@ -45,6 +53,10 @@ impl Stop {
                 sqlstate::IDLE_IN_TRANSACTION_TIMEOUT,
                 "terminating connection due to idle-in-transaction timeout",
             )),
+            Stop::WriteTransactionTimeout => Some((
+                sqlstate::TRANSACTION_TIMEOUT,
+                "terminating connection: the transaction held the write lock longer than the write transaction timeout",
+            )),
             Stop::Quietly => None,
         }
     }
@@ -58,11 +70,19 @@ pub async fn drive(
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
     let limits = &shared.limits;
+    let address = tcp.peer_addr()?.ip();
+    let Some(admitted) = shared.admission.enter(address) else {
+        refuse_at_once(&tcp, address);
+        return Ok(());
+    };
+    // Held until authentication completes (or the connection ends).
+    let mut admitted = Some(admitted);
     let startup_deadline = tokio::time::Instant::now() + limits.startup_timeout;
     match tokio::time::timeout_at(startup_deadline, plausible_first_packet(&tcp)).await {
         Ok(Ok(true)) => {}
         _ => return Ok(()),
     }
+    let client_socket = ClientSocket(std::os::fd::AsRawFd::as_raw_fd(&tcp));
     let negotiated =
         tokio::time::timeout_at(startup_deadline, negotiate_tls(tcp, shared.tls.clone())).await;
     let Ok(Some(socket)) = negotiated.unwrap_or(Ok(None)) else {
@@ -77,6 +97,7 @@ pub async fn drive(
     new_parts.read_buf = parts.read_buf;
     new_parts.write_buf = parts.write_buf;
     let mut socket: Framed<_, PgWireMessageServerCodec<_>> = Framed::from_parts(new_parts);
+    socket.session_extensions().insert(client_socket);
 
     let copy = Arc::new(NoopHandler);
     socket.get_mut().set_deferred(true);
@@ -95,6 +116,9 @@ pub async fn drive(
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
         );
+        if !authenticating {
+            admitted.take();
+        }
         // Answer once nothing more is pipelined: the client may be waiting.
         if (authenticating || !holds_complete_message(socket.read_buffer()))
             && flush_now(&mut socket).await.is_err()
@@ -102,10 +126,27 @@ pub async fn drive(
             break;
         }
         let in_transaction = socket.transaction_status() != TransactionStatus::Idle;
-        let idle_limit = limits
+        let now = tokio::time::Instant::now();
+        // Idle in a transaction: closed at the idle timeout, or sooner if
+        // the transaction's write lock must be given up before it.
+        let write_left = socket
+            .session_extensions()
+            .get::<Arc<Session>>()
+            .and_then(|s| s.write_deadline())
+            .filter(|_| in_transaction)
+            // A zero read timeout would mean none at all.
+            .map(|d| {
+                d.saturating_duration_since(std::time::Instant::now())
+                    .max(Duration::from_millis(1))
+            });
+        let idle_timeout = limits
             .idle_in_transaction_timeout
             .filter(|_| in_transaction);
-        let now = tokio::time::Instant::now();
+        let (idle_limit, idle_stop) = match (idle_timeout, write_left) {
+            (Some(idle), Some(left)) if idle <= left => (Some(idle), Stop::IdleInTransaction),
+            (_, Some(left)) => (Some(left), Stop::WriteTransactionTimeout),
+            (idle, None) => (idle, Stop::IdleInTransaction),
+        };
         if let Some(limit) = idle_limit {
             idle_expired.as_mut().reset(now + limit);
         }
@@ -124,7 +165,7 @@ pub async fn drive(
         let next = tokio::select! {
             _ = &mut stopping, if !authenticating => Err(Stop::Shutdown),
             _ = &mut startup_expired, if authenticating => Err(Stop::Quietly),
-            _ = &mut idle_expired, if idle_limit.is_some() => Err(Stop::IdleInTransaction),
+            _ = &mut idle_expired, if idle_limit.is_some() => Err(idle_stop),
             next = socket.next() => Ok(next),
         };
         let next = match next {
@@ -132,7 +173,7 @@ pub async fn drive(
             // A blocking read's timeout: the startup or idle timer's.
             Ok(Some(Err(PgWireError::IoError(e)))) if e.kind() == std::io::ErrorKind::TimedOut => {
                 Err(match idle_limit {
-                    Some(_) => Stop::IdleInTransaction,
+                    Some(_) => idle_stop,
                     None => Stop::Quietly,
                 })
             }
@@ -221,6 +262,36 @@ async fn plausible_first_packet(tcp: &TcpStream) -> std::io::Result<bool> {
         // Fewer than four bytes so far: wait for the rest.
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// Tells a client over its address's share of unauthenticated connections
+/// why it is refused, without reading from it (the point is not to hold
+/// its slot): a FATAL ErrorResponse, which libpq shows whether it sent a
+/// startup packet or an SSLRequest first.
+fn refuse_at_once(tcp: &TcpStream, address: std::net::IpAddr) {
+    crate::metrics::METRICS.connections_rejected.inc();
+    tracing::debug!(%address, "refused: too many connections from this address are authenticating");
+    let mut fields = Vec::new();
+    for (kind, value) in [
+        (b'S', "FATAL"),
+        (b'V', "FATAL"),
+        (b'C', sqlstate::TOO_MANY_CONNECTIONS),
+        (
+            b'M',
+            "too many connections from this address are still authenticating",
+        ),
+    ] {
+        fields.push(kind);
+        fields.extend_from_slice(value.as_bytes());
+        fields.push(0);
+    }
+    fields.push(0);
+    let mut message = vec![b'E'];
+    message.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+    message.extend_from_slice(&fields);
+    // A plain non-blocking send: the runtime has not polled this socket
+    // for writability yet, so its own try_write would refuse.
+    let _ = socket2::SockRef::from(tcp).send(&message);
 }
 
 async fn send_fatal<S>(socket: &mut S, code: &str, message: &str)

@@ -65,6 +65,12 @@ impl SqlHandler {
         };
         let session = Session::open(&self.db, limits)
             .map_err(|e| SqlError::new(crate::error::sqlstate::IO_ERROR, e.to_string()))?;
+        if let Some(socket) = client
+            .session_extensions()
+            .get::<super::connection::ClientSocket>()
+        {
+            session.watch_client(socket.0);
+        }
         client.session_extensions().insert(session.clone());
         Ok(session)
     }

@@ -3,6 +3,7 @@
 //! (`connection`) with the shared handlers (`auth` for startup, `handler`
 //! for queries), reading through `io`'s guard from the client's `stream`.
 
+mod admission;
 mod auth;
 mod connection;
 mod handler;
@@ -37,6 +38,8 @@ pub struct ProtocolLimits {
     pub max_message_size: usize,
     pub startup_timeout: Duration,
     pub idle_in_transaction_timeout: Option<Duration>,
+    /// Connections one client address may have authenticating at once.
+    pub max_authenticating_per_address: usize,
 }
 
 /// What every connection shares: the handlers and limits.
@@ -47,6 +50,7 @@ pub struct PgShared {
     cancel: Arc<DefaultCancelHandler>,
     tls: Option<TlsAcceptor>,
     limits: ProtocolLimits,
+    admission: Arc<admission::Admission>,
 }
 
 /// Makes a protocol driver for each accepted socket.
@@ -84,6 +88,7 @@ impl PgConnectionFactory {
             simple: sql,
             cancel: Arc::new(DefaultCancelHandler::new(cancels)),
             tls: config.tls,
+            admission: admission::Admission::new(config.limits.max_authenticating_per_address),
             limits: config.limits,
         };
         PgConnectionFactory {

@@ -14,8 +14,9 @@
 //! - `POST /v1/replication/execute`: a write forwarded by a replica (see
 //!   `forward`), JSON in and out.
 //!
-//! Every answer names the log in `x-sqld-log-id`. With a replication token
-//! configured, requests must carry `Authorization: Bearer <token>`.
+//! Every answer names the log in `x-sqld-log-id`. Requests must carry
+//! `Authorization: Bearer <token>` (see `token`; only `--dev` runs the API
+//! open).
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -33,6 +34,7 @@ use serde::Deserialize;
 use super::forward::{ForwardRequest, RemoteSessions};
 use super::frame::RECORD_SIZE;
 use super::log::{FramesAfter, ReplicationLog};
+use super::token::Token;
 use crate::metrics::METRICS;
 
 pub const LOG_ID_HEADER: &str = "x-sqld-log-id";
@@ -68,23 +70,32 @@ pub fn replicas_connected() -> usize {
 /// Long-polls never wait longer than this, whatever the replica asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_FRAMES: usize = 1024;
+/// Whatever `max_frames` a poll asks for, an answer holds at most about
+/// this many frames (16 MiB), plus the rest of a transaction it started:
+/// frames are materialised in memory before they are sent.
+const MAX_FRAMES_PER_ANSWER: usize = 4096;
+/// Frame answers being read from the log at once; more polls wait their
+/// turn, so concurrent pollers cannot multiply the server's memory.
+const CONCURRENT_FRAME_READS: usize = 8;
+static FRAME_READS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(CONCURRENT_FRAME_READS);
 
 #[derive(Clone)]
 struct ApiState {
     log: Arc<ReplicationLog>,
     sessions: Option<Arc<RemoteSessions>>,
-    token: Option<Arc<str>>,
+    token: Option<Token>,
 }
 
 pub fn router(
     log: Arc<ReplicationLog>,
     sessions: Option<Arc<RemoteSessions>>,
-    token: Option<String>,
+    token: Option<Token>,
 ) -> Router {
     let state = ApiState {
         log,
         sessions,
-        token: token.map(Into::into),
+        token,
     };
     Router::new()
         .route("/v1/replication/info", get(info))
@@ -97,12 +108,11 @@ pub fn router(
 
 async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     if let Some(token) = &state.token {
-        let expected = format!("Bearer {token}");
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        if given != Some(expected.as_str()) {
+            .map(HeaderValue::as_bytes);
+        if !token.admits(given) {
             return (
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong replication token\n",
@@ -147,9 +157,17 @@ async fn snapshot(State(state): State<ApiState>) -> Response {
     (headers, body).into_response()
 }
 
-async fn execute(State(state): State<ApiState>, Json(request): Json<ForwardRequest>) -> Response {
+async fn execute(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Json(request): Json<ForwardRequest>,
+) -> Response {
+    let owner = headers
+        .get(REPLICA_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     match &state.sessions {
-        Some(sessions) => Json(sessions.execute(request).await).into_response(),
+        Some(sessions) => Json(sessions.execute(request, owner).await).into_response(),
         None => (
             StatusCode::NOT_FOUND,
             "this server does not take forwarded writes\n",
@@ -188,7 +206,13 @@ async fn frames(
     // Long-poll: answer as soon as a commit after `after` is durable.
     let _ = tokio::time::timeout(wait, durable.wait_for(|d| *d > q.after)).await;
     let log = state.log.clone();
-    let max_frames = q.max_frames.unwrap_or(DEFAULT_MAX_FRAMES).max(1);
+    let max_frames = q
+        .max_frames
+        .unwrap_or(DEFAULT_MAX_FRAMES)
+        .clamp(1, MAX_FRAMES_PER_ANSWER);
+    let Ok(_reading) = FRAME_READS.acquire().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
     let read = tokio::task::spawn_blocking(move || log.frames_after(q.after, max_frames)).await;
     let mut headers = log_id_header(&state.log);
     headers.insert(

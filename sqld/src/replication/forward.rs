@@ -29,8 +29,11 @@ use crate::query::{Column, ExecuteMode, Outcome, Query, Request, StatementResult
 use crate::scheduler::{Session, SessionConfig};
 use crate::service::{to_sql_error, QueryStack};
 
-/// A remote transaction left idle this long is rolled back.
+/// A remote transaction left idle this long is rolled back, unless the
+/// primary's idle-in-transaction timeout says otherwise.
 const REMOTE_SESSION_IDLE: Duration = Duration::from_secs(60);
+/// How often abandoned remote transactions are looked for.
+const REAP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A value on the wire: SQLite's storage classes, losslessly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,22 +209,103 @@ fn leak_code(code: &str) -> &'static str {
 }
 
 /// The primary's side: runs forwarded statements, keeping a session for
-/// each transaction that stays open.
+/// each transaction that stays open. A forwarded write transaction holds
+/// the primary's write lock, so these sessions are bounded: in number, in
+/// idle time (a reaper rolls back one its replica abandoned) and in
+/// lifetime, and only the replica that opened one may use it.
 pub struct RemoteSessions {
     db: Database,
     limits: SessionConfig,
     stack: QueryStack,
-    open: Mutex<HashMap<String, (Arc<Session>, Instant)>>,
+    bounds: RemoteSessionBounds,
+    open: Mutex<HashMap<String, RemoteSession>>,
+}
+
+/// How long and how many forwarded transactions may stay open.
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteSessionBounds {
+    pub max_open: usize,
+    pub idle_timeout: Duration,
+    /// A transaction open longer is rolled back, idle or not.
+    pub max_lifetime: Option<Duration>,
+}
+
+impl RemoteSessionBounds {
+    pub fn new(
+        max_open: usize,
+        idle_timeout: Option<Duration>,
+        max_lifetime: Option<Duration>,
+    ) -> Self {
+        RemoteSessionBounds {
+            max_open,
+            idle_timeout: idle_timeout.unwrap_or(REMOTE_SESSION_IDLE),
+            max_lifetime,
+        }
+    }
+}
+
+struct RemoteSession {
+    session: Arc<Session>,
+    /// The replica that opened it (its `x-sqld-replica-id`).
+    owner: Option<String>,
+    opened: Instant,
+    last_used: Instant,
 }
 
 impl RemoteSessions {
-    pub fn new(db: Database, limits: SessionConfig, stack: QueryStack) -> Self {
+    pub fn new(
+        db: Database,
+        limits: SessionConfig,
+        stack: QueryStack,
+        bounds: RemoteSessionBounds,
+    ) -> Self {
         RemoteSessions {
             db,
             limits,
             stack,
+            bounds,
             open: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Rolls back abandoned transactions until shutdown: a replica that
+    /// dies mid-transaction must not hold the write lock.
+    pub async fn reap(self: Arc<Self>, mut shutdown: crate::shutdown::Shutdown) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(REAP_INTERVAL) => {}
+                _ = shutdown.recv() => return,
+            }
+            let expired = self.take_expired();
+            if !expired.is_empty() {
+                tracing::info!(
+                    count = expired.len(),
+                    "rolling back forwarded transactions left idle or open too long"
+                );
+                // Closing a session's connection rolls its transaction back;
+                // that is SQLite work, off the runtime.
+                let _ = tokio::task::spawn_blocking(move || drop(expired)).await;
+            }
+        }
+    }
+
+    fn take_expired(&self) -> Vec<RemoteSession> {
+        let bounds = self.bounds;
+        let mut open = self.open.lock().expect("sessions lock");
+        let ids: Vec<String> = open
+            .iter()
+            .filter(|(_, s)| {
+                s.last_used.elapsed() >= bounds.idle_timeout
+                    || bounds.max_lifetime.is_some_and(|l| s.opened.elapsed() >= l)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.iter().filter_map(|id| open.remove(id)).collect()
+    }
+
+    /// Forwarded transactions open now.
+    pub fn open_count(&self) -> usize {
+        self.open.lock().expect("sessions lock").len()
     }
 
     async fn run(
@@ -259,28 +343,33 @@ impl RemoteSessions {
         }
     }
 
-    pub async fn execute(&self, req: ForwardRequest) -> ForwardResponse {
-        self.expire_idle();
+    /// Runs one forwarded statement for the replica named `owner`.
+    pub async fn execute(&self, req: ForwardRequest, owner: Option<String>) -> ForwardResponse {
         let frame_no = |db: &Database| db.log().map(|l| l.info().current_frame_no).unwrap_or(0);
+        let failed = |code: &'static str, message: String, txn| ForwardResponse {
+            session: None,
+            result: WireResult::Err {
+                code: code.to_owned(),
+                message,
+            },
+            txn,
+            frame_no: frame_no(&self.db),
+        };
         let existing = req.session.as_ref().and_then(|id| {
-            self.open
-                .lock()
-                .expect("sessions lock")
-                .remove(id)
-                .map(|(s, _)| s)
+            let mut open = self.open.lock().expect("sessions lock");
+            match open.get(id) {
+                Some(s) if s.owner == owner => open.remove(id),
+                _ => None,
+            }
         });
-        let session = match (existing, &req.session) {
-            (Some(s), _) => s,
+        let (session, opened) = match (existing, &req.session) {
+            (Some(s), _) => (s.session, s.opened),
             (None, Some(_)) => {
-                return ForwardResponse {
-                    session: None,
-                    result: WireResult::Err {
-                        code: sqlstate::SERIALIZATION_FAILURE.to_owned(),
-                        message: "the transaction's session on the primary has expired".to_owned(),
-                    },
-                    txn: WireTxn::Failed,
-                    frame_no: frame_no(&self.db),
-                }
+                return failed(
+                    sqlstate::SERIALIZATION_FAILURE,
+                    "the transaction's session on the primary has expired".to_owned(),
+                    WireTxn::Failed,
+                )
             }
             (None, None) => match Session::open(
                 &self.db,
@@ -289,15 +378,8 @@ impl RemoteSessions {
                     ..self.limits.clone()
                 },
             ) {
-                Ok(s) => s,
-                Err(e) => {
-                    return ForwardResponse {
-                        session: None,
-                        result: to_wire(Err(SqlError::new(sqlstate::IO_ERROR, e.to_string()))),
-                        txn: WireTxn::Idle,
-                        frame_no: frame_no(&self.db),
-                    }
-                }
+                Ok(s) => (s, Instant::now()),
+                Err(e) => return failed(sqlstate::IO_ERROR, e.to_string(), WireTxn::Idle),
             },
         };
         if let Some(read_frame) = req.begin_after_frame {
@@ -321,24 +403,53 @@ impl RemoteSessions {
             Ok((mut results, txn)) => (results.pop().unwrap_or_else(|| Ok(empty())), txn),
             Err(e) => (Err(e), TxnState::Failed),
         };
-        let session_id = if txn == TxnState::Idle {
-            None
-        } else {
-            let id = req
-                .session
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            self.open
-                .lock()
-                .expect("sessions lock")
-                .insert(id.clone(), (session, Instant::now()));
-            Some(id)
+        if txn == TxnState::Idle {
+            return ForwardResponse {
+                session: None,
+                result: to_wire(result),
+                txn: txn.into(),
+                frame_no: frame_no(&self.db),
+            };
+        }
+        let new = req.session.is_none();
+        let id = req
+            .session
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let entry = RemoteSession {
+            session,
+            owner,
+            opened,
+            last_used: Instant::now(),
         };
+        if let Err(refused) = self.keep_open(id.clone(), entry, new) {
+            // Dropping the session rolls its transaction back.
+            let _ = tokio::task::spawn_blocking(move || drop(refused)).await;
+            return failed(
+                sqlstate::TOO_MANY_CONNECTIONS,
+                format!(
+                    "too many forwarded transactions open on the primary (at most {}); retry",
+                    self.bounds.max_open
+                ),
+                WireTxn::Failed,
+            );
+        }
         ForwardResponse {
-            session: session_id,
+            session: Some(id),
             result: to_wire(result),
             txn: txn.into(),
             frame_no: frame_no(&self.db),
         }
+    }
+
+    /// Keeps a transaction's session for its next statement, unless a new
+    /// one would exceed the bound (then it is handed back).
+    fn keep_open(&self, id: String, entry: RemoteSession, new: bool) -> Result<(), RemoteSession> {
+        let mut open = self.open.lock().expect("sessions lock");
+        if new && open.len() >= self.bounds.max_open {
+            return Err(entry);
+        }
+        open.insert(id, entry);
+        Ok(())
     }
 
     /// Opens a write transaction and checks nothing committed after the
@@ -370,11 +481,6 @@ impl RemoteSessions {
         }
         Ok(())
     }
-
-    fn expire_idle(&self) {
-        let mut open = self.open.lock().expect("sessions lock");
-        open.retain(|_, (_, used)| used.elapsed() < REMOTE_SESSION_IDLE);
-    }
 }
 
 fn empty() -> StatementResult {
@@ -392,6 +498,9 @@ pub struct ReplicaLink {
     http: reqwest::Client,
     url: String,
     token: Option<String>,
+    /// Names this replica to the primary, which lets only it continue the
+    /// transactions it opened there.
+    id: String,
     runtime: tokio::runtime::Handle,
     /// How long a read waits for the session's last write to arrive.
     pub read_your_writes_timeout: Duration,
@@ -412,6 +521,7 @@ impl ReplicaLink {
                 primary_url.trim_end_matches('/')
             ),
             token,
+            id: uuid::Uuid::new_v4().to_string(),
             runtime,
             read_your_writes_timeout: Duration::from_secs(5),
         }
@@ -428,13 +538,19 @@ impl ReplicaLink {
                 format!("cannot reach the primary to run a write: {e}"),
             )
         };
-        let (http, url, token) = (self.http.clone(), self.url.clone(), self.token.clone());
+        let (http, url, token, id) = (
+            self.http.clone(),
+            self.url.clone(),
+            self.token.clone(),
+            self.id.clone(),
+        );
         let body = serde_json::to_vec(req).map_err(|e| unavailable(e.to_string()))?;
         let (done, answer) = std::sync::mpsc::channel();
         let request = async move {
             let mut http = http
                 .post(&url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(super::api::REPLICA_ID_HEADER, id)
                 .body(body);
             if let Some(t) = &token {
                 http = http.bearer_auth(t);

@@ -16,3 +16,4 @@ pub mod inject;
 pub mod log;
 pub mod replica;
 pub mod snapshot;
+pub mod token;

@@ -35,6 +35,8 @@ pub struct SessionConfig {
     pub max_result_bytes: usize,
     /// Statements running longer than this are canceled (57014).
     pub statement_timeout: Option<Duration>,
+    /// A transaction holding the write lock longer is rolled back (25P04).
+    pub write_transaction_timeout: Option<Duration>,
     /// On a replica: how to forward writes and wait for them to arrive.
     pub replica: Option<Arc<ReplicaLink>>,
     /// The session speaks the SQLite API dialect (see `pg::sqlite_api`).
@@ -68,6 +70,19 @@ impl Session {
         }))
     }
 
+    /// Stops this session's statements when the client at `socket`
+    /// disconnects (checked while they run, as Postgres'
+    /// `client_connection_check_interval` does).
+    pub fn watch_client(&self, socket: std::os::fd::RawFd) {
+        let _ = self.guard.client.set(socket);
+    }
+
+    /// When the write transaction this session holds must end, if it holds
+    /// one: the connection closes a session idle past it.
+    pub fn write_deadline(&self) -> Option<Instant> {
+        *lock(&self.guard.write_deadline)
+    }
+
     /// Runs one request to completion; `cancel` resolves if the client
     /// asks to cancel it.
     fn run(&self, query: Query) -> Response {
@@ -75,8 +90,26 @@ impl Session {
         // transaction state are still consistent enough to roll back.
         let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
         self.guard.arm(self.statement_timeout, query.cancel);
+        // The write transaction ran out of time between statements.
+        if self.guard.write_deadline_passed() {
+            worker.abort_transaction();
+            let stopped = self.guard.disarm();
+            return Response {
+                outcome: Outcome::Executed(vec![Err(
+                    stopped.unwrap_or_else(SqlError::write_transaction_timeout)
+                )]),
+                txn: worker.txn(),
+            };
+        }
         let mut response = worker.handle(query.request);
         let stopped_by = self.guard.disarm();
+        if stopped_by
+            .as_ref()
+            .is_some_and(|e| e.code == sqlstate::TRANSACTION_TIMEOUT)
+        {
+            worker.abort_transaction();
+            response.txn = worker.txn();
+        }
         if let (Some(stop), Outcome::Executed(results)) = (stopped_by, &mut response.outcome) {
             for result in results.iter_mut() {
                 if let Err(e) = result {
@@ -109,15 +142,27 @@ impl Service<Query> for SchedulerService {
     }
 }
 
-/// What may stop the statement running now: its deadline and its client's
-/// CancelRequest. SQLite's progress handler asks, every few hundred
-/// virtual-machine steps, on the session's own thread.
+/// How often a running statement checks that its client is still there.
+const CLIENT_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What may stop the statement running now: its deadline, its client's
+/// CancelRequest, the deadline of the write transaction it runs in, and
+/// its client going away. SQLite's progress handler asks, every few
+/// hundred virtual-machine steps, on the session's own thread.
 #[derive(Default)]
 pub struct StatementGuard {
     deadline: Mutex<Option<Instant>>,
     cancel: Mutex<Option<oneshot::Receiver<()>>>,
     timed_out: AtomicBool,
     cancelled: AtomicBool,
+    /// Set while the session holds the write gate (see `Worker`); it
+    /// outlives requests, unlike the statement's own deadline.
+    write_deadline: Mutex<Option<Instant>>,
+    write_timed_out: AtomicBool,
+    /// The client's socket, polled for a hang-up.
+    client: std::sync::OnceLock<std::os::fd::RawFd>,
+    client_checked: Mutex<Option<Instant>>,
+    client_gone: AtomicBool,
 }
 
 impl StatementGuard {
@@ -126,13 +171,18 @@ impl StatementGuard {
         *lock(&self.cancel) = cancel;
         self.timed_out.store(false, Ordering::SeqCst);
         self.cancelled.store(false, Ordering::SeqCst);
+        self.write_timed_out.store(false, Ordering::SeqCst);
     }
 
     /// Ends a request: the error it was stopped with, if it was.
     fn disarm(&self) -> Option<SqlError> {
         *lock(&self.deadline) = None;
         *lock(&self.cancel) = None;
-        if self.timed_out.load(Ordering::SeqCst) {
+        if self.write_timed_out.load(Ordering::SeqCst) {
+            Some(SqlError::write_transaction_timeout())
+        } else if self.client_gone.load(Ordering::SeqCst) {
+            Some(SqlError::client_disconnected())
+        } else if self.timed_out.load(Ordering::SeqCst) {
             Some(SqlError::statement_timeout())
         } else if self.cancelled.load(Ordering::SeqCst) {
             Some(SqlError::canceled())
@@ -141,14 +191,44 @@ impl StatementGuard {
         }
     }
 
+    /// The session took the write gate: its transaction must end by
+    /// `deadline`.
+    pub fn limit_write_transaction(&self, deadline: Option<Instant>) {
+        *lock(&self.write_deadline) = deadline;
+    }
+
+    /// The session released the write gate.
+    pub fn end_write_transaction(&self) {
+        self.limit_write_transaction(None);
+    }
+
+    /// Whether the write transaction's deadline has passed (checked after
+    /// a request, so the transaction is rolled back even if no statement
+    /// was running when it passed).
+    fn write_deadline_passed(&self) -> bool {
+        let passed = lock(&self.write_deadline).is_some_and(|d| Instant::now() >= d);
+        if passed {
+            self.write_timed_out.store(true, Ordering::SeqCst);
+        }
+        passed
+    }
+
     /// True when the running statement must stop (the progress handler
     /// then makes SQLite return SQLITE_INTERRUPT).
     pub fn should_stop(&self) -> bool {
-        if self.timed_out.load(Ordering::Relaxed) || self.cancelled.load(Ordering::Relaxed) {
+        if self.timed_out.load(Ordering::Relaxed)
+            || self.cancelled.load(Ordering::Relaxed)
+            || self.write_timed_out.load(Ordering::Relaxed)
+            || self.client_gone.load(Ordering::Relaxed)
+        {
             return true;
         }
-        if lock(&self.deadline).is_some_and(|d| Instant::now() >= d) {
+        let now = Instant::now();
+        if lock(&self.deadline).is_some_and(|d| now >= d) {
             self.timed_out.store(true, Ordering::SeqCst);
+            return true;
+        }
+        if self.write_deadline_passed() {
             return true;
         }
         if let Some(rx) = lock(&self.cancel).as_mut() {
@@ -157,7 +237,35 @@ impl StatementGuard {
                 return true;
             }
         }
+        if self.client_hung_up(now) {
+            self.client_gone.store(true, Ordering::SeqCst);
+            return true;
+        }
         false
+    }
+
+    /// Polls the client's socket for a hang-up, at most once per
+    /// `CLIENT_CHECK_INTERVAL`.
+    fn client_hung_up(&self, now: Instant) -> bool {
+        let Some(&fd) = self.client.get() else {
+            return false;
+        };
+        {
+            let mut checked = lock(&self.client_checked);
+            match *checked {
+                Some(at) if now.duration_since(at) < CLIENT_CHECK_INTERVAL => return false,
+                _ => *checked = Some(now),
+            }
+        }
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout; the socket outlives the
+        // session (both belong to the connection).
+        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+        ready > 0 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
     }
 }
 

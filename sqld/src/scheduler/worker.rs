@@ -217,8 +217,30 @@ impl Worker {
 
     fn release_write_gate(&mut self) {
         if std::mem::take(&mut self.holds_write_gate) {
+            self.guard.end_write_transaction();
             self.db.write_gate().release();
         }
+    }
+
+    /// The transaction held the write gate too long: roll it back now, so
+    /// other writers go on, and leave the session's transaction failed
+    /// (the client's ROLLBACK ends it, as after any error).
+    pub fn abort_transaction(&mut self) {
+        let in_txn = self.txn != TxnState::Idle || !self.conn.is_autocommit();
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        self.release_write_gate();
+        self.read_frame_no = None;
+        self.txn = if in_txn && !self.limits.sqlite_api {
+            TxnState::Failed
+        } else {
+            TxnState::Idle
+        };
+    }
+
+    pub fn txn(&self) -> TxnState {
+        self.txn
     }
 
     /// Commits an implicit transaction, or rolls it back if a statement (or
@@ -442,6 +464,11 @@ impl Worker {
         } else if !self.holds_write_gate && (!stmt.readonly() || sql::takes_write_lock(sql)) {
             take_write_gate(&self.db)?;
             self.holds_write_gate = true;
+            self.guard.limit_write_transaction(
+                self.limits
+                    .write_transaction_timeout
+                    .map(|limit| std::time::Instant::now() + limit),
+            );
         }
         bind_params(&mut stmt, params)?;
         let column_count = stmt.column_count();

@@ -1,0 +1,259 @@
+//! One client must not be able to stop the others: malformed
+//! authentication, connections that never authenticate, a write lock held
+//! while idle, a statement whose client has left, and a forwarded
+//! transaction its replica abandoned all end, and free what they held.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::Sqld;
+use tokio_postgres::error::SqlState;
+
+/// The `sqld_connections` gauge.
+fn open_connections(sqld: &Sqld) -> i64 {
+    let (_, metrics) = sqld.http_get("/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sqld_connections "))
+        .expect("sqld_connections in /metrics")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn eventually(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn startup_packet(user: &str) -> Vec<u8> {
+    let mut body = 196608i32.to_be_bytes().to_vec();
+    body.extend_from_slice(format!("user\0{user}\0database\0sqld\0\0").as_bytes());
+    let mut p = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    p.extend(body);
+    p
+}
+
+/// Reads what the server sends until it closes the connection.
+fn read_to_close(mut s: TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return out,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn malformed_sasl_responses_close_only_their_connection_and_leak_nothing() {
+    let sqld = Sqld::start_with(&[
+        "--auth",
+        "password",
+        "--password",
+        "pw",
+        "--max-connections",
+        "8",
+    ]);
+    // More attempts than connection slots: a leaked slot per attempt would
+    // lock everyone out.
+    for round in 0..40 {
+        let mut s = TcpStream::connect(sqld.pg_addr).unwrap();
+        s.write_all(&startup_packet("sqld")).unwrap();
+        // SASLInitialResponse whose inner length claims far more data than
+        // the message holds (or, every other round, than is left).
+        let mut body = b"SCRAM-SHA-256\0".to_vec();
+        let claimed: i32 = if round % 2 == 0 { 1_000_000 } else { -7 };
+        body.extend_from_slice(&claimed.to_be_bytes());
+        body.extend_from_slice(b"n,,n=,r=abc");
+        let mut message = vec![b'p'];
+        message.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        message.extend_from_slice(&body);
+        s.write_all(&message).unwrap();
+        let answer = read_to_close(s);
+        assert!(
+            answer.windows(5).any(|w| w == b"08P01"),
+            "round {round}: expected a protocol violation, got {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let conn = format!(
+        "host=127.0.0.1 port={} user=sqld password=pw dbname=sqld",
+        sqld.port()
+    );
+    let c = sqld.connect_with(&conn).await;
+    c.query_one("select 1", &[]).await.unwrap();
+    eventually(
+        "the gauge counts only the live connection",
+        Duration::from_secs(5),
+        || open_connections(&sqld) == 1,
+    );
+    let (_, metrics) = sqld.http_get("/metrics");
+    assert!(
+        metrics.contains("sqld_connection_panics_total 0"),
+        "a connection thread panicked"
+    );
+}
+
+#[tokio::test]
+async fn one_address_cannot_fill_the_server_with_unauthenticated_connections() {
+    let sqld = Sqld::start_with(&[
+        "--dev",
+        "--max-authenticating-per-address",
+        "4",
+        "--startup-timeout",
+        "30s",
+    ]);
+    let keeper = sqld.connect().await;
+    // Four connections that never send their startup packet.
+    let idle: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(sqld.pg_addr).unwrap())
+        .collect();
+    eventually(
+        "the idle connections are counted",
+        Duration::from_secs(5),
+        || open_connections(&sqld) == 5,
+    );
+    // The fifth is told why, at once, without being read.
+    let started = Instant::now();
+    let refused = read_to_close(TcpStream::connect(sqld.pg_addr).unwrap());
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(refused.first(), Some(&b'E'), "{refused:?}");
+    assert!(refused.windows(5).any(|w| w == b"53300"));
+    // Authenticated sessions are not affected, and the slots come back.
+    keeper.query_one("select 1", &[]).await.unwrap();
+    drop(idle);
+    eventually("the slots come back", Duration::from_secs(5), || {
+        open_connections(&sqld) == 1
+    });
+    let again = sqld.connect().await;
+    again.query_one("select 1", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_statement_stops_when_its_client_disconnects() {
+    let sqld = Sqld::start();
+    let (client, connection) = tokio_postgres::connect(&sqld.conn_str(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    let endless = tokio::spawn(async move {
+        let _ = client
+            .query_one(
+                "with recursive c(x) as (select 1 union all select x + 1 from c) \
+                 select count(*) from c",
+                &[],
+            )
+            .await;
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(open_connections(&sqld), 1);
+    // The client vanishes (its connection task and socket are dropped).
+    endless.abort();
+    driver.abort();
+    // Awaiting lets the runtime drop them, closing the socket.
+    let _ = endless.await;
+    let _ = driver.await;
+    eventually(
+        "the endless statement was stopped and its connection closed",
+        Duration::from_secs(5),
+        || open_connections(&sqld) == 0,
+    );
+}
+
+#[tokio::test]
+async fn a_write_lock_held_too_long_is_taken_back() {
+    let sqld = Sqld::start_with(&["--dev", "--write-transaction-timeout", "1s"]);
+    let holder = sqld.connect().await;
+    holder
+        .batch_execute("create table t(a integer); begin immediate; insert into t values (1)")
+        .await
+        .unwrap();
+    // Idle with the lock: the connection is closed at the deadline (25P04),
+    // and another writer gets the lock.
+    let writer = sqld.connect().await;
+    let started = Instant::now();
+    writer
+        .batch_execute("insert into t values (2)")
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let err = holder.query_one("select 1", &[]).await.expect_err("closed");
+    assert!(
+        err.is_closed() || err.code() == Some(&SqlState::from_code("25P04")),
+        "{err:?}"
+    );
+
+    // Busy with the lock: the statement running past the deadline is
+    // interrupted, the transaction rolled back, and the session goes on.
+    let busy = sqld.connect().await;
+    busy.batch_execute("begin; insert into t values (3)")
+        .await
+        .unwrap();
+    let err = busy
+        .simple_query(
+            "with recursive c(x) as (select 1 union all select x + 1 from c) \
+             select count(*) from c",
+        )
+        .await
+        .expect_err("interrupted");
+    assert_eq!(err.code(), Some(&SqlState::from_code("25P04")), "{err:?}");
+    busy.batch_execute("rollback").await.unwrap();
+    let rows: Vec<i64> = busy
+        .query("select a from t order by a", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, vec![2], "only the write outside the held locks stays");
+}
+
+#[tokio::test]
+async fn a_forwarded_transaction_abandoned_by_its_replica_is_rolled_back() {
+    let primary = Sqld::start_with(&["--dev", "--idle-in-transaction-timeout", "1s"]);
+    let p = primary.connect().await;
+    p.batch_execute("create table t(a integer)").await.unwrap();
+    let url = format!("http://{}", primary.http_addr);
+    let mut replica = Sqld::start_with(&[
+        "--dev",
+        "--primary-url",
+        &url,
+        "--max-replica-lag-frames",
+        "0",
+    ]);
+    eventually("the replica is ready", Duration::from_secs(20), || {
+        replica.http_get("/ready").0 == 200
+    });
+    let r = replica.connect().await;
+    // The write runs on the primary, in a transaction the primary keeps open
+    // (holding its write lock) for the replica's next statement...
+    r.batch_execute("begin; insert into t values (1)")
+        .await
+        .unwrap();
+    // ...which never comes.
+    replica.kill9();
+    let started = Instant::now();
+    p.batch_execute("insert into t values (2)").await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the primary's writers waited {:?}",
+        started.elapsed()
+    );
+    let rows: Vec<i64> = p
+        .query("select a from t order by a", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows, vec![2], "the abandoned write was rolled back");
+}

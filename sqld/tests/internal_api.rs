@@ -1,0 +1,198 @@
+//! The internal HTTP API (replication and forwarded writes) as an attacker
+//! on the network meets it: never open unless `--dev`, the token compared
+//! exactly, a primary that would listen beyond loopback without a token
+//! refuses to start, and answers bounded whatever a poll asks for.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{free_port, Sqld};
+
+/// A password-authenticated primary: what a user runs without `--dev`.
+fn secured_primary(extra: &[&str]) -> Sqld {
+    let mut args = vec!["--auth", "password", "--password", "pw"];
+    args.extend_from_slice(extra);
+    Sqld::start_with(&args)
+}
+
+/// One HTTP request with an optional bearer token: (status, body).
+fn request(
+    sqld: &Sqld,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(sqld.http_addr).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let status = std::str::from_utf8(&out[9..12]).unwrap().parse().unwrap();
+    let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    (status, out[split..].to_vec())
+}
+
+fn generated_token(primary: &Sqld) -> String {
+    std::fs::read_to_string(primary.db_dir.join("replication-token"))
+        .expect("the primary keeps its generated token")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn without_dev_every_internal_endpoint_requires_the_token() {
+    let primary = secured_primary(&[]);
+    let token = generated_token(&primary);
+    assert_eq!(token.len(), 64);
+    let execute = r#"{"session":null,"begin_after_frame":null,"sql":"create table stolen(x)","params":[],"column_types":null}"#;
+    for (method, path, body) in [
+        ("GET", "/v1/replication/info", ""),
+        ("GET", "/v1/replication/snapshot", ""),
+        ("GET", "/v1/replication/frames?after=0", ""),
+        ("POST", "/v1/replication/execute", execute),
+    ] {
+        for wrong in [None, Some(""), Some("x"), Some(&token[..63])] {
+            let (status, _) = request(&primary, method, path, wrong, body);
+            assert_eq!(status, 401, "{method} {path} with {wrong:?}");
+        }
+        let near_miss = format!("{}0", &token[..63]);
+        assert_eq!(
+            request(&primary, method, path, Some(&near_miss), body).0,
+            401
+        );
+    }
+    // Nothing the unauthenticated execute asked for happened.
+    let c = primary
+        .connect_with(&format!(
+            "host=127.0.0.1 port={} user=sqld password=pw dbname=sqld",
+            primary.port()
+        ))
+        .await;
+    let found = c
+        .query_opt("select name from sqlite_master where name = 'stolen'", &[])
+        .await
+        .unwrap();
+    assert!(found.is_none(), "the forwarded write ran without a token");
+    // With the token the API answers; health and metrics stay open.
+    assert_eq!(
+        request(&primary, "GET", "/v1/replication/info", Some(&token), "").0,
+        200
+    );
+    for open in ["/health", "/ready", "/metrics"] {
+        assert_eq!(primary.http_get(open).0, 200, "{open}");
+    }
+    let (_, metrics) = primary.http_get("/metrics");
+    assert!(!metrics.contains(&token), "metrics reveal the token");
+}
+
+#[tokio::test]
+async fn a_replica_follows_with_the_token_file_and_refuses_to_start_without_one() {
+    let primary = secured_primary(&[]);
+    let token_file = primary.db_dir.join("replication-token");
+    let url = format!("http://{}", primary.http_addr);
+    let replica = Sqld::start_with(&[
+        "--auth",
+        "password",
+        "--password",
+        "pw",
+        "--primary-url",
+        &url,
+        "--replication-token-file",
+        token_file.to_str().unwrap(),
+        "--max-replica-lag-frames",
+        "0",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while replica.http_get("/ready").0 != 200 {
+        assert!(Instant::now() < deadline, "the replica never became ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let refused = exit_of(&[
+        "--db-path",
+        dir.path().to_str().unwrap(),
+        "--password",
+        "pw",
+        "--primary-url",
+        &url,
+        "--pg-listen-addr",
+        &format!("127.0.0.1:{}", free_port()),
+        "--http-listen-addr",
+        &format!("127.0.0.1:{}", free_port()),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("replication token"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[test]
+fn a_primary_beyond_loopback_without_a_token_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = exit_of(&[
+        "--db-path",
+        dir.path().to_str().unwrap(),
+        "--password",
+        "pw",
+        "--pg-listen-addr",
+        &format!("127.0.0.1:{}", free_port()),
+        "--http-listen-addr",
+        &format!("0.0.0.0:{}", free_port()),
+    ]);
+    assert!(!out.status.success(), "it started");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("without a token"), "{stderr}");
+    assert!(
+        !dir.path().join("replication-token").exists(),
+        "no token is generated for a listener replicas elsewhere could not use"
+    );
+}
+
+/// Runs sqld expecting it to exit by itself (within 20 s).
+fn exit_of(args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sqld"));
+    cmd.args(args).env("SQLD_LOG", "warn");
+    common::run_bounded(cmd, Duration::from_secs(20), "built by cargo")
+}
+
+#[tokio::test]
+async fn a_frames_answer_is_bounded_whatever_max_frames_asks() {
+    let primary = Sqld::start_with(&["--dev", "--snapshot-threshold-frames", "1000000"]);
+    let c = primary.connect().await;
+    c.batch_execute("create table big(b blob)").await.unwrap();
+    // 60 transactions of about 100 pages each: some 6,000 frames.
+    for _ in 0..60 {
+        c.batch_execute("insert into big values (randomblob(400000))")
+            .await
+            .unwrap();
+    }
+    let (status, body) = request(
+        &primary,
+        "GET",
+        "/v1/replication/frames?after=0&max_frames=1000000000",
+        None,
+        "",
+    );
+    assert_eq!(status, 200);
+    let frames = body.len() / (20 + 4096);
+    assert!(
+        (4096..4096 + 200).contains(&frames),
+        "one answer carried {frames} frames"
+    );
+}
