@@ -30,6 +30,7 @@ pub const SQLD_FLAGS: &[SqldFlag] = &[
     flag("--db-path", "SQLD_DB_PATH"),
     flag("--pg-listen-addr", "SQLD_PG_LISTEN_ADDR"),
     flag("--http-listen-addr", "SQLD_HTTP_LISTEN_ADDR"),
+    flag("--internal-listen-addr", "SQLD_INTERNAL_LISTEN_ADDR"),
     flag("--auth", "SQLD_AUTH"),
     SqldFlag {
         flag: "--dev",
@@ -61,6 +62,7 @@ pub const SQLD_FLAGS: &[SqldFlag] = &[
     flag("--busy-timeout", "SQLD_BUSY_TIMEOUT"),
     flag("--shutdown-grace-period", "SQLD_SHUTDOWN_GRACE_PERIOD"),
     flag("--primary-url", "SQLD_PRIMARY_URL"),
+    flag("--primary-ca-file", "SQLD_PRIMARY_CA_FILE"),
     flag("--max-replica-lag-frames", "SQLD_MAX_REPLICA_LAG_FRAMES"),
     flag("--replication-token", "SQLD_REPLICATION_TOKEN"),
     flag("--replication-token-file", "SQLD_REPLICATION_TOKEN_FILE"),

@@ -43,6 +43,13 @@ pub struct Config {
     #[arg(long, env = "SQLD_HTTP_LISTEN_ADDR", default_value = "127.0.0.1:8080")]
     pub http_listen_addr: SocketAddr,
 
+    /// Serve the internal API (replication, forwarded writes) on this
+    /// address instead of the HTTP listener; it speaks TLS when
+    /// --tls-cert/--tls-key are set. /health, /ready and /metrics stay on
+    /// the HTTP listener.
+    #[arg(long, env = "SQLD_INTERNAL_LISTEN_ADDR")]
+    pub internal_listen_addr: Option<SocketAddr>,
+
     /// Client authentication. Defaults to `password` (SCRAM-SHA-256), or
     /// `trust` with --dev.
     #[arg(long, env = "SQLD_AUTH", value_enum)]
@@ -130,6 +137,11 @@ pub struct Config {
     /// serve reads, forward writes to it.
     #[arg(long, env = "SQLD_PRIMARY_URL")]
     pub primary_url: Option<String>,
+
+    /// CA certificates (PEM) that an https --primary-url's certificate must
+    /// be signed by (required for https; system roots are not trusted).
+    #[arg(long, env = "SQLD_PRIMARY_CA_FILE")]
+    pub primary_ca_file: Option<PathBuf>,
 
     /// A replica reports not ready (/ready) while it is more than this many
     /// frames behind the primary.

@@ -40,22 +40,25 @@ pub struct ReplicaReadiness {
     pub max_lag_frames: u64,
 }
 
+/// `/health`, `/ready` and `/metrics`.
 pub fn router(state: HttpState) -> Router {
-    let replication = state.db.log().map(|log| {
-        crate::replication::api::router(
-            log.clone(),
-            state.remote_sessions.clone(),
-            state.replication_token.clone(),
-        )
-    });
-    let router = Router::new()
+    Router::new()
         .route("/health", get(|| async { "ok\n" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(state);
-    match replication {
-        Some(api) => router.merge(api),
-        None => router,
+        .with_state(state)
+}
+
+/// The internal API: replication and forwarded writes, on a primary (a
+/// replica has none to serve).
+pub fn internal_router(state: &HttpState) -> Router {
+    match state.db.log() {
+        Some(log) => crate::replication::api::router(
+            log.clone(),
+            state.remote_sessions.clone(),
+            state.replication_token.clone(),
+        ),
+        None => Router::new(),
     }
 }
 
@@ -113,12 +116,65 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     )
 }
 
+/// Serves `router` on `listener` until shutdown, over TLS when `tls` is
+/// given.
 pub async fn serve(
     listener: TcpListener,
-    state: HttpState,
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    match tls {
+        None => {
+            let mut shutdown = shutdown;
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { shutdown.recv().await })
+                .await
+        }
+        Some(acceptor) => serve_tls(listener, router, acceptor, shutdown).await,
+    }
+}
+
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// axum over rustls: each accepted connection is a TLS handshake, then
+/// HTTP/1.1 served by hyper. Stops accepting at shutdown; connections still
+/// open end with the process.
+async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    acceptor: tokio_rustls::TlsAcceptor,
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.recv().await })
-        .await
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "internal API accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.recv() => return Ok(()),
+        };
+        let acceptor = acceptor.clone();
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+                };
+            let io = hyper_util::rt::TokioIo::new(stream);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "internal API connection ended with an error");
+            }
+        });
+    }
 }

@@ -56,7 +56,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         dev: config.dev,
         is_replica: config.primary_url.is_some(),
         db_path: &config.db_path,
-        http_listen_addr: config.http_listen_addr,
+        api_listen_addr: config
+            .internal_listen_addr
+            .unwrap_or(config.http_listen_addr),
     })?;
     let sent_token = token.as_ref().map(|t| t.secret().to_owned());
     let tls = match (&config.tls_cert, &config.tls_key) {
@@ -70,6 +72,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let http_listener = TcpListener::bind(config.http_listen_addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.http_listen_addr))?;
+    let internal_listener = match config.internal_listen_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
+    let internal_tls = match (&config.tls_cert, &config.tls_key, &internal_listener) {
+        (Some(cert), Some(key), Some(_)) => Some(tls::http_acceptor(cert, key)?),
+        _ => None,
+    };
+    // One client for everything a replica asks its primary.
+    let primary_http = config
+        .primary_url
+        .as_deref()
+        .map(|url| replication::primary_client::build(url, config.primary_ca_file.as_deref()))
+        .transpose()?;
     tracing::info!(
         pg = %pg_listener.local_addr()?,
         http = %http_listener.local_addr()?,
@@ -85,8 +105,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .primary_url
         .as_ref()
         .map(|_| Arc::new(ReplicaStatus::default()));
-    let replica_link = match (&config.primary_url, &replica_status) {
-        (Some(url), Some(status)) => Some(Arc::new(ReplicaLink::new(
+    let replica_link = match (&config.primary_url, &replica_status, &primary_http) {
+        (Some(url), Some(status), Some(http)) => Some(Arc::new(ReplicaLink::new(
+            http.clone(),
             url,
             sent_token.clone(),
             status.clone(),
@@ -117,8 +138,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(sessions.clone().reap(shutdown.clone()));
         sessions
     });
-    if let (Some(url), Some(status)) = (&config.primary_url, &replica_status) {
-        let replica = Replica::new(url, sent_token, db.clone(), &config.db_path, status.clone())?;
+    if let (Some(url), Some(status), Some(http)) =
+        (&config.primary_url, &replica_status, primary_http)
+    {
+        let replica = Replica::new(
+            http,
+            url,
+            sent_token,
+            db.clone(),
+            &config.db_path,
+            status.clone(),
+        )?;
         tokio::spawn(replica.run(shutdown.clone()));
     }
     let http_state = http::HttpState {
@@ -138,7 +168,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     spawn_checkpointer(&db, shutdown.clone())?;
     spawn_memory_trim(shutdown.clone());
-    let http_task = tokio::spawn(http::serve(http_listener, http_state, shutdown.clone()));
+    // The internal API goes on its own listener when there is one, else
+    // beside /health and /metrics.
+    let internal_api = http::internal_router(&http_state);
+    let (public, internal) = match internal_listener {
+        Some(listener) => (http::router(http_state), Some((listener, internal_api))),
+        None => (http::router(http_state).merge(internal_api), None),
+    };
+    let http_task = tokio::spawn(http::serve(http_listener, public, None, shutdown.clone()));
+    let internal_task = internal.map(|(listener, api)| {
+        tokio::spawn(http::serve(listener, api, internal_tls, shutdown.clone()))
+    });
 
     let factory = PgConnectionFactory::new(
         FactoryConfig {
@@ -166,6 +206,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     trigger.trigger();
     let _ = serving.await;
     let _ = http_task.await;
+    if let Some(task) = internal_task {
+        let _ = task.await;
+    }
     match db.checkpoint() {
         Ok(()) => tracing::info!("checkpointed the database; bye"),
         Err(e) => tracing::warn!(error = %e, "checkpoint at shutdown failed"),

@@ -68,7 +68,9 @@ async fn without_dev_every_internal_endpoint_requires_the_token() {
             let (status, _) = request(&primary, method, path, wrong, body);
             assert_eq!(status, 401, "{method} {path} with {wrong:?}");
         }
-        let near_miss = format!("{}0", &token[..63]);
+        // Same length, last character changed.
+        let last = if token.ends_with('0') { '1' } else { '0' };
+        let near_miss = format!("{}{last}", &token[..63]);
         assert_eq!(
             request(&primary, method, path, Some(&near_miss), body).0,
             401
@@ -195,4 +197,170 @@ async fn a_frames_answer_is_bounded_whatever_max_frames_asks() {
         (4096..4096 + 200).contains(&frames),
         "one answer carried {frames} frames"
     );
+}
+
+/// A CA, and a certificate for 127.0.0.1 signed by it, made with openssl.
+struct Certs {
+    _dir: tempfile::TempDir,
+    ca: std::path::PathBuf,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+fn openssl(args: &[&str], dir: &std::path::Path) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is needed to make test certificates");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn make_certs() -> Certs {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let quiet = ["-days", "1", "-nodes"];
+    openssl(
+        &[
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-subj",
+                "/CN=test-ca",
+            ],
+            &quiet[..],
+            &["-keyout", "ca.key", "-out", "ca.crt"],
+        ]
+        .concat(),
+        p,
+    );
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+        p,
+    );
+    std::fs::write(p.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            "server.crt",
+            "-extfile",
+            "san.ext",
+        ],
+        p,
+    );
+    Certs {
+        ca: p.join("ca.crt"),
+        cert: p.join("server.crt"),
+        key: p.join("server.key"),
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn replication_and_forwarding_over_tls_verify_the_primary() {
+    let certs = make_certs();
+    let internal = format!("127.0.0.1:{}", free_port());
+    let primary = Sqld::start_with(&[
+        "--dev",
+        "--replication-token",
+        "s3cret",
+        "--tls-cert",
+        certs.cert.to_str().unwrap(),
+        "--tls-key",
+        certs.key.to_str().unwrap(),
+        "--internal-listen-addr",
+        &internal,
+    ]);
+    primary
+        .connect()
+        .await
+        .batch_execute("create table t(a integer); insert into t values (1)")
+        .await
+        .unwrap();
+    // The internal API left the plain HTTP listener.
+    assert_eq!(
+        request(&primary, "GET", "/v1/replication/info", Some("s3cret"), "").0,
+        404
+    );
+    let url = format!("https://{internal}");
+    let replica_with = |ca: &std::path::Path| {
+        Sqld::start_with(&[
+            "--dev",
+            "--primary-url",
+            &url,
+            "--primary-ca-file",
+            ca.to_str().unwrap(),
+            "--replication-token",
+            "s3cret",
+            "--max-replica-lag-frames",
+            "0",
+        ])
+    };
+    let replica = replica_with(&certs.ca);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while replica.http_get("/ready").0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the replica never became ready over TLS"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let r = replica.connect().await;
+    r.batch_execute("insert into t values (2)").await.unwrap();
+    let n: i64 = r
+        .query_one("select count(*) from t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2, "a write forwarded over TLS, read back on the replica");
+
+    // A primary whose certificate another CA signed is not believed.
+    let other = make_certs();
+    let fooled = replica_with(&other.ca);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(fooled.http_get("/ready").0, 503);
+
+    // https without a CA to check against does not start.
+    let dir = tempfile::tempdir().unwrap();
+    let out = exit_of(&[
+        "--dev",
+        "--db-path",
+        dir.path().to_str().unwrap(),
+        "--primary-url",
+        &url,
+        "--pg-listen-addr",
+        &format!("127.0.0.1:{}", free_port()),
+        "--http-listen-addr",
+        &format!("127.0.0.1:{}", free_port()),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--primary-ca-file"));
 }

@@ -508,6 +508,7 @@ pub struct ReplicaLink {
 
 impl ReplicaLink {
     pub fn new(
+        http: reqwest::Client,
         primary_url: &str,
         token: Option<String>,
         status: Arc<ReplicaStatus>,
@@ -515,7 +516,7 @@ impl ReplicaLink {
     ) -> Self {
         ReplicaLink {
             status,
-            http: reqwest::Client::new(),
+            http,
             url: format!(
                 "{}/v1/replication/execute",
                 primary_url.trim_end_matches('/')

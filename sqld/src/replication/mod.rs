@@ -14,6 +14,7 @@ pub mod forward;
 pub mod frame;
 pub mod inject;
 pub mod log;
+pub mod primary_client;
 pub mod replica;
 pub mod snapshot;
 pub mod token;

@@ -164,6 +164,7 @@ pub struct Replica {
 
 impl Replica {
     pub fn new(
+        http: reqwest::Client,
         primary_url: &str,
         token: Option<String>,
         db: Database,
@@ -182,9 +183,7 @@ impl Replica {
             .write(true)
             .open(&state_path)?;
         Ok(Replica {
-            http: reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .build()?,
+            http,
             primary: primary_url.trim_end_matches('/').to_owned(),
             token,
             id: uuid::Uuid::new_v4().to_string(),
@@ -512,6 +511,7 @@ mod tests {
         let rdir = tmp.path().join("r");
         let replica_db = Database::open_replica(&rdir, Duration::from_secs(1)).unwrap();
         let mut replica = Replica::new(
+            reqwest::Client::new(),
             "http://127.0.0.1:9",
             None,
             replica_db.clone(),

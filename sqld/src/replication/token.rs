@@ -4,7 +4,7 @@
 //! Everything on the HTTP listener under `/v1/replication/` reads or writes
 //! the database, so it is never open by accident. The token is, in order:
 //! `--replication-token`, the file named by `--replication-token-file`, or,
-//! on a primary whose HTTP listener is loopback only, one generated at first
+//! on a primary whose internal API listens on loopback only, one generated at first
 //! start and kept in `<db-path>/replication-token` (mode 0600) for local
 //! replicas to read. A primary listening beyond loopback with none of these
 //! refuses to start. Only `--dev` runs the API open, and only without a
@@ -82,7 +82,8 @@ pub struct TokenSource<'a> {
     pub dev: bool,
     pub is_replica: bool,
     pub db_path: &'a Path,
-    pub http_listen_addr: SocketAddr,
+    /// Where the internal API listens.
+    pub api_listen_addr: SocketAddr,
 }
 
 /// Decides the token in force; `None` only in development mode.
@@ -99,8 +100,8 @@ pub fn resolve(source: &TokenSource<'_>) -> Result<Option<Token>, TokenError> {
     if source.is_replica {
         return Err(TokenError::ReplicaWithout);
     }
-    if !source.http_listen_addr.ip().is_loopback() {
-        return Err(TokenError::OpenBeyondLoopback(source.http_listen_addr));
+    if !source.api_listen_addr.ip().is_loopback() {
+        return Err(TokenError::OpenBeyondLoopback(source.api_listen_addr));
     }
     let path = source.db_path.join(GENERATED_TOKEN_FILE);
     if path.exists() {
@@ -155,7 +156,7 @@ mod tests {
             dev: false,
             is_replica: false,
             db_path: dir,
-            http_listen_addr: addr.parse().unwrap(),
+            api_listen_addr: addr.parse().unwrap(),
         }
     }
 
