@@ -296,6 +296,39 @@ pub fn session_command(sql: &str) -> Option<SessionCommand> {
     }
 }
 
+/// Protocol-level prepared statements a simple-query statement releases.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Released {
+    /// `DEALLOCATE [PREPARE] name`
+    One(String),
+    /// `DEALLOCATE [PREPARE] ALL`, `DISCARD ALL`
+    All,
+}
+
+pub fn released_statements(sql: &str) -> Option<Released> {
+    if !words(sql)
+        .next()
+        .is_some_and(|f| is_one_of(f, &["DEALLOCATE", "DISCARD"]))
+    {
+        return None;
+    }
+    let text = strip_comments(sql);
+    let text = text.trim().trim_end_matches(';').trim();
+    if let Some(rest) = strip_word(text, "DISCARD") {
+        return rest.eq_ignore_ascii_case("ALL").then_some(Released::All);
+    }
+    let rest = strip_word(text, "DEALLOCATE")?;
+    let rest = strip_word(rest, "PREPARE").unwrap_or(rest).trim();
+    if rest.is_empty() {
+        return None;
+    }
+    Some(if rest.eq_ignore_ascii_case("ALL") {
+        Released::All
+    } else {
+        Released::One(unquote(rest))
+    })
+}
+
 fn strip_word<'a>(s: &'a str, word: &str) -> Option<&'a str> {
     let head = s.get(..word.len())?;
     let next = s[word.len()..].chars().next();
@@ -736,5 +769,23 @@ mod tests {
         let h = param_hints("UPDATE t SET bal = bal + $1 WHERE id = $2");
         assert_eq!(h.columns[&1], "bal");
         assert_eq!(h.columns[&2], "id");
+    }
+
+    #[test]
+    fn deallocate_and_discard_all_name_what_they_release() {
+        use super::Released;
+        assert_eq!(
+            released_statements("DEALLOCATE _pg3_7"),
+            Some(Released::One("_pg3_7".into()))
+        );
+        assert_eq!(
+            released_statements("deallocate prepare \"S 1\";"),
+            Some(Released::One("S 1".into()))
+        );
+        assert_eq!(released_statements("DEALLOCATE ALL"), Some(Released::All));
+        assert_eq!(released_statements("discard all"), Some(Released::All));
+        assert_eq!(released_statements("DISCARD PLANS"), None);
+        assert_eq!(released_statements("DEALLOCATE"), None);
+        assert_eq!(released_statements("select 1"), None);
     }
 }

@@ -257,3 +257,35 @@ async fn a_forwarded_transaction_abandoned_by_its_replica_is_rolled_back() {
         .collect();
     assert_eq!(rows, vec![2], "the abandoned write was rolled back");
 }
+
+#[tokio::test]
+async fn prepared_statements_per_connection_are_bounded_and_deallocate_frees_them() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    // tokio-postgres names each statement; keeping them keeps them prepared.
+    let mut kept = Vec::new();
+    for i in 0..10_000 {
+        kept.push(c.prepare(&format!("select {i}")).await.unwrap());
+    }
+    let err = c
+        .prepare("select 'one too many'")
+        .await
+        .expect_err("bounded");
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::CONFIGURATION_LIMIT_EXCEEDED),
+        "{err:?}"
+    );
+    // The session goes on (the simple protocol prepares nothing).
+    c.simple_query("select 1").await.unwrap();
+    // Closing one (dropping it sends Close) makes room for one.
+    kept.pop();
+    c.prepare("select 'fits again'").await.unwrap();
+    // DEALLOCATE ALL forgets every one of them, server side.
+    c.batch_execute("DEALLOCATE ALL").await.unwrap();
+    let err = c.query(&kept[0], &[]).await.expect_err("deallocated");
+    assert!(err.as_db_error().is_some(), "{err:?}");
+    for i in 0..100 {
+        c.prepare(&format!("select 'after {i}'")).await.unwrap();
+    }
+}

@@ -127,3 +127,30 @@ async fn a_client_that_never_authenticates_is_dropped_after_the_startup_timeout(
     assert!(closed_by_server(s));
     assert!(started.elapsed() < Duration::from_secs(4));
 }
+
+#[tokio::test]
+async fn deeply_nested_sql_is_answered_not_a_crash() {
+    let sqld = Sqld::start();
+    let client = sqld.connect().await;
+    let depth = 100_000;
+    let answered = |r: Result<(), tokio_postgres::Error>| match r {
+        Ok(()) => true,
+        Err(e) => e.as_db_error().is_some(),
+    };
+    // Redundant parentheses: answered (SQLite folds them) either way.
+    let parens = format!("select {}1{}", "(".repeat(depth), ")".repeat(depth));
+    assert!(answered(client.simple_query(&parens).await.map(drop)));
+    // Through the extended protocol too, whose parameter inference reads
+    // the statement first.
+    let parens = format!("select {}$1{}", "(".repeat(depth), ")".repeat(depth));
+    assert!(answered(client.prepare(&parens).await.map(drop)));
+    // Real depth: past SQLite's expression depth limit, an error.
+    let deep = format!(
+        "select {} 1 {}",
+        "case when 1 then ".repeat(5_000),
+        "end ".repeat(5_000)
+    );
+    let err = client.simple_query(&deep).await.expect_err("too deep");
+    assert!(err.as_db_error().is_some(), "{}", err.to_string().len());
+    client.query_one("select 1", &[]).await.unwrap();
+}

@@ -9,6 +9,7 @@ mod connection;
 mod handler;
 mod io;
 pub mod sqlite_api;
+mod statements;
 mod stream;
 
 use std::future::Future;
