@@ -305,11 +305,17 @@ pub enum Released {
     All,
 }
 
-pub fn released_statements(sql: &str) -> Option<Released> {
-    if !words(sql)
+/// Whether `sql` starts with a statement that may release prepared
+/// statements: a cheap test before splitting a query to look closer
+/// (drivers send `DEALLOCATE name` as a query of its own).
+pub fn may_release_statements(sql: &str) -> bool {
+    words(sql)
         .next()
         .is_some_and(|f| is_one_of(f, &["DEALLOCATE", "DISCARD"]))
-    {
+}
+
+pub fn released_statements(sql: &str) -> Option<Released> {
+    if !may_release_statements(sql) {
         return None;
     }
     let text = strip_comments(sql);

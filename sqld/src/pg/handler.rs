@@ -192,10 +192,12 @@ impl SimpleQueryHandler for SqlHandler {
                 .await?;
             client.transaction_status()
         } else {
-            let prepared = PreparedNames::of(client);
-            for piece in sql::split_statements(&query.query) {
-                if let Some(released) = sql::released_statements(piece) {
-                    prepared.release(client, &released);
+            if sql::may_release_statements(&query.query) {
+                let prepared = PreparedNames::of(client);
+                for piece in sql::split_statements(&query.query) {
+                    if let Some(released) = sql::released_statements(piece) {
+                        prepared.release(client, &released);
+                    }
                 }
             }
             let request = Request::Execute {

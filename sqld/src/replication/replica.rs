@@ -511,7 +511,7 @@ mod tests {
         let rdir = tmp.path().join("r");
         let replica_db = Database::open_replica(&rdir, Duration::from_secs(1)).unwrap();
         let mut replica = Replica::new(
-            reqwest::Client::new(),
+            crate::replication::primary_client::build("http://127.0.0.1:9", None).unwrap(),
             "http://127.0.0.1:9",
             None,
             replica_db.clone(),
