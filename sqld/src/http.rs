@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 
 use crate::database::Database;
 use crate::metrics::METRICS;
-use crate::replication::forward::RemoteSessions;
-use crate::replication::replica::ReplicaStatus;
+use crate::replication::remote::RemoteSessions;
+use crate::replication::status::ReplicaStatus;
 use crate::replication::token::Token;
 use crate::shutdown::Shutdown;
 

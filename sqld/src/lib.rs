@@ -4,7 +4,7 @@
 //! The path of a client's statement, module by module:
 //! `server` accepts the socket -> `pg` drives the protocol (`pg::io` frames
 //! bytes, `pg::auth` authenticates, `pg::handler` turns messages into a
-//! `query::Query`) -> `service` applies layers (metrics, statement timeout)
+//! `scheduler::Query`) -> `service` applies layers (metrics, statement timeout)
 //! -> `scheduler` runs it on the session's libsql connection (`database`
 //! opens it, sandboxed) -> results map back through `types` (values) and
 //! `error` (SQLSTATEs).
@@ -35,8 +35,10 @@ use tokio::net::TcpListener;
 use crate::config::{nonzero, AuthMethod, Config};
 use crate::database::{Checkpointer, Database};
 use crate::pg::{FactoryConfig, PgConnectionFactory, ProtocolLimits, Users};
-use crate::replication::forward::{RemoteSessionBounds, RemoteSessions, ReplicaLink};
-use crate::replication::replica::{Replica, ReplicaStatus};
+use crate::replication::follower::Follower;
+use crate::replication::link::ReplicaLink;
+use crate::replication::remote::{RemoteSessionBounds, RemoteSessions};
+use crate::replication::status::ReplicaStatus;
 use crate::scheduler::SessionConfig;
 
 /// Runs the server until SIGTERM or SIGINT, then shuts down gracefully.
@@ -105,21 +107,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .primary_url
         .as_ref()
         .map(|_| Arc::new(ReplicaStatus::default()));
-    let replica_link = match (&config.primary_url, &replica_status, &primary_http) {
+    let upstream = match (&config.primary_url, &replica_status, &primary_http) {
         (Some(url), Some(status), Some(http)) => Some(Arc::new(ReplicaLink::new(
             http.clone(),
             url,
             sent_token.clone(),
             status.clone(),
             tokio::runtime::Handle::current(),
-        ))),
+        )) as Arc<dyn scheduler::Upstream>),
         _ => None,
     };
     let session_config = SessionConfig {
         max_result_bytes: config.max_result_size,
         statement_timeout: nonzero(config.statement_timeout),
         write_transaction_timeout: nonzero(config.write_transaction_timeout),
-        replica: replica_link,
+        upstream,
         sqlite_api: false,
     };
     let stack = service::query_stack();
@@ -141,7 +143,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let (Some(url), Some(status), Some(http)) =
         (&config.primary_url, &replica_status, primary_http)
     {
-        let replica = Replica::new(
+        let follower = Follower::new(
             http,
             url,
             sent_token,
@@ -149,7 +151,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             &config.db_path,
             status.clone(),
         )?;
-        tokio::spawn(replica.run(shutdown.clone()));
+        tokio::spawn(follower.run(shutdown.clone()));
     }
     let http_state = http::HttpState {
         db: db.clone(),

@@ -1,6 +1,6 @@
 //! The requests the protocol layer sends down the tower stack, and what
-//! comes back: `Query` is what `PgConnectionFactory` produces and
-//! `SchedulerService` consumes.
+//! comes back: plain data, with no behaviour (a `scheduler::Query` carries
+//! a `Request` to a session).
 
 use std::sync::Arc;
 
@@ -8,16 +8,6 @@ use libsql_sys::rusqlite::types::Value;
 use pgwire::api::Type;
 
 use crate::error::SqlError;
-use crate::scheduler::Session;
-
-/// One request for one session's database connection.
-pub struct Query {
-    /// The session whose connection (and transaction) runs the request.
-    pub session: Arc<Session>,
-    pub request: Request,
-    /// Resolves if the client sends a CancelRequest while this runs.
-    pub cancel: Option<futures::channel::oneshot::Receiver<()>>,
-}
 
 #[derive(Debug, Clone)]
 pub enum Request {

@@ -16,8 +16,8 @@ use tracing::Instrument;
 
 use crate::error::SqlError;
 use crate::metrics::METRICS;
-use crate::query::{Outcome, Query, Response};
-use crate::scheduler::SchedulerService;
+use crate::query::{Outcome, Response};
+use crate::scheduler::{Query, SchedulerService};
 
 /// The type-erased stack the protocol handlers call.
 pub type QueryStack = BoxCloneSyncService<Query, Response, BoxError>;

@@ -300,7 +300,7 @@ impl Database {
         let tmp = log.dir().join("snapshot.db.tmp");
         let result = snapshot::backup(&conn, &tmp);
         let _ = conn.execute_batch("COMMIT");
-        result?;
+        result.map_err(LogError::from)?;
         log.install_snapshot(&tmp, frame_no)?;
         tracing::info!(frame_no, "compacted the replication log into a snapshot");
         Ok(true)

@@ -38,10 +38,9 @@ use super::statements::PreparedNames;
 use crate::database::Database;
 use crate::error::SqlError;
 use crate::query::{
-    Column, ExecuteMode, Outcome, PreparedStatement, Query, Request, Response, StatementResult,
-    TxnState,
+    Column, ExecuteMode, Outcome, PreparedStatement, Request, Response, StatementResult, TxnState,
 };
-use crate::scheduler::{Session, SessionConfig};
+use crate::scheduler::{Query, Session, SessionConfig};
 use crate::service::QueryStack;
 use crate::{sql, types};
 

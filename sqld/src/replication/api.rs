@@ -12,7 +12,7 @@
 //!   `x-sqld-current-frame-no`; replicas name themselves in
 //!   `x-sqld-replica-id`.
 //! - `POST /v1/replication/execute`: a write forwarded by a replica (see
-//!   `forward`), JSON in and out.
+//!   `remote`), JSON in and out (`wire`).
 //!
 //! Every answer names the log in `x-sqld-log-id`. Requests must carry
 //! `Authorization: Bearer <token>` (see `token`; only `--dev` runs the API
@@ -31,20 +31,16 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::forward::{ForwardRequest, RemoteSessions};
 use super::frame::RECORD_SIZE;
 use super::log::{FramesAfter, ReplicationLog};
+use super::remote::RemoteSessions;
 use super::token::Token;
+use super::wire::{
+    ForwardRequest, CURRENT_FRAME_HEADER, EXECUTE_PATH, FRAMES_PATH, INFO_PATH, LOG_ID_HEADER,
+    REPLICA_ID_HEADER, SNAPSHOT_FRAME_HEADER, SNAPSHOT_PATH,
+};
 use crate::metrics::METRICS;
 
-pub const LOG_ID_HEADER: &str = "x-sqld-log-id";
-pub const SNAPSHOT_FRAME_HEADER: &str = "x-sqld-snapshot-frame-no";
-/// On frame answers: the primary's newest durable frame, so a replica knows
-/// how far behind it is.
-pub const CURRENT_FRAME_HEADER: &str = "x-sqld-current-frame-no";
-/// Sent by a replica with each poll: who is following (for
-/// `sqld_replicas_connected`).
-pub const REPLICA_ID_HEADER: &str = "x-sqld-replica-id";
 /// A replica counts as connected this long after its last poll (a long-poll
 /// lasts at most `MAX_WAIT`).
 const CONNECTED_WINDOW: Duration = Duration::from_secs(30);
@@ -98,10 +94,10 @@ pub fn router(
         token,
     };
     Router::new()
-        .route("/v1/replication/info", get(info))
-        .route("/v1/replication/snapshot", get(snapshot))
-        .route("/v1/replication/frames", get(frames))
-        .route("/v1/replication/execute", post(execute))
+        .route(INFO_PATH, get(info))
+        .route(SNAPSHOT_PATH, get(snapshot))
+        .route(FRAMES_PATH, get(frames))
+        .route(EXECUTE_PATH, post(execute))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }

@@ -7,7 +7,7 @@ use std::io::Read;
 use libsql_sys::ffi;
 
 use super::frame::{Frame, PAGE_SIZE, WAL_FRAME_HEADER};
-use crate::database::DbConnection;
+use libsql_sys::rusqlite::Connection;
 
 /// Checkpoint an injecting connection's WAL once it holds this many frames.
 const CHECKPOINT_FRAMES: u32 = 2000;
@@ -42,7 +42,7 @@ pub fn snapshot_frames<'a, R: Read + 'a>(
 /// Injects whole transactions: every run of frames ending in a commit
 /// frame becomes one atomic WAL transaction. Frames after the last commit
 /// are ignored.
-pub fn inject_transactions(conn: &DbConnection, frames: &[Frame]) -> Result<(), InjectError> {
+pub fn inject_transactions(conn: &Connection, frames: &[Frame]) -> Result<(), InjectError> {
     let mut start = 0;
     for (i, frame) in frames.iter().enumerate() {
         if frame.is_commit() {
@@ -56,10 +56,7 @@ pub fn inject_transactions(conn: &DbConnection, frames: &[Frame]) -> Result<(), 
 /// One transaction through libsql's WAL insert API: frames numbered after
 /// the connection's own WAL, committed atomically by the last one. The
 /// connection must be its database's only writer.
-pub fn inject(
-    conn: &DbConnection,
-    frames: impl Iterator<Item = Vec<u8>>,
-) -> Result<(), InjectError> {
+pub fn inject(conn: &Connection, frames: impl Iterator<Item = Vec<u8>>) -> Result<(), InjectError> {
     let db = unsafe { conn.handle() };
     unsafe {
         // The WAL's length, read before the write transaction begins.
@@ -96,7 +93,7 @@ pub fn inject(
 
 /// Keeps an injecting connection's WAL bounded. Readers may hold it back;
 /// then the next batch tries again.
-pub fn checkpoint_if_large(conn: &DbConnection) {
+pub fn checkpoint_if_large(conn: &Connection) {
     let mut frames = 0u32;
     let rc = unsafe { ffi::libsql_wal_frame_count(conn.handle(), &mut frames) };
     if rc == ffi::SQLITE_OK && frames >= CHECKPOINT_FRAMES {

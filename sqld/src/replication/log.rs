@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::frame::{Frame, RECORD_SIZE};
+use super::snapshot::SnapshotError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -45,7 +46,7 @@ pub enum LogError {
     #[error("replication log metadata {path} is unreadable: {message}")]
     Meta { path: PathBuf, message: String },
     #[error("snapshot failed: {0}")]
-    Snapshot(String),
+    Snapshot(#[from] SnapshotError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
@@ -568,6 +569,6 @@ fn copy_database(db_file: &Path, to: &Path) -> Result<(), LogError> {
         db_file,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
     )
-    .map_err(|e| LogError::Snapshot(e.to_string()))?;
-    super::snapshot::backup(&src, to)
+    .map_err(|e| SnapshotError(e.to_string()))?;
+    Ok(super::snapshot::backup(&src, to)?)
 }

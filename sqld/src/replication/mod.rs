@@ -1,6 +1,10 @@
 //! Replication: the primary logs every committed WAL frame (`capture`,
 //! `log`), folds the log into snapshots (`snapshot`) and serves both over
-//! HTTP (`api`).
+//! HTTP (`api`, guarded by `token`), where it also runs the writes replicas
+//! forward (`remote`). A replica's `follower` fetches and applies frames
+//! (`inject`) and records its progress (`status`); its sessions forward
+//! writes through the `link`, reaching the primary with one client
+//! (`primary_client`). Both sides speak `wire`.
 //!
 //! Why a WAL wrapper: libsql lets a connection wrap its WAL methods, so the
 //! primary sees each transaction's pages exactly when SQLite commits them,
@@ -10,11 +14,14 @@
 
 pub mod api;
 pub mod capture;
-pub mod forward;
+pub mod follower;
 pub mod frame;
 pub mod inject;
+pub mod link;
 pub mod log;
 pub mod primary_client;
-pub mod replica;
+pub mod remote;
 pub mod snapshot;
+pub mod status;
 pub mod token;
+pub mod wire;

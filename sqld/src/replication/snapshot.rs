@@ -16,7 +16,10 @@ use std::path::Path;
 use libsql_sys::ffi;
 use libsql_sys::rusqlite::Connection;
 
-use super::log::LogError;
+/// Why a snapshot could not be made (SQLite's message).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SnapshotError(pub String);
 
 const MAIN: &CStr = c"main";
 /// Where the schema cookie lives in a database file's header (page 1).
@@ -24,18 +27,18 @@ const SCHEMA_COOKIE_OFFSET: u64 = 40;
 
 /// Writes the database `src` sees (inside its current read transaction,
 /// if any) to a new file at `to`, fsynced.
-pub fn backup(src: &Connection, to: &Path) -> Result<(), LogError> {
+pub fn backup(src: &Connection, to: &Path) -> Result<(), SnapshotError> {
     let _ = std::fs::remove_file(to);
-    let dest = Connection::open(to).map_err(|e| LogError::Snapshot(e.to_string()))?;
+    let dest = Connection::open(to).map_err(|e| SnapshotError(e.to_string()))?;
     // WAL mode in the copy too, so its first page says so: replicas load
     // the snapshot page by page into a WAL-mode database.
     dest.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-        .map_err(|e| LogError::Snapshot(e.to_string()))?;
+        .map_err(|e| SnapshotError(e.to_string()))?;
     unsafe {
         let handle =
             ffi::sqlite3_backup_init(dest.handle(), MAIN.as_ptr(), src.handle(), MAIN.as_ptr());
         if handle.is_null() {
-            return Err(LogError::Snapshot(format!(
+            return Err(SnapshotError(format!(
                 "backup could not start (code {})",
                 ffi::sqlite3_errcode(dest.handle())
             )));
@@ -43,7 +46,7 @@ pub fn backup(src: &Connection, to: &Path) -> Result<(), LogError> {
         let step = ffi::sqlite3_backup_step(handle, -1);
         let finish = ffi::sqlite3_backup_finish(handle);
         if step != ffi::SQLITE_DONE || finish != ffi::SQLITE_OK {
-            return Err(LogError::Snapshot(format!(
+            return Err(SnapshotError(format!(
                 "backup failed (codes {step}, {finish})"
             )));
         }
@@ -52,14 +55,14 @@ pub fn backup(src: &Connection, to: &Path) -> Result<(), LogError> {
     drop(dest);
     let cookie: u32 = src
         .query_row("PRAGMA schema_version", [], |r| r.get(0))
-        .map_err(|e| LogError::Snapshot(e.to_string()))?;
+        .map_err(|e| SnapshotError(e.to_string()))?;
     let file = std::fs::OpenOptions::new()
         .write(true)
         .open(to)
-        .map_err(|e| LogError::Snapshot(e.to_string()))?;
+        .map_err(|e| SnapshotError(e.to_string()))?;
     std::os::unix::fs::FileExt::write_all_at(&file, &cookie.to_be_bytes(), SCHEMA_COOKIE_OFFSET)
         .and_then(|_| file.sync_all())
-        .map_err(|e| LogError::Snapshot(e.to_string()))
+        .map_err(|e| SnapshotError(e.to_string()))
 }
 
 #[cfg(test)]

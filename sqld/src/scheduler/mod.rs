@@ -11,6 +11,7 @@
 //! statement timeout passes or its client sends a CancelRequest
 //! (`StatementGuard`); another thread can also interrupt it directly.
 
+mod upstream;
 mod worker;
 
 use std::future::{ready, Ready};
@@ -24,8 +25,9 @@ use tower::Service;
 
 use crate::database::{Database, DatabaseError};
 use crate::error::{sqlstate, SqlError};
-use crate::query::{Outcome, Query, Response};
-use crate::replication::forward::ReplicaLink;
+use crate::query::{Outcome, Request, Response};
+
+pub use upstream::{ForwardStatement, Forwarded, Upstream};
 
 /// What every session's worker is configured with.
 #[derive(Clone)]
@@ -37,10 +39,19 @@ pub struct SessionConfig {
     pub statement_timeout: Option<Duration>,
     /// A transaction holding the write lock longer is rolled back (25P04).
     pub write_transaction_timeout: Option<Duration>,
-    /// On a replica: how to forward writes and wait for them to arrive.
-    pub replica: Option<Arc<ReplicaLink>>,
+    /// On a replica: the primary, to forward writes to and wait for.
+    pub upstream: Option<Arc<dyn Upstream>>,
     /// The session speaks the SQLite API dialect (see `pg::sqlite_api`).
     pub sqlite_api: bool,
+}
+
+/// One request for one session's database connection.
+pub struct Query {
+    /// The session whose connection (and transaction) runs the request.
+    pub session: Arc<Session>,
+    pub request: Request,
+    /// Resolves if the client sends a CancelRequest while this runs.
+    pub cancel: Option<futures::channel::oneshot::Receiver<()>>,
 }
 
 /// One client session: its libsql connection and what it has going on.

@@ -13,13 +13,12 @@ use libsql_sys::rusqlite::{Connection, Statement, TransactionState};
 use crate::database::DbConnection;
 use pgwire::api::Type;
 
-use super::{SessionConfig, StatementGuard};
+use super::{ForwardStatement, SessionConfig, StatementGuard, Upstream};
 use crate::database::{catalog_server_version, Database, DatabaseError};
 use crate::error::{sqlstate, SqlError};
 use crate::query::{
     Column, ExecuteMode, Outcome, PreparedStatement, Request, Response, StatementResult, TxnState,
 };
-use crate::replication::forward::{from_wire, ForwardRequest, ReplicaLink, WireValue};
 use crate::sql::{self, SessionCommand, TxnControl};
 use crate::types;
 
@@ -41,9 +40,9 @@ impl Worker {
             db,
             side: None,
             opened_in_generation: limits
-                .replica
+                .upstream
                 .as_ref()
-                .map(|l| l.status.generation())
+                .map(|u| u.generation())
                 .unwrap_or(0),
             guard,
             remote: None,
@@ -283,9 +282,9 @@ impl Worker {
     /// session's last forwarded write has arrived (read-your-writes), and
     /// reopens the connection if the database was replaced meanwhile.
     fn catch_up(&mut self) -> Result<(), SqlError> {
-        if let Some(link) = self.limits.replica.clone() {
-            link.wait_for(self.min_read_frame)?;
-            self.reopen_if_replaced(&link)?;
+        if let Some(upstream) = self.limits.upstream.clone() {
+            upstream.wait_for(self.min_read_frame)?;
+            self.reopen_if_replaced(upstream.as_ref())?;
         }
         Ok(())
     }
@@ -296,8 +295,8 @@ impl Worker {
     /// within one database's history; across a snapshot load the cookie the
     /// connection cached can reappear with another schema behind it, and a
     /// table would stay "missing" (or a plan stale) for good.
-    fn reopen_if_replaced(&mut self, link: &ReplicaLink) -> Result<(), SqlError> {
-        let generation = link.status.generation();
+    fn reopen_if_replaced(&mut self, upstream: &dyn Upstream) -> Result<(), SqlError> {
+        let generation = upstream.generation();
         if generation != self.opened_in_generation && self.conn.is_autocommit() {
             self.conn = session_connection(&self.db, &self.guard)
                 .map_err(|e| SqlError::new(sqlstate::IO_ERROR, e.to_string()))?;
@@ -310,10 +309,10 @@ impl Worker {
 
     /// A replica's first write of a statement or transaction: it goes to the
     /// primary. A local read transaction ends here, and the primary checks
-    /// that what it read is still current (see `replication::forward`).
+    /// that what it read is still current (see `replication::remote`).
     fn forward_first_write(
         &mut self,
-        link: &ReplicaLink,
+        upstream: &dyn Upstream,
         sql: &str,
         params: &[Value],
         column_types: Option<&[Type]>,
@@ -321,7 +320,10 @@ impl Worker {
         let begin_after_frame = if self.conn.is_autocommit() {
             None
         } else {
-            let seen = self.read_frame_no.take().unwrap_or_else(|| link.applied());
+            let seen = self
+                .read_frame_no
+                .take()
+                .unwrap_or_else(|| upstream.applied());
             let _ = self.conn.execute_batch("ROLLBACK");
             Some(seen)
         };
@@ -335,22 +337,22 @@ impl Worker {
         column_types: Option<&[Type]>,
         begin_after_frame: Option<u64>,
     ) -> Result<StatementResult, SqlError> {
-        let link = self
+        let upstream = self
             .limits
-            .replica
+            .upstream
             .clone()
             .expect("forwarding happens on replicas");
         self.forwarded = true;
-        let request = ForwardRequest {
-            session: self.remote.clone(),
+        let forwarded = upstream.forward(ForwardStatement {
+            session: self.remote.as_deref(),
             begin_after_frame,
-            sql: sql.to_owned(),
-            params: params.iter().map(WireValue::from).collect(),
-            column_types: column_types.map(|types| types.iter().map(Type::oid).collect()),
+            sql,
+            params,
+            column_types,
             sqlite_api: self.limits.sqlite_api,
-        };
-        let response = match link.forward(&request) {
-            Ok(r) => r,
+        });
+        let forwarded = match forwarded {
+            Ok(f) => f,
             Err(e) => {
                 // The primary's transaction, if any, is out of reach: the
                 // client must roll back.
@@ -360,10 +362,10 @@ impl Worker {
                 return Err(e);
             }
         };
-        self.remote = response.session;
-        self.txn = response.txn.into();
-        self.min_read_frame = self.min_read_frame.max(response.frame_no);
-        from_wire(response.result)
+        self.remote = forwarded.session;
+        self.txn = forwarded.txn;
+        self.min_read_frame = self.min_read_frame.max(forwarded.frame_no);
+        forwarded.result
     }
 
     fn run_statement(
@@ -453,13 +455,13 @@ impl Worker {
         let runnable = runnable_sql(sql);
         self.catch_up()?;
         let mut stmt = self.conn.prepare_cached(runnable)?;
-        if let Some(link) = self.limits.replica.clone() {
+        if let Some(upstream) = self.limits.upstream.clone() {
             if !stmt.readonly() {
                 drop(stmt);
-                return self.forward_first_write(&link, sql, params, column_types);
+                return self.forward_first_write(upstream.as_ref(), sql, params, column_types);
             }
             if !self.conn.is_autocommit() && self.read_frame_no.is_none() {
-                self.read_frame_no = Some(link.applied());
+                self.read_frame_no = Some(upstream.applied());
             }
         } else if !self.holds_write_gate && (!stmt.readonly() || sql::takes_write_lock(sql)) {
             take_write_gate(&self.db)?;

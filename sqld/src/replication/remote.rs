@@ -1,7 +1,6 @@
-//! Write forwarding: a replica sends the statements that write (and every
-//! statement of a transaction that has written) to the primary's
-//! `POST /v1/replication/execute`, and hands the client the primary's
-//! result or error unchanged.
+//! The primary's side of write forwarding: runs the statements replicas
+//! forward to `POST /v1/replication/execute`, keeping a session for each
+//! transaction that stays open.
 //!
 //! The serializability rule for transactions through a replica: a
 //! transaction reads on the replica until its first write. That write
@@ -19,14 +18,13 @@ use std::time::{Duration, Instant};
 
 use libsql_sys::rusqlite::types::Value;
 use pgwire::api::Type;
-use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 
-use super::replica::ReplicaStatus;
+use super::wire::{ForwardRequest, ForwardResponse, WireColumn, WireResult, WireTxn, WireValue};
 use crate::database::Database;
 use crate::error::{sqlstate, SqlError};
-use crate::query::{Column, ExecuteMode, Outcome, Query, Request, StatementResult, TxnState};
-use crate::scheduler::{Session, SessionConfig};
+use crate::query::{ExecuteMode, Outcome, Request, StatementResult, TxnState};
+use crate::scheduler::{Query, Session, SessionConfig};
 use crate::service::{to_sql_error, QueryStack};
 
 /// A remote transaction left idle this long is rolled back, unless the
@@ -35,111 +33,12 @@ const REMOTE_SESSION_IDLE: Duration = Duration::from_secs(60);
 /// How often abandoned remote transactions are looked for.
 const REAP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A value on the wire: SQLite's storage classes, losslessly.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "t", content = "v")]
-pub enum WireValue {
-    Null,
-    Int(i64),
-    /// As Rust prints it, so infinities and NaN survive JSON.
-    Real(String),
-    Text(String),
-    Blob(Vec<u8>),
-}
-
-impl From<&Value> for WireValue {
-    fn from(v: &Value) -> Self {
-        match v {
-            Value::Null => WireValue::Null,
-            Value::Integer(i) => WireValue::Int(*i),
-            Value::Real(f) => WireValue::Real(f.to_string()),
-            Value::Text(s) => WireValue::Text(s.clone()),
-            Value::Blob(b) => WireValue::Blob(b.clone()),
-        }
-    }
-}
-
-impl From<WireValue> for Value {
-    fn from(v: WireValue) -> Self {
-        match v {
-            WireValue::Null => Value::Null,
-            WireValue::Int(i) => Value::Integer(i),
-            WireValue::Real(s) => Value::Real(s.parse().unwrap_or(f64::NAN)),
-            WireValue::Text(s) => Value::Text(s),
-            WireValue::Blob(b) => Value::Blob(b),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ForwardRequest {
-    /// The remote session of a transaction already running on the primary.
-    pub session: Option<String>,
-    /// Opens a transaction whose earlier reads saw this frame_no.
-    pub begin_after_frame: Option<u64>,
-    pub sql: String,
-    pub params: Vec<WireValue>,
-    /// Result column type OIDs the client was told at Describe time.
-    pub column_types: Option<Vec<u32>>,
-    /// The replica's session speaks the SQLite API dialect; the primary's
-    /// session for it must too.
-    #[serde(default)]
-    pub sqlite_api: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct WireColumn {
-    pub name: String,
-    pub type_oid: u32,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum WireResult {
-    Ok {
-        tag: String,
-        columns: Option<Vec<WireColumn>>,
-        rows: Vec<Vec<WireValue>>,
-    },
-    Err {
-        code: String,
-        message: String,
-    },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WireTxn {
-    Idle,
-    Active,
-    Failed,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ForwardResponse {
-    /// Set while the transaction stays open on the primary.
-    pub session: Option<String>,
-    pub result: WireResult,
-    pub txn: WireTxn,
-    /// The primary's newest durable frame after the statement: a replica
-    /// that has applied it sees this write.
-    pub frame_no: u64,
-}
-
 impl From<TxnState> for WireTxn {
     fn from(t: TxnState) -> Self {
         match t {
             TxnState::Idle => WireTxn::Idle,
             TxnState::Active => WireTxn::Active,
             TxnState::Failed => WireTxn::Failed,
-        }
-    }
-}
-
-impl From<WireTxn> for TxnState {
-    fn from(t: WireTxn) -> Self {
-        match t {
-            WireTxn::Idle => TxnState::Idle,
-            WireTxn::Active => TxnState::Active,
-            WireTxn::Failed => TxnState::Failed,
         }
     }
 }
@@ -167,45 +66,6 @@ fn to_wire(result: Result<StatementResult, SqlError>) -> WireResult {
             message: e.message,
         },
     }
-}
-
-/// Turns the primary's answer back into what the client gets.
-pub fn from_wire(result: WireResult) -> Result<StatementResult, SqlError> {
-    match result {
-        WireResult::Ok { tag, columns, rows } => Ok(StatementResult {
-            tag,
-            columns: columns.map(|cols| {
-                cols.into_iter()
-                    .map(|c| Column {
-                        name: c.name,
-                        ty: Type::from_oid(c.type_oid).unwrap_or(Type::TEXT),
-                    })
-                    .collect()
-            }),
-            rows: rows
-                .into_iter()
-                .map(|row| row.into_iter().map(Value::from).collect())
-                .collect(),
-        }),
-        WireResult::Err { code, message } => Err(SqlError::new(leak_code(&code), message)),
-    }
-}
-
-/// SQLSTATEs are five characters from a small set; keep one static copy
-/// of each seen.
-fn leak_code(code: &str) -> &'static str {
-    static CODES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
-    let mut codes = CODES.lock().expect("codes lock");
-    if let Some(c) = codes.iter().find(|c| **c == code) {
-        return c;
-    }
-    let code: &'static str = if code.len() == 5 {
-        Box::leak(code.to_owned().into_boxed_str())
-    } else {
-        sqlstate::INTERNAL_ERROR
-    };
-    codes.push(code);
-    code
 }
 
 /// The primary's side: runs forwarded statements, keeping a session for
@@ -488,123 +348,5 @@ fn empty() -> StatementResult {
         tag: String::new(),
         columns: None,
         rows: Vec::new(),
-    }
-}
-
-/// The replica's side: what a session needs to forward and to read its own
-/// writes.
-pub struct ReplicaLink {
-    pub status: Arc<ReplicaStatus>,
-    http: reqwest::Client,
-    url: String,
-    token: Option<String>,
-    /// Names this replica to the primary, which lets only it continue the
-    /// transactions it opened there.
-    id: String,
-    runtime: tokio::runtime::Handle,
-    /// How long a read waits for the session's last write to arrive.
-    pub read_your_writes_timeout: Duration,
-}
-
-impl ReplicaLink {
-    pub fn new(
-        http: reqwest::Client,
-        primary_url: &str,
-        token: Option<String>,
-        status: Arc<ReplicaStatus>,
-        runtime: tokio::runtime::Handle,
-    ) -> Self {
-        ReplicaLink {
-            status,
-            http,
-            url: format!(
-                "{}/v1/replication/execute",
-                primary_url.trim_end_matches('/')
-            ),
-            token,
-            id: uuid::Uuid::new_v4().to_string(),
-            runtime,
-            read_your_writes_timeout: Duration::from_secs(5),
-        }
-    }
-
-    /// Sends one statement to the primary and waits for the answer. Called
-    /// while a session runs a statement (blocking its thread), so the
-    /// request itself runs on the server's main runtime.
-    pub fn forward(&self, req: &ForwardRequest) -> Result<ForwardResponse, SqlError> {
-        crate::metrics::METRICS.forwarded_statements.inc();
-        let unavailable = |e: String| {
-            SqlError::new(
-                "08006",
-                format!("cannot reach the primary to run a write: {e}"),
-            )
-        };
-        let (http, url, token, id) = (
-            self.http.clone(),
-            self.url.clone(),
-            self.token.clone(),
-            self.id.clone(),
-        );
-        let body = serde_json::to_vec(req).map_err(|e| unavailable(e.to_string()))?;
-        let (done, answer) = std::sync::mpsc::channel();
-        let request = async move {
-            let mut http = http
-                .post(&url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(super::api::REPLICA_ID_HEADER, id)
-                .body(body);
-            if let Some(t) = &token {
-                http = http.bearer_auth(t);
-            }
-            let response = http.send().await.map_err(|e| unavailable(e.to_string()))?;
-            if !response.status().is_success() {
-                let status = response.status();
-                let body = response.text().await.unwrap_or_default();
-                return Err(unavailable(format!("{status}: {body}")));
-            }
-            response
-                .json::<ForwardResponse>()
-                .await
-                .map_err(|e| unavailable(e.to_string()))
-        };
-        self.runtime.spawn(async move {
-            let _ = done.send(request.await);
-        });
-        answer
-            .recv()
-            .unwrap_or_else(|_| Err(unavailable("the request was dropped".to_owned())))
-    }
-
-    /// Blocks until the replica has applied `frame_no`, or fails clearly.
-    pub fn wait_for(&self, frame_no: u64) -> Result<(), SqlError> {
-        let applied = || {
-            self.status
-                .applied_frame_no
-                .load(std::sync::atomic::Ordering::SeqCst)
-        };
-        if applied() >= frame_no {
-            return Ok(());
-        }
-        crate::metrics::METRICS.read_your_writes_waits.inc();
-        let deadline = Instant::now() + self.read_your_writes_timeout;
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-            if applied() >= frame_no {
-                return Ok(());
-            }
-        }
-        Err(SqlError::new(
-            sqlstate::SERIALIZATION_FAILURE,
-            format!(
-                "this replica has not yet applied this session's last write (frame {frame_no}, applied {}); retry, or read from the primary",
-                applied()
-            ),
-        ))
-    }
-
-    pub fn applied(&self) -> u64 {
-        self.status
-            .applied_frame_no
-            .load(std::sync::atomic::Ordering::SeqCst)
     }
 }

@@ -1,4 +1,4 @@
-//! The replica's side: where frames are fetched and injected.
+//! The replica's follower: where frames are fetched and injected.
 //!
 //! A replica bootstraps from the primary's snapshot, then long-polls for
 //! frames after the last one it applied and injects them into its own WAL
@@ -12,7 +12,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,18 +20,20 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::api::{CURRENT_FRAME_HEADER, LOG_ID_HEADER, REPLICA_ID_HEADER, SNAPSHOT_FRAME_HEADER};
 use super::frame::{Frame, PAGE_SIZE};
 use super::inject::{
     checkpoint_if_large, inject, inject_transactions, snapshot_frames, InjectError,
 };
 use super::log::LogInfo;
+use super::status::{ReplicaStatus, LONG_POLL};
+use super::wire::{
+    CURRENT_FRAME_HEADER, FRAMES_PATH, INFO_PATH, LOG_ID_HEADER, REPLICA_ID_HEADER,
+    SNAPSHOT_FRAME_HEADER, SNAPSHOT_PATH,
+};
 use crate::database::{Database, DbConnection};
 use crate::metrics::METRICS;
 use crate::shutdown::Shutdown;
 
-/// How long one long-poll asks the primary to wait for new frames.
-const LONG_POLL: Duration = Duration::from_secs(10);
 /// `replica.json` is written as one record of this size.
 const STATE_RECORD_BYTES: usize = 512;
 /// Retry delays after a failed request.
@@ -39,7 +41,7 @@ const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
-pub enum ReplicaError {
+pub enum FollowerError {
     #[error("request to the primary failed: {0}")]
     Http(#[from] reqwest::Error),
     #[error("the primary answered {status}: {body}")]
@@ -58,97 +60,13 @@ pub enum ReplicaError {
     NewLog,
 }
 
-/// What the replica knows about its progress; read by `/ready` and
-/// `/metrics`, and by sessions waiting to read their own writes.
-#[derive(Debug, Default)]
-pub struct ReplicaStatus {
-    pub bootstrapped: AtomicBool,
-    pub applied_frame_no: AtomicU64,
-    pub primary_frame_no: AtomicU64,
-    /// Milliseconds since the Unix epoch of the last good answer.
-    pub last_contact_ms: AtomicU64,
-    /// Milliseconds since the Unix epoch when this replica last had
-    /// everything the primary had reported.
-    caught_up_ms: AtomicU64,
-    /// How many times the database was replaced by a snapshot since the
-    /// process started: sessions opened before reopen their connection.
-    generation: AtomicU64,
-    applied: tokio::sync::Notify,
-}
-
-impl ReplicaStatus {
-    pub fn lag_frames(&self) -> u64 {
-        self.primary_frame_no
-            .load(Ordering::SeqCst)
-            .saturating_sub(self.applied_frame_no.load(Ordering::SeqCst))
-    }
-
-    /// How long this replica has been behind: since it last had applied
-    /// everything the primary reported, or, while caught up with a primary
-    /// it has not heard from for longer than a long-poll, since that contact.
-    pub fn lag_seconds(&self) -> f64 {
-        let now = now_ms();
-        let since = |ms: &AtomicU64| now.saturating_sub(ms.load(Ordering::SeqCst)) as f64 / 1e3;
-        if !self.bootstrapped.load(Ordering::SeqCst) {
-            return 0.0;
-        }
-        if self.lag_frames() > 0 {
-            return since(&self.caught_up_ms);
-        }
-        let silent = since(&self.last_contact_ms);
-        if silent > (LONG_POLL + Duration::from_secs(5)).as_secs_f64() {
-            silent
-        } else {
-            0.0
-        }
-    }
-
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-
-    /// Serving from here on; lag is counted from now at the earliest.
-    fn mark_bootstrapped(&self) {
-        self.caught_up_ms.store(now_ms(), Ordering::SeqCst);
-        self.bootstrapped.store(true, Ordering::SeqCst);
-        self.note_if_caught_up();
-    }
-
-    /// Records that the primary is at `primary_frame_no` (at least).
-    fn primary_at(&self, primary_frame_no: u64) {
-        self.primary_frame_no
-            .fetch_max(primary_frame_no, Ordering::SeqCst);
-        self.note_if_caught_up();
-    }
-
-    fn note_if_caught_up(&self) {
-        if self.lag_frames() == 0 {
-            self.caught_up_ms.store(now_ms(), Ordering::SeqCst);
-        }
-    }
-
-    /// Waits until frame `frame_no` is applied, up to `timeout`.
-    pub async fn wait_applied(&self, frame_no: u64, timeout: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.applied.notified();
-            if self.applied_frame_no.load(Ordering::SeqCst) >= frame_no {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.applied_frame_no.load(Ordering::SeqCst) >= frame_no;
-            }
-        }
-    }
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct State {
     log_id: String,
     applied_frame_no: u64,
 }
 
-pub struct Replica {
+pub struct Follower {
     http: reqwest::Client,
     primary: String,
     token: Option<String>,
@@ -162,7 +80,7 @@ pub struct Replica {
     status: Arc<ReplicaStatus>,
 }
 
-impl Replica {
+impl Follower {
     pub fn new(
         http: reqwest::Client,
         primary_url: &str,
@@ -170,7 +88,7 @@ impl Replica {
         db: Database,
         db_dir: &Path,
         status: Arc<ReplicaStatus>,
-    ) -> Result<Self, ReplicaError> {
+    ) -> Result<Self, FollowerError> {
         let state_path = db_dir.join("replica.json");
         let state = std::fs::read(&state_path)
             .ok()
@@ -182,7 +100,7 @@ impl Replica {
             .read(true)
             .write(true)
             .open(&state_path)?;
-        Ok(Replica {
+        Ok(Follower {
             http,
             primary: primary_url.trim_end_matches('/').to_owned(),
             token,
@@ -226,15 +144,13 @@ impl Replica {
     }
 
     fn contact(&self) {
-        self.status
-            .last_contact_ms
-            .store(now_ms(), Ordering::SeqCst);
+        self.status.contact();
     }
 
     /// One round: bootstrap if needed, else fetch and apply what is new.
-    async fn step(&mut self) -> Result<(), ReplicaError> {
+    async fn step(&mut self) -> Result<(), FollowerError> {
         if !self.status.bootstrapped.load(Ordering::SeqCst) {
-            let info: LogInfo = checked(self.get("/v1/replication/info").send().await?)
+            let info: LogInfo = checked(self.get(INFO_PATH).send().await?)
                 .await?
                 .json()
                 .await?;
@@ -254,7 +170,7 @@ impl Replica {
         let after = self.state.applied_frame_no;
         let response = self
             .get(&format!(
-                "/v1/replication/frames?after={after}&wait_ms={}&log_id={}",
+                "{FRAMES_PATH}?after={after}&wait_ms={}&log_id={}",
                 LONG_POLL.as_millis(),
                 self.state.log_id
             ))
@@ -292,15 +208,15 @@ impl Replica {
             _ => Err(checked(response)
                 .await
                 .err()
-                .unwrap_or(ReplicaError::NewLog)),
+                .unwrap_or(FollowerError::NewLog)),
         }
     }
 
-    async fn apply_batch(&mut self, body: Bytes) -> Result<(), ReplicaError> {
+    async fn apply_batch(&mut self, body: Bytes) -> Result<(), FollowerError> {
         let mut frames = Frame::decode_all(body)?;
         for (expected, frame) in (self.state.applied_frame_no + 1..).zip(&frames) {
             if frame.frame_no != expected {
-                return Err(ReplicaError::Gap {
+                return Err(FollowerError::Gap {
                     expected,
                     got: frame.frame_no,
                 });
@@ -318,7 +234,7 @@ impl Replica {
         let count = frames.len();
         tokio::task::spawn_blocking(move || lock(&applier).apply_transactions(&frames))
             .await
-            .map_err(|e| ReplicaError::Io(std::io::Error::other(e)))??;
+            .map_err(|e| FollowerError::Io(std::io::Error::other(e)))??;
         self.state.applied_frame_no = last;
         self.persist_state()?;
         self.mark_applied(last);
@@ -328,16 +244,13 @@ impl Replica {
     }
 
     fn mark_applied(&self, frame_no: u64) {
-        self.status
-            .applied_frame_no
-            .store(frame_no, Ordering::SeqCst);
+        self.status.mark_applied(frame_no);
         METRICS.replication_frame_no.set(frame_no as i64);
-        self.status.applied.notify_waiters();
     }
 
-    async fn bootstrap(&mut self) -> Result<(), ReplicaError> {
+    async fn bootstrap(&mut self) -> Result<(), FollowerError> {
         let started = Instant::now();
-        let response = checked(self.get("/v1/replication/snapshot").send().await?).await?;
+        let response = checked(self.get(SNAPSHOT_PATH).send().await?).await?;
         let log_id = header(&response, LOG_ID_HEADER).unwrap_or_default();
         let snapshot_frame_no: u64 = header(&response, SNAPSHOT_FRAME_HEADER)
             .and_then(|v| v.parse().ok())
@@ -357,9 +270,9 @@ impl Replica {
         let load = path.clone();
         tokio::task::spawn_blocking(move || lock(&applier).load_snapshot(&load))
             .await
-            .map_err(|e| ReplicaError::Io(std::io::Error::other(e)))??;
+            .map_err(|e| FollowerError::Io(std::io::Error::other(e)))??;
         let _ = std::fs::remove_file(&path);
-        self.status.generation.fetch_add(1, Ordering::SeqCst);
+        self.status.new_generation();
         self.state = State {
             log_id,
             applied_frame_no: snapshot_frame_no,
@@ -381,7 +294,7 @@ impl Replica {
     /// (padded to a fixed size, within one disk sector) and one fdatasync,
     /// on the replication hot path. A record torn by a crash no longer
     /// parses, which means a clean re-bootstrap, never a wrong resume.
-    fn persist_state(&self) -> Result<(), ReplicaError> {
+    fn persist_state(&self) -> Result<(), FollowerError> {
         use std::os::unix::fs::FileExt;
         let mut record = serde_json::to_vec(&self.state).expect("state serializes");
         if record.len() < STATE_RECORD_BYTES {
@@ -408,13 +321,13 @@ fn header(response: &reqwest::Response, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-async fn checked(response: reqwest::Response) -> Result<reqwest::Response, ReplicaError> {
+async fn checked(response: reqwest::Response) -> Result<reqwest::Response, FollowerError> {
     if response.status().is_success() {
         return Ok(response);
     }
     let status = response.status().as_u16();
     let body = response.text().await.unwrap_or_default();
-    Err(ReplicaError::Status { status, body })
+    Err(FollowerError::Status { status, body })
 }
 
 /// Injects frames through one connection, opened on first use and kept,
@@ -429,7 +342,7 @@ impl Applier {
         Applier { db, conn: None }
     }
 
-    fn connection(&mut self) -> Result<&DbConnection, ReplicaError> {
+    fn connection(&mut self) -> Result<&DbConnection, FollowerError> {
         if self.conn.is_none() {
             self.conn = Some(self.db.apply_connection()?);
         }
@@ -440,7 +353,7 @@ impl Applier {
     }
 
     /// Injects whole transactions into the replica's WAL.
-    fn apply_transactions(&mut self, frames: &[Frame]) -> Result<(), ReplicaError> {
+    fn apply_transactions(&mut self, frames: &[Frame]) -> Result<(), FollowerError> {
         let conn = self.connection()?;
         inject_transactions(conn, frames)?;
         // One fsync for the whole batch (the applier does not sync per
@@ -451,7 +364,7 @@ impl Applier {
     }
 
     /// Loads a snapshot file as one transaction of all its pages.
-    fn load_snapshot(&mut self, path: &Path) -> Result<(), ReplicaError> {
+    fn load_snapshot(&mut self, path: &Path) -> Result<(), FollowerError> {
         let file = std::fs::File::open(path)?;
         let pages = (file.metadata()?.len() / PAGE_SIZE as u64) as u32;
         let mut read_error = None;
@@ -471,13 +384,6 @@ impl Applier {
         checkpoint_if_large(self.connection()?);
         Ok(())
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -510,7 +416,7 @@ mod tests {
 
         let rdir = tmp.path().join("r");
         let replica_db = Database::open_replica(&rdir, Duration::from_secs(1)).unwrap();
-        let mut replica = Replica::new(
+        let mut replica = Follower::new(
             crate::replication::primary_client::build("http://127.0.0.1:9", None).unwrap(),
             "http://127.0.0.1:9",
             None,
@@ -534,7 +440,7 @@ mod tests {
         let at = corrupted.len() - 1;
         corrupted[at] ^= 1;
         let err = replica.apply_batch(corrupted.freeze()).await.unwrap_err();
-        assert!(matches!(err, ReplicaError::Frame(_)), "{err}");
+        assert!(matches!(err, FollowerError::Frame(_)), "{err}");
         assert_eq!(replica.state.applied_frame_no, last, "nothing applied");
         let rows = || -> i64 {
             replica_db
@@ -547,32 +453,6 @@ mod tests {
         // The intact batch, fetched again, applies.
         replica.apply_batch(encode(&more).freeze()).await.unwrap();
         assert_eq!(rows(), 3);
-    }
-
-    #[test]
-    fn lag_in_seconds_counts_from_the_last_time_the_replica_was_caught_up() {
-        let status = ReplicaStatus::default();
-        assert_eq!(status.lag_seconds(), 0.0, "not serving yet");
-        status.mark_bootstrapped();
-        status.applied_frame_no.store(10, Ordering::SeqCst);
-        status.primary_at(10);
-        status.last_contact_ms.store(now_ms(), Ordering::SeqCst);
-        assert_eq!(status.lag_seconds(), 0.0);
-        // Behind for three seconds.
-        status
-            .caught_up_ms
-            .store(now_ms() - 3_000, Ordering::SeqCst);
-        status.primary_at(12);
-        let lag = status.lag_seconds();
-        assert!((3.0..4.0).contains(&lag), "{lag}");
-        // Caught up again, but the primary has been silent for a minute.
-        status.applied_frame_no.store(12, Ordering::SeqCst);
-        status.primary_at(12);
-        status
-            .last_contact_ms
-            .store(now_ms() - 60_000, Ordering::SeqCst);
-        let lag = status.lag_seconds();
-        assert!((60.0..61.0).contains(&lag), "{lag}");
     }
 
     #[test]
