@@ -64,11 +64,8 @@ impl Checkpointer {
         let upto = self.log.appended_frame_no();
         self.checkpoint_passive()?;
         self.done_upto = upto;
-        let gate = self.db.write_gate();
-        if gate.acquire(TAIL_GATE_WAIT) {
-            let tail = self.checkpoint_passive();
-            gate.release();
-            tail?;
+        if let Some(_held) = self.db.write_gate().acquire(TAIL_GATE_WAIT) {
+            self.checkpoint_passive()?;
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ mod checkpointer;
 pub use checkpointer::Checkpointer;
 mod sandbox;
 mod write_gate;
-pub use write_gate::WriteGate;
+pub use write_gate::{WriteGate, WriteGateHeld};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -154,7 +154,7 @@ impl Database {
         self.replica
     }
 
-    pub fn write_gate(&self) -> &WriteGate {
+    pub fn write_gate(&self) -> &Arc<WriteGate> {
         &self.write_gate
     }
 

@@ -1,0 +1,206 @@
+//! Describe: what Parse learns about a statement before it runs, its
+//! parameters' types (inferred from the columns they meet) and its result
+//! columns' types (declared, or from a dry run's first row).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use libsql_sys::rusqlite::types::Value;
+use libsql_sys::rusqlite::{Connection, Statement, TransactionState};
+use pgwire::api::Type;
+
+use super::{param_number, runnable_sql, Worker};
+use crate::database::{Database, DbConnection};
+use crate::error::{sqlstate, SqlError};
+use crate::query::{Column, PreparedStatement};
+use crate::sql::{self, SessionCommand};
+use crate::types;
+
+impl Worker {
+    pub(super) fn prepare(&mut self, sql: &str) -> Result<Arc<PreparedStatement>, SqlError> {
+        let pieces = sql::split_statements(sql);
+        if pieces.len() > 1 {
+            return Err(SqlError::new(
+                sqlstate::SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        self.catch_up()?;
+        let conn = describing_connection(&self.conn, &mut self.side, &self.db)?;
+        let schema_version = schema_version(conn);
+        let cached = self
+            .prepared
+            .get(sql)
+            .filter(|(version, _)| *version == schema_version);
+        if let Some((_, prepared)) = cached {
+            return Ok(prepared.clone());
+        }
+        let prepared = Arc::new(describe(conn, sql)?);
+        self.prepared
+            .insert(sql.to_owned(), (schema_version, prepared.clone()));
+        Ok(prepared)
+    }
+}
+
+fn schema_version(conn: &Connection) -> i64 {
+    conn.query_row("PRAGMA schema_version", [], |r| r.get(0))
+        .unwrap_or(-1)
+}
+
+fn describe(conn: &Connection, sql: &str) -> Result<PreparedStatement, SqlError> {
+    let mut prepared = PreparedStatement {
+        sql: sql.to_owned(),
+        param_types: Vec::new(),
+        columns: Vec::new(),
+    };
+    if let Some(cmd) = sql::session_command(sql) {
+        if let SessionCommand::Show(name) = cmd {
+            prepared.columns.push(Column {
+                name: name.to_ascii_lowercase(),
+                ty: Type::TEXT,
+            });
+        }
+        return Ok(prepared);
+    }
+    let runnable = runnable_sql(sql);
+    let mut stmt = conn.prepare(runnable)?;
+    let count = stmt.parameter_count();
+    let hints = sql::param_hints(sql);
+    let decltypes = if hints.columns.is_empty() {
+        HashMap::new()
+    } else {
+        column_decltypes(conn, sql)
+    };
+    let insert_columns = hints
+        .insert_table
+        .as_deref()
+        .map(|t| table_decltypes(conn, t))
+        .unwrap_or_default();
+    for i in 1..=count {
+        let number = param_number(&stmt, i);
+        let ty = hints
+            .types
+            .get(&number)
+            .and_then(|t| types::type_for_decltype(t))
+            .or_else(|| {
+                hints
+                    .columns
+                    .get(&number)
+                    .and_then(|c| decltypes.get(c))
+                    .and_then(|d| types::type_for_decltype(d))
+            })
+            .or_else(|| {
+                hints
+                    .positions
+                    .get(&number)
+                    .and_then(|k| insert_columns.get(*k))
+                    .and_then(|(_, d)| types::type_for_decltype(d))
+            })
+            .unwrap_or(Type::TEXT);
+        prepared.param_types.push(ty);
+    }
+    let declared: Vec<(String, Option<Type>)> = stmt
+        .columns()
+        .iter()
+        .map(|c| {
+            (
+                c.name().to_owned(),
+                c.decl_type().and_then(types::type_for_decltype),
+            )
+        })
+        .collect();
+    // Columns without a usable declared type (expressions) take the
+    // type of the values a dry run returns, when the statement only
+    // reads; otherwise text.
+    let sampled = if declared.iter().any(|(_, t)| t.is_none()) && stmt.readonly() {
+        dry_run(&mut stmt, count)
+    } else {
+        None
+    };
+    for (i, (name, ty)) in declared.into_iter().enumerate() {
+        let ty = ty.unwrap_or_else(|| match &sampled {
+            Some(row) => types::type_for_values(row.get(i).into_iter()),
+            None => Type::TEXT,
+        });
+        prepared.columns.push(Column { name, ty });
+    }
+    Ok(prepared)
+}
+
+/// Declared types of the columns of the tables `sql` mentions, by
+/// lower-cased column name.
+fn column_decltypes(conn: &Connection, sql: &str) -> HashMap<String, String> {
+    let words: std::collections::HashSet<String> = sql
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    let mut out = HashMap::new();
+    let Ok(mut tables) = conn.prepare_cached(
+        "SELECT name FROM main.sqlite_schema WHERE type = 'table'
+         UNION ALL SELECT name FROM pg_catalog.sqlite_schema WHERE type = 'table'",
+    ) else {
+        return out;
+    };
+    let names: Vec<String> = tables
+        .query_map([], |r| r.get(0))
+        .map(|rows| rows.filter_map(Result::ok).collect())
+        .unwrap_or_default();
+    for table in names
+        .into_iter()
+        .filter(|t| words.contains(&t.to_ascii_lowercase()))
+    {
+        for (name, ty) in table_decltypes(conn, &table) {
+            out.entry(name.to_ascii_lowercase()).or_insert(ty);
+        }
+    }
+    out
+}
+
+/// A table's columns in order, with their declared types.
+fn table_decltypes(conn: &Connection, table: &str) -> Vec<(String, String)> {
+    let Ok(mut info) = conn.prepare_cached("SELECT name, type FROM pragma_table_info(?1)") else {
+        return Vec::new();
+    };
+    info.query_map([table], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })
+    .map(|rows| rows.filter_map(Result::ok).collect())
+    .unwrap_or_default()
+}
+
+/// The connection to describe statements on: the session's own, or, while
+/// the session is in a transaction that has not read or written yet, the
+/// side connection (opened on first need), which sees the same committed
+/// schema without taking a snapshot for the session.
+fn describing_connection<'a>(
+    conn: &'a DbConnection,
+    side: &'a mut Option<DbConnection>,
+    db: &Database,
+) -> Result<&'a Connection, SqlError> {
+    let untouched_transaction =
+        !conn.is_autocommit() && matches!(conn.transaction_state(None), Ok(TransactionState::None));
+    if !untouched_transaction {
+        return Ok(conn);
+    }
+    if side.is_none() {
+        let opened = db
+            .connect()
+            .map_err(|e| SqlError::new(sqlstate::IO_ERROR, e.to_string()))?;
+        *side = Some(opened);
+    }
+    Ok(side.as_ref().expect("side connection was just opened"))
+}
+
+/// Runs a read-only statement with NULL parameters and returns its first
+/// row, to learn the storage classes of undeclared columns.
+fn dry_run(stmt: &mut Statement<'_>, param_count: usize) -> Option<Vec<Value>> {
+    for i in 1..=param_count {
+        stmt.raw_bind_parameter(i, Value::Null).ok()?;
+    }
+    let column_count = stmt.column_count();
+    let mut rows = stmt.raw_query();
+    let row = rows.next().ok()??;
+    (0..column_count)
+        .map(|i| row.get_ref(i).ok().map(Value::from))
+        .collect()
+}

@@ -1,0 +1,384 @@
+//! A session's worker: owns one libsql connection and runs the session's
+//! requests on it in order, on the connection's own thread. This module
+//! runs statements and shapes their results (with result limits and
+//! column types); beside it, `txn` keeps the Postgres transaction state
+//! machine and the write gate, `routing` sends a replica's writes to the
+//! primary, `describe` answers Parse, and `settings` answers SET and SHOW.
+
+mod describe;
+mod routing;
+mod settings;
+mod txn;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use libsql_sys::rusqlite::types::Value;
+use libsql_sys::rusqlite::Statement;
+use pgwire::api::Type;
+
+use super::{SessionConfig, StatementGuard};
+use crate::database::{Database, DatabaseError, DbConnection, WriteGateHeld};
+use crate::error::{sqlstate, SqlError};
+use crate::query::{
+    Column, ExecuteMode, Outcome, PreparedStatement, Request, Response, StatementResult, TxnState,
+};
+use crate::sql::{self, TxnControl};
+use crate::types;
+use settings::Settings;
+use txn::take_write_gate;
+
+/// Statements kept prepared per session (rusqlite's statement cache).
+const STATEMENT_CACHE_CAPACITY: usize = 128;
+/// How often (in SQLite virtual-machine steps) a running statement checks
+/// whether it must stop.
+const PROGRESS_STEPS: i32 = 1000;
+
+impl Worker {
+    pub fn new(
+        db: Database,
+        limits: SessionConfig,
+        guard: Arc<StatementGuard>,
+    ) -> Result<Self, DatabaseError> {
+        let conn = session_connection(&db, &guard)?;
+        Ok(Worker {
+            conn,
+            db,
+            side: None,
+            opened_in_generation: limits
+                .upstream
+                .as_ref()
+                .map(|u| u.generation())
+                .unwrap_or(0),
+            guard,
+            remote: None,
+            read_frame_no: None,
+            min_read_frame: 0,
+            write_gate: None,
+            limits,
+            txn: TxnState::Idle,
+            settings: Settings::default(),
+            prepared: HashMap::new(),
+        })
+    }
+
+    /// Runs one request, then waits until its commits are durable.
+    pub fn handle(&mut self, request: Request) -> Response {
+        let outcome = match request {
+            Request::Prepare { sql } => match self.prepare(&sql) {
+                Ok(p) => Outcome::Prepared(p),
+                Err(e) => Outcome::Executed(vec![Err(e)]),
+            },
+            Request::Execute {
+                sql,
+                params,
+                mode,
+                column_types,
+            } => Outcome::Executed(self.execute(&sql, &params, mode, column_types.as_deref())),
+        };
+        // Group commit: the reply waits until this session's commits (and
+        // any others' made meanwhile) are durable in the replication log.
+        let outcome = match self.db.sync_log() {
+            Ok(()) => outcome,
+            Err(e) => {
+                tracing::error!(error = %e, "replication log sync failed");
+                Outcome::Executed(vec![Err(SqlError::new(
+                    sqlstate::IO_ERROR,
+                    format!("the commit could not be made durable in the replication log: {e}"),
+                ))])
+            }
+        };
+        Response {
+            outcome,
+            txn: self.txn,
+        }
+    }
+}
+
+/// A session's libsql connection: statement cache sized, and stoppable by
+/// its guard through SQLite's progress handler.
+fn session_connection(
+    db: &Database,
+    guard: &Arc<StatementGuard>,
+) -> Result<DbConnection, DatabaseError> {
+    let conn = db.connect()?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+    let guard = guard.clone();
+    conn.progress_handler(PROGRESS_STEPS, Some(move || guard.should_stop()));
+    Ok(conn)
+}
+
+pub struct Worker {
+    conn: DbConnection,
+    db: Database,
+    /// A second connection for describing statements while the session is
+    /// in a transaction that has not touched the database yet. Reading the
+    /// schema on the session's own connection would take a read snapshot,
+    /// and a snapshot cannot wait for the write lock: a concurrent writer
+    /// would make the transaction fail at its first write instead of wait.
+    side: Option<DbConnection>,
+    /// On a replica: the database generation (see `ReplicaStatus`) the
+    /// connection was opened in.
+    opened_in_generation: u64,
+    /// Says when the running statement must stop (timeout, cancel).
+    guard: Arc<StatementGuard>,
+    /// The primary's session for a transaction that has written, while it
+    /// stays open: every statement goes there.
+    remote: Option<String>,
+    /// The frame the replica had applied when the open local transaction
+    /// first read (what its reads saw, at most).
+    read_frame_no: Option<u64>,
+    /// Read-your-writes: reads wait until the replica has applied this.
+    min_read_frame: u64,
+    /// Held while this session may write: from its transaction's first
+    /// write until the transaction ends.
+    write_gate: Option<WriteGateHeld>,
+    limits: SessionConfig,
+    txn: TxnState,
+    settings: Settings,
+    /// Parse results by SQL text, valid while the schema version matches.
+    prepared: HashMap<String, (i64, Arc<PreparedStatement>)>,
+}
+
+impl Worker {
+    fn execute(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        mode: ExecuteMode,
+        column_types: Option<&[Type]>,
+    ) -> Vec<Result<StatementResult, SqlError>> {
+        let pieces = match mode {
+            ExecuteMode::Batch => sql::split_statements(sql),
+            ExecuteMode::Single => vec![sql],
+        };
+        // Like Postgres, several statements sent in one simple query run as
+        // one implicit transaction, unless they manage transactions
+        // themselves.
+        let implicit_txn = pieces.len() > 1
+            && self.txn == TxnState::Idle
+            && self.conn.is_autocommit()
+            && pieces.iter().all(|p| sql::txn_control(p).is_none());
+        if implicit_txn {
+            if let Err(e) = self.conn.execute_batch("BEGIN") {
+                return vec![Err(e.into())];
+            }
+        }
+        let mut results = Vec::with_capacity(pieces.len());
+        for piece in pieces {
+            if self.guard.should_stop() {
+                self.poison_on_error();
+                results.push(Err(SqlError::canceled()));
+                break;
+            }
+            let result = self.run_statement(piece, params, column_types);
+            let failed = result.is_err();
+            results.push(result);
+            if failed {
+                break;
+            }
+        }
+        if implicit_txn {
+            self.end_implicit_transaction(&mut results);
+        }
+        if self.conn.is_autocommit() {
+            self.release_write_gate();
+        }
+        results
+    }
+
+    fn run_statement(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        column_types: Option<&[Type]>,
+    ) -> Result<StatementResult, SqlError> {
+        let control = sql::txn_control(sql);
+        if self.remote.is_some() {
+            return self.forward(sql, params, column_types, None);
+        }
+        if self.txn == TxnState::Failed {
+            return self.run_in_failed_transaction(sql, control);
+        }
+        if let Some(cmd) = sql::session_command(sql) {
+            return self.settings.apply(cmd);
+        }
+        if sql::is_vacuum_into(sql) {
+            return Err(SqlError::new(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                "not authorized: VACUUM INTO writes to the server's file system",
+            ));
+        }
+        if let Some(control) = control {
+            if let Some(tag) = self.redundant_txn_control(control) {
+                return Ok(no_rows(tag));
+            }
+        }
+        let result = match self.must_forward(sql) {
+            // The primary's answer sets the transaction state.
+            Ok(true) => return self.forward_first_write(sql, params, column_types),
+            Ok(false) => self.run_here(sql, params, column_types),
+            Err(e) => Err(e),
+        };
+        match (&result, control) {
+            (Err(_), Some(TxnControl::Commit)) if !self.limits.sqlite_api => {
+                // A failed COMMIT ends the transaction in Postgres.
+                let _ = self.conn.execute_batch("ROLLBACK");
+                self.txn = TxnState::Idle;
+            }
+            (Err(_), _) => self.poison_on_error(),
+            (Ok(_), _) => self.sync_txn_state(),
+        }
+        result
+    }
+
+    /// Runs a statement on this session's own connection.
+    fn run_here(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        column_types: Option<&[Type]>,
+    ) -> Result<StatementResult, SqlError> {
+        let mut stmt = self.conn.prepare_cached(runnable_sql(sql))?;
+        if self.limits.upstream.is_none()
+            && self.write_gate.is_none()
+            && (!stmt.readonly() || sql::takes_write_lock(sql))
+        {
+            self.write_gate = Some(take_write_gate(&self.db)?);
+            self.guard.limit_write_transaction(
+                self.limits
+                    .write_transaction_timeout
+                    .map(|limit| std::time::Instant::now() + limit),
+            );
+        }
+        bind_params(&mut stmt, params)?;
+        let column_count = stmt.column_count();
+        if column_count == 0 {
+            stmt.raw_execute()?;
+            drop(stmt);
+            let changes = self.conn.changes();
+            let tag = sql::command_tag(sql, 0, changes, false);
+            return Ok(no_rows(&self.with_rowid(tag)));
+        }
+        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let declared: Vec<Option<Type>> = stmt
+            .columns()
+            .iter()
+            .map(|c| c.decl_type().and_then(types::type_for_decltype))
+            .collect();
+        let mut rows = Vec::new();
+        let mut bytes = 0usize;
+        let mut cursor = stmt.raw_query();
+        while let Some(row) = cursor.next()? {
+            let mut values = Vec::with_capacity(column_count);
+            for i in 0..column_count {
+                let value: Value = row.get_ref(i)?.into();
+                bytes += match &value {
+                    Value::Text(s) => s.len(),
+                    Value::Blob(b) => b.len(),
+                    _ => 8,
+                };
+                values.push(value);
+            }
+            if bytes > self.limits.max_result_bytes {
+                return Err(SqlError::new(
+                    sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                    format!(
+                        "result set exceeds the server's limit of {} bytes (--max-result-size)",
+                        self.limits.max_result_bytes
+                    ),
+                ));
+            }
+            rows.push(values);
+        }
+        drop(cursor);
+        drop(stmt);
+        let changes = self.conn.changes();
+        let columns = names
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let ty = match column_types {
+                    Some(types) if types.len() == column_count => types[i].clone(),
+                    _ => declared[i]
+                        .clone()
+                        .unwrap_or_else(|| types::type_for_values(rows.iter().map(|r| &r[i]))),
+                };
+                Column { name, ty }
+            })
+            .collect();
+        Ok(StatementResult {
+            tag: self.with_rowid(sql::command_tag(sql, rows.len(), changes, true)),
+            columns: Some(columns),
+            rows,
+        })
+    }
+
+    /// For the SQLite API dialect, `INSERT 0 n` becomes `INSERT rowid n`:
+    /// the client learns `sqlite3_last_insert_rowid` without asking.
+    fn with_rowid(&self, tag: String) -> String {
+        match tag.strip_prefix("INSERT 0 ") {
+            Some(count) if self.limits.sqlite_api => {
+                format!("INSERT {} {count}", self.conn.last_insert_rowid())
+            }
+            _ => tag,
+        }
+    }
+}
+
+/// The SQL handed to SQLite: Postgres-only spellings of transaction
+/// control rewritten, everything else as sent.
+fn runnable_sql(sql: &str) -> &str {
+    sql::txn_control(sql)
+        .and_then(|c| sql::rewrite_txn_control(sql, c))
+        .unwrap_or(sql)
+}
+
+fn no_rows(tag: &str) -> StatementResult {
+    StatementResult {
+        tag: tag.to_owned(),
+        columns: None,
+        rows: Vec::new(),
+    }
+}
+
+/// The Postgres parameter number of SQLite parameter `index`: `$n` (or
+/// `?n`) names its number; anonymous `?` parameters count in order.
+fn param_number(stmt: &Statement<'_>, index: usize) -> usize {
+    stmt.parameter_name(index)
+        .and_then(|name| name.strip_prefix(['$', '?']))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(index)
+}
+
+/// Binds Postgres parameters (`$1` is `params[0]`) by name, so `$2 ... $1`
+/// works; anonymous parameters bind by position.
+fn bind_params(stmt: &mut Statement<'_>, params: &[Value]) -> Result<(), SqlError> {
+    let count = stmt.parameter_count();
+    let mut bound = 0;
+    for index in 1..=count {
+        let number = param_number(stmt, index);
+        let value = params.get(number - 1).ok_or_else(|| {
+            SqlError::new(
+                sqlstate::PROTOCOL_VIOLATION,
+                format!(
+                    "bind message supplies {} parameters, but prepared statement requires {}",
+                    params.len(),
+                    count
+                ),
+            )
+        })?;
+        stmt.raw_bind_parameter(index, value)?;
+        bound = bound.max(number);
+    }
+    if bound < params.len() && count == 0 {
+        return Err(SqlError::new(
+            sqlstate::PROTOCOL_VIOLATION,
+            format!(
+                "bind message supplies {} parameters, but prepared statement requires 0",
+                params.len()
+            ),
+        ));
+    }
+    Ok(())
+}
