@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::Sqld;
+use common::{eventually, integers, Sqld};
 use tokio_postgres::error::SqlState;
 
 /// The `sqld_connections` gauge.
@@ -22,14 +22,6 @@ fn open_connections(sqld: &Sqld) -> i64 {
         .trim()
         .parse()
         .unwrap()
-}
-
-fn eventually(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn startup_packet(user: &str) -> Vec<u8> {
@@ -207,13 +199,7 @@ async fn a_write_lock_held_too_long_is_taken_back() {
         .expect_err("interrupted");
     assert_eq!(err.code(), Some(&SqlState::from_code("25P04")), "{err:?}");
     busy.batch_execute("rollback").await.unwrap();
-    let rows: Vec<i64> = busy
-        .query("select a from t order by a", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let rows = integers(&busy, "select a from t order by a").await;
     assert_eq!(rows, vec![2], "only the write outside the held locks stays");
 }
 
@@ -222,17 +208,8 @@ async fn a_forwarded_transaction_abandoned_by_its_replica_is_rolled_back() {
     let primary = Sqld::start_with(&["--dev", "--idle-in-transaction-timeout", "1s"]);
     let p = primary.connect().await;
     p.batch_execute("create table t(a integer)").await.unwrap();
-    let url = format!("http://{}", primary.http_addr);
-    let mut replica = Sqld::start_with(&[
-        "--dev",
-        "--primary-url",
-        &url,
-        "--max-replica-lag-frames",
-        "0",
-    ]);
-    eventually("the replica is ready", Duration::from_secs(20), || {
-        replica.http_get("/ready").0 == 200
-    });
+    let mut replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
     let r = replica.connect().await;
     // The write runs on the primary, in a transaction the primary keeps open
     // (holding its write lock) for the replica's next statement...
@@ -248,13 +225,7 @@ async fn a_forwarded_transaction_abandoned_by_its_replica_is_rolled_back() {
         "the primary's writers waited {:?}",
         started.elapsed()
     );
-    let rows: Vec<i64> = p
-        .query("select a from t order by a", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let rows = integers(&p, "select a from t order by a").await;
     assert_eq!(rows, vec![2], "the abandoned write was rolled back");
 }
 

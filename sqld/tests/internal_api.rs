@@ -8,7 +8,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{free_port, Sqld};
 
@@ -117,60 +117,47 @@ async fn a_replica_follows_with_the_token_file_and_refuses_to_start_without_one(
         "--max-replica-lag-frames",
         "0",
     ]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while replica.http_get("/ready").0 != 200 {
-        assert!(Instant::now() < deadline, "the replica never became ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    replica.wait_ready();
 
-    let dir = tempfile::tempdir().unwrap();
-    let refused = exit_of(&[
-        "--db-path",
-        dir.path().to_str().unwrap(),
-        "--password",
-        "pw",
-        "--primary-url",
-        &url,
-        "--pg-listen-addr",
-        &format!("127.0.0.1:{}", free_port()),
-        "--http-listen-addr",
-        &format!("127.0.0.1:{}", free_port()),
-    ]);
-    assert!(!refused.status.success());
-    assert!(
-        String::from_utf8_lossy(&refused.stderr).contains("replication token"),
-        "{}",
-        String::from_utf8_lossy(&refused.stderr)
-    );
+    let refused = refusal(&["--password", "pw", "--primary-url", &url], LOOPBACK);
+    assert!(refused.contains("replication token"), "{refused}");
 }
 
 #[test]
 fn a_primary_beyond_loopback_without_a_token_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
-    let out = exit_of(&[
-        "--db-path",
-        dir.path().to_str().unwrap(),
-        "--password",
-        "pw",
-        "--pg-listen-addr",
-        &format!("127.0.0.1:{}", free_port()),
-        "--http-listen-addr",
-        &format!("0.0.0.0:{}", free_port()),
-    ]);
-    assert!(!out.status.success(), "it started");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("without a token"), "{stderr}");
+    let db = dir.path().join("db");
+    let refused = refusal(
+        &["--password", "pw", "--db-path", db.to_str().unwrap()],
+        "0.0.0.0",
+    );
+    assert!(refused.contains("without a token"), "{refused}");
     assert!(
-        !dir.path().join("replication-token").exists(),
+        !db.join("replication-token").exists(),
         "no token is generated for a listener replicas elsewhere could not use"
     );
 }
 
-/// Runs sqld expecting it to exit by itself (within 20 s).
-fn exit_of(args: &[&str]) -> std::process::Output {
+const LOOPBACK: &str = "127.0.0.1";
+
+/// Starts sqld (on a fresh database, unless `args` names one, and free
+/// ports, its HTTP listener on `http_host`) expecting it to refuse to
+/// start: what it said.
+fn refusal(args: &[&str], http_host: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sqld"));
-    cmd.args(args).env("SQLD_LOG", "warn");
-    common::run_bounded(cmd, Duration::from_secs(20), "built by cargo")
+    if !args.contains(&"--db-path") {
+        cmd.arg("--db-path").arg(dir.path().join("db"));
+    }
+    cmd.args(args)
+        .arg("--pg-listen-addr")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .arg("--http-listen-addr")
+        .arg(format!("{http_host}:{}", free_port()))
+        .env("SQLD_LOG", "warn");
+    let out = common::run_bounded(cmd, Duration::from_secs(20), "built by cargo");
+    assert!(!out.status.success(), "it started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[tokio::test]
@@ -325,14 +312,7 @@ async fn replication_and_forwarding_over_tls_verify_the_primary() {
         ])
     };
     let replica = replica_with(&certs.ca);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while replica.http_get("/ready").0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "the replica never became ready over TLS"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    replica.wait_ready();
     let r = replica.connect().await;
     r.batch_execute("insert into t values (2)").await.unwrap();
     let n: i64 = r
@@ -349,18 +329,6 @@ async fn replication_and_forwarding_over_tls_verify_the_primary() {
     assert_eq!(fooled.http_get("/ready").0, 503);
 
     // https without a CA to check against does not start.
-    let dir = tempfile::tempdir().unwrap();
-    let out = exit_of(&[
-        "--dev",
-        "--db-path",
-        dir.path().to_str().unwrap(),
-        "--primary-url",
-        &url,
-        "--pg-listen-addr",
-        &format!("127.0.0.1:{}", free_port()),
-        "--http-listen-addr",
-        &format!("127.0.0.1:{}", free_port()),
-    ]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--primary-ca-file"));
+    let refused = refusal(&["--dev", "--primary-url", &url], LOOPBACK);
+    assert!(refused.contains("--primary-ca-file"), "{refused}");
 }

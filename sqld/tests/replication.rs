@@ -11,43 +11,15 @@ use common::Sqld;
 use tokio_postgres::error::SqlState;
 
 fn replica_of(primary: &Sqld, extra: &[&str]) -> Sqld {
-    let url = format!("http://{}", primary.http_addr);
-    // Ready only once caught up, so tests can read right away.
-    let mut args = vec![
-        "--dev",
-        "--primary-url",
-        url.as_str(),
-        "--max-replica-lag-frames",
-        "0",
-    ];
-    args.extend_from_slice(extra);
-    Sqld::start_with(&args)
+    Sqld::replica_of(primary, extra)
 }
 
 fn replica_on(dir: &std::path::Path, primary: &Sqld) -> Sqld {
-    let url = format!("http://{}", primary.http_addr);
-    Sqld::spawn(
-        dir,
-        &[
-            "--dev",
-            "--primary-url",
-            url.as_str(),
-            "--max-replica-lag-frames",
-            "0",
-        ],
-    )
+    Sqld::replica_on(dir, primary, &[])
 }
 
-/// Waits for `/ready` to answer 200.
 fn wait_ready(s: &Sqld) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if s.http_get("/ready").0 == 200 {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("not ready: {}", s.http_get("/ready").1);
+    s.wait_ready();
 }
 
 fn metric(s: &Sqld, name: &str) -> f64 {

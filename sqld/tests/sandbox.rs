@@ -103,11 +103,7 @@ async fn computed_names_and_raw_pages_are_denied_too() {
             "{sql}: {err:?}"
         );
     }
-    let n: i64 = c
-        .query_one("select count(*) from t", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = common::scalar(&c, "select count(*) from t").await;
     assert_eq!(n, 1, "the session and the database are intact");
 }
 
@@ -136,11 +132,7 @@ async fn triggers_and_views_cannot_carry_a_denied_function_to_another_session() 
             "{sql}: {err:?}"
         );
     }
-    let n: i64 = victim
-        .query_one("select count(*) from t", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = common::scalar(&victim, "select count(*) from t").await;
     assert_eq!(n, 0, "the insert whose trigger was denied did not happen");
 }
 

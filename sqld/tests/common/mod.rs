@@ -68,6 +68,36 @@ impl Sqld {
         s
     }
 
+    /// A development replica of `primary`, ready only once caught up (so
+    /// tests can read right away).
+    pub fn replica_of(primary: &Sqld, extra: &[&str]) -> Sqld {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Sqld::replica_on(&tmp.path().join("db"), primary, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// The same, on an existing database directory.
+    pub fn replica_on(dir: &Path, primary: &Sqld, extra: &[&str]) -> Sqld {
+        let url = format!("http://{}", primary.http_addr);
+        let mut args = vec![
+            "--dev",
+            "--primary-url",
+            url.as_str(),
+            "--max-replica-lag-frames",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        Sqld::spawn(dir, &args)
+    }
+
+    /// Waits for `/ready` to answer 200.
+    pub fn wait_ready(&self) {
+        eventually("ready", Duration::from_secs(15), || {
+            self.http_get("/ready").0 == 200
+        });
+    }
+
     /// Starts the server again with the same arguments (database and
     /// addresses) after it stopped or was killed.
     pub fn restart(&mut self) {
@@ -168,6 +198,30 @@ impl Drop for Sqld {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Polls `done` until it holds, failing the test after `within`.
+pub fn eventually(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The first column of every row of `sql`, as integers.
+pub async fn integers(c: &tokio_postgres::Client, sql: &str) -> Vec<i64> {
+    c.query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// The one integer `sql` returns.
+pub async fn scalar(c: &tokio_postgres::Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).await.unwrap().get(0)
 }
 
 /// Runs `cmd` to completion, capturing its output; kills it and fails the
