@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks everything that ships to users besides the binaries themselves:
-#   images      hadolint on sqld/Dockerfile and operator/Dockerfile
+#   images      hadolint on sqld/Dockerfile and operator/Dockerfile; each
+#               image's build context assembled as .dockerignore defines it
+#               and the Dockerfile's cargo build run in it offline
 #   chart       helm lint --strict and helm template (default values and
 #               charts/*/ci/*.yaml), every rendered object validated with
 #               kubernetes-validate (strict) for Kubernetes 1.33 and 1.37,
@@ -22,7 +24,8 @@
 #   scripts     shellcheck on the shell scripts (scripts/, e2e/kind, e2e/local)
 # Tools are installed once into ~/.cache/sqld-tools (scripts/shipping-tools.sh).
 # No Docker engine or Kubernetes cluster is needed or used: images are
-# linted, not built (e2e/kind/ builds and runs them where Docker exists).
+# linted and their cargo builds run in their contexts, but no image is made
+# (e2e/kind/ builds and runs them where Docker exists).
 #
 # Usage: scripts/check-shipping.sh      (exit status 0 when all pass)
 set -euo pipefail
@@ -52,6 +55,35 @@ for f in sqld/Dockerfile operator/Dockerfile; do
     if bounded hadolint --failure-threshold info "$f"; then echo "ok   $f"; else fail "hadolint $f"; fi
 done
 [[ -f .dockerignore ]] || fail ".dockerignore is missing"
+
+step "image build contexts (.dockerignore) hold what the Dockerfiles build"
+# Docker is not here, but the context it would send is: the files
+# .dockerignore admits, copied as each Dockerfile's COPY lines say. In that
+# tree the Dockerfile's cargo commands must run offline, from the registry
+# already fetched here: `cargo metadata` (the workspace and every path
+# dependency resolve) and the same `cargo build` in the debug profile,
+# sharing this tree's target directory so only the workspace crates compile
+# (the image's --release build differs in codegen only, not in inputs).
+host=$(rustc -vV | sed -n 's/^host: //p')
+for f in sqld/Dockerfile operator/Dockerfile; do
+    ctx="$tmp/context-$(dirname "$f")"
+    if ! python "$root/scripts/lib/docker_context.py" "$root" "$f" "$ctx" >"$tmp/cargo-steps"; then
+        fail "$f: a COPY source is missing from the build context"
+        continue
+    fi
+    [[ -s "$tmp/cargo-steps" ]] || fail "$f: no cargo command found in its RUN lines"
+    while read -r dir cmd; do
+        read -r -a words <<<"$cmd"
+        args=()
+        for w in "${words[@]:2}"; do [[ "$w" == --release ]] || args+=("$w"); done
+        if (cd "$dir" && bounded cargo metadata --offline --locked --format-version 1 --filter-platform "$host" >/dev/null \
+                && CARGO_TARGET_DIR="$target" bounded cargo "${words[1]}" --offline --quiet "${args[@]}"); then
+            echo "ok   $f: cargo metadata and cargo ${words[1]} ${args[*]} in its build context"
+        else
+            fail "$f: cargo ${words[1]} ${args[*]} fails in the build context .dockerignore defines"
+        fi
+    done <"$tmp/cargo-steps"
+done
 
 step "chart copies are identical to their sources"
 same() {
