@@ -39,6 +39,7 @@ pub fn render_cluster(c: &SqldCluster, credentials: Credentials) -> Result<Vec<s
     let inputs = Inputs {
         external_revision: String::new(),
         credentials: Some(credentials),
+        ..Inputs::default()
     };
     Ok(builders::children(c, &inputs).to_values()?)
 }

@@ -51,6 +51,20 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// A Service name's shape (RFC 1035 label; the length is checked apart).
+pub fn is_dns1035_label(name: &str) -> bool {
+    let b = name.as_bytes();
+    let inner = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-';
+    match (b.first(), b.last()) {
+        (Some(f), Some(l)) => {
+            f.is_ascii_lowercase()
+                && (l.is_ascii_lowercase() || l.is_ascii_digit())
+                && b.iter().all(inner)
+        }
+        _ => false,
+    }
+}
+
 /// Every problem of a spec, in field order; empty when it can be realised.
 pub fn check(c: &SqldCluster) -> Vec<Problem> {
     let mut problems = Vec::new();
@@ -59,6 +73,12 @@ pub fn check(c: &SqldCluster) -> Vec<Problem> {
         problems.push(Problem::new(
             "NameTooLong",
             format!("metadata.name must be at most {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if !is_dns1035_label(&c.name_any()) {
+        problems.push(Problem::new(
+            "InvalidName",
+            "metadata.name must be a DNS-1035 label (a-z, 0-9 and '-', starting with a letter, ending with a letter or digit): the Services are named after it",
         ));
     }
     if spec.image.is_empty() {

@@ -26,6 +26,7 @@ fn cluster(spec_yaml: &str) -> SqldCluster {
 fn inputs() -> Inputs {
     Inputs {
         external_revision: "rev1".into(),
+        token_revision: String::new(),
         credentials: Some(Credentials {
             password: "pw".into(),
             replication_token: "tok".into(),

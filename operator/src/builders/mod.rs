@@ -27,6 +27,10 @@ pub struct Inputs {
     /// Digest of the contents of the Secrets and ConfigMaps the pods read
     /// (empty when unknown, as in `render`); part of the config hash.
     pub external_revision: String,
+    /// Digest of the replication token's Secret, key and value (empty when
+    /// unknown). Written on the primary StatefulSet itself, not its pods,
+    /// so the reconciler sees a token change coming.
+    pub token_revision: String,
     /// Values for a generated credentials Secret (only `render` and the
     /// first reconcile of a cluster need them).
     pub credentials: Option<Credentials>,

@@ -5,6 +5,77 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use crate::naming;
+use crate::status::PartState;
+
+/// Whether the primary's update waits for the replicas, and whether their
+/// rollout stopped progressing.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Hold {
+    pub wait: bool,
+    /// `Progressing=False` when the replica Deployment passed its progress
+    /// deadline.
+    pub stalled: Option<PartState>,
+}
+
+/// Replicas roll before the primary, so a bad change meets a replica first.
+/// The hold ends when the replicas finished, and also when holding cannot
+/// help: the primary is down (the replicas may need the fixed primary to
+/// become ready), the replication token changed (new replicas cannot
+/// authenticate to the old primary: it goes first), or the replicas made no
+/// progress within the Deployment's `progressDeadlineSeconds` (a Pending
+/// pod, a crash loop): then the primary is updated anyway and a condition
+/// says why, rather than a rollout that waits forever.
+pub fn primary_hold(
+    live: Option<&StatefulSet>,
+    desired: &StatefulSet,
+    replicas: &Deployment,
+) -> Hold {
+    let stalled = progress_deadline_exceeded(replicas).then(|| {
+        PartState::not_ready(
+            "ReplicaRolloutStalled",
+            format!(
+                "Deployment {} made no progress within its progress deadline; the primary is not held back for it",
+                name(&replicas.metadata)
+            ),
+        )
+    });
+    let Some(live) = live else {
+        return Hold {
+            wait: false,
+            stalled,
+        };
+    };
+    let primary_ready = live
+        .status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+        >= 1;
+    let token = |s: &StatefulSet| {
+        s.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(naming::ANNOTATION_TOKEN_REVISION).cloned())
+    };
+    let token_rotating = matches!((token(live), token(desired)), (Some(a), Some(b)) if a != b);
+    let wait =
+        primary_ready && !token_rotating && stalled.is_none() && !deployment_settled(replicas);
+    Hold { wait, stalled }
+}
+
+/// The Deployment controller's verdict that a rollout is stuck.
+fn progress_deadline_exceeded(d: &Deployment) -> bool {
+    d.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.type_.as_deref() == Some("Progressing")
+                    && c.status.as_deref() == Some("False")
+                    && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+            })
+        })
+}
 
 /// What an apply changed, as an Event's reason and note.
 #[derive(Debug, PartialEq, Eq)]

@@ -37,6 +37,7 @@ use super::{BackendSpec, SqldClusterStatus, DEFAULT_IMAGE};
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("self.metadata.name.size() <= 44").message("metadata.name must be at most 44 characters so every child object name fits"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter, ending with a letter or digit), as the Service names made from it must be"),
     validation = Rule::new("!has(self.spec.auth) || self.spec.auth.method != 'cleartext' || has(self.spec.tls)").message("auth.method cleartext requires tls"),
 )]
 #[serde(rename_all = "camelCase")]
@@ -186,6 +187,24 @@ pub struct StorageSpec {
     /// Storage class of the volume; the cluster default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+
+    /// What deleting the SqldCluster does to the primary's volume claim:
+    /// `Retain` (the default) keeps it, and a cluster created again with
+    /// the same name finds its data; `Delete` removes it with the cluster.
+    /// Deleting only the StatefulSet (a repair, a prune) never deletes it.
+    #[serde(default)]
+    pub reclaim_policy: ReclaimPolicy,
+}
+
+/// Fate of the primary's volume claim when its SqldCluster is deleted.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReclaimPolicy {
+    /// Keep the claim (and its data) after the cluster is gone.
+    #[default]
+    Retain,
+    /// Delete the claim with the cluster (the garbage collector follows the
+    /// claim's owner reference to the SqldCluster).
+    Delete,
 }
 
 fn default_storage_size() -> String {
@@ -197,6 +216,7 @@ impl Default for StorageSpec {
         StorageSpec {
             size: default_storage_size(),
             storage_class_name: None,
+            reclaim_policy: ReclaimPolicy::default(),
         }
     }
 }

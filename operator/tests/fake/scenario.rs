@@ -18,6 +18,8 @@ pub const STS: &str = "/apis/apps/v1/namespaces/prod/statefulsets/db-primary";
 pub const DEPLOY: &str = "/apis/apps/v1/namespaces/prod/deployments/db-replica";
 pub const PDB: &str = "/apis/policy/v1/namespaces/prod/poddisruptionbudgets/db-replica";
 pub const PVC: &str = "/api/v1/namespaces/prod/persistentvolumeclaims/data-db-primary-0";
+pub const STORAGE_CLASS_FAST: &str = "/apis/storage.k8s.io/v1/storageclasses/fast";
+pub const STORAGE_CLASS_FIXED: &str = "/apis/storage.k8s.io/v1/storageclasses/fixed";
 pub const SVC: &str = "/api/v1/namespaces/prod/services/";
 
 /// A fake holding the cluster `spec`, and a context talking to it.

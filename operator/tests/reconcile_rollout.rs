@@ -1,0 +1,125 @@
+//! Rollouts that must not wedge: a rotated replication token rolls the
+//! primary without waiting for replicas that cannot authenticate to the old
+//! one, a replica rollout that stopped progressing releases the primary
+//! with a Warning and a condition, and a broken primary of an old revision
+//! is replaced once the spec is reverted.
+
+mod fake;
+
+use fake::scenario::*;
+use fake::FakeApi;
+use serde_json::json;
+
+const POD: &str = "/api/v1/namespaces/prod/pods/db-primary-0";
+
+/// A cluster with a ready primary and replicas, and a first rollout done.
+async fn ready_cluster(
+    spec: &str,
+) -> (FakeApi, std::sync::Arc<sqld_operator::controller::Context>) {
+    let (fake, ctx) = setup(spec);
+    run(&fake, &ctx).await;
+    children_ready(&fake);
+    run(&fake, &ctx).await;
+    (fake, ctx)
+}
+
+/// The replica Deployment as its controller reports a rollout in progress.
+fn replicas_rolling(fake: &FakeApi) {
+    fake.edit(DEPLOY, |d| {
+        let g = d["metadata"]["generation"].clone();
+        d["status"] = json!({"replicas": 3, "readyReplicas": 2, "updatedReplicas": 1, "availableReplicas": 2, "observedGeneration": g});
+    });
+}
+
+#[tokio::test]
+async fn a_rotated_replication_token_rolls_the_primary_without_waiting() {
+    let (fake, ctx) = ready_cluster("replicas: 2").await;
+    let hash = |f: &FakeApi| {
+        f.get(STS).unwrap()["spec"]["template"]["metadata"]["annotations"]["sqld.dev/config-hash"]
+            .clone()
+    };
+    let before = hash(&fake);
+    // The user rotates the token by editing the Secret.
+    fake.edit(SECRET, |s| {
+        s["data"]["replication-token"] = json!("bmV3LXRva2Vu")
+    });
+    run(&fake, &ctx).await;
+    replicas_rolling(&fake); // new replicas cannot authenticate to the old primary
+    run(&fake, &ctx).await;
+    assert_ne!(hash(&fake), before, "the primary rolled with the new token");
+    assert!(fake
+        .events()
+        .contains(&("Normal".into(), "PrimaryRolling".into())));
+
+    // An ordinary change still waits for the replicas.
+    children_ready(&fake);
+    run(&fake, &ctx).await;
+    let before = hash(&fake);
+    edit_spec(&fake, |s| s["image"] = json!("sqld:2"));
+    run(&fake, &ctx).await;
+    replicas_rolling(&fake);
+    run(&fake, &ctx).await;
+    assert_eq!(hash(&fake), before, "held while the replicas roll");
+}
+
+#[tokio::test]
+async fn a_stalled_replica_rollout_releases_the_primary_with_a_warning() {
+    let (fake, ctx) = ready_cluster("replicas: 2").await;
+    edit_spec(&fake, |s| s["image"] = json!("sqld:2"));
+    run(&fake, &ctx).await;
+    replicas_rolling(&fake);
+    run(&fake, &ctx).await;
+    assert_ne!(image(&fake, STS), "sqld:2", "held at first");
+
+    // A new replica stays Pending (no node fits): the Deployment controller
+    // gives up after progressDeadlineSeconds.
+    fake.edit(DEPLOY, |d| {
+        d["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet has timed out progressing."}]);
+    });
+    fake.clear_log();
+    run(&fake, &ctx).await;
+    assert_eq!(image(&fake, STS), "sqld:2", "no longer held");
+    let progressing = condition(&fake, "Progressing");
+    assert_eq!(progressing["status"], "False");
+    assert_eq!(progressing["reason"], "ReplicaRolloutStalled");
+    assert!(fake
+        .events()
+        .contains(&("Warning".into(), "ReplicaRolloutStalled".into())));
+    fake.clear_log();
+    run(&fake, &ctx).await;
+    assert!(
+        !fake.events().iter().any(|(t, _)| t == "Warning"),
+        "one Warning per stall: {:?}",
+        fake.events()
+    );
+}
+
+#[tokio::test]
+async fn a_broken_primary_of_an_old_revision_is_replaced() {
+    let (fake, ctx) = ready_cluster("replicas: 0").await;
+    // A bad image crash-loops the primary; the user reverts the spec, and
+    // the StatefulSet rolls to a new revision the pod never reaches.
+    let pod = |rev: &str, ready: &str| {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "db-primary-0", "uid": "pod-uid", "resourceVersion": "5",
+                "labels": {"controller-revision-hash": rev}},
+            "status": {"conditions": [{"type": "Ready", "status": ready}]}})
+    };
+    fake.put(POD, pod("db-primary-bad", "False"));
+    fake.edit(STS, |s| {
+        s["status"] = json!({"replicas": 1, "readyReplicas": 0, "currentRevision": "db-primary-bad", "updateRevision": "db-primary-good", "observedGeneration": s["metadata"]["generation"]});
+    });
+    run(&fake, &ctx).await;
+    assert!(fake.get(POD).is_none(), "the stale broken pod is deleted");
+    assert!(fake
+        .events()
+        .contains(&("Normal".into(), "PrimaryReplaced".into())));
+
+    // Neither a ready pod of the old revision (the StatefulSet controller
+    // replaces it) nor a pod of the current one (it is just starting).
+    for (rev, ready) in [("db-primary-bad", "True"), ("db-primary-good", "False")] {
+        fake.put(POD, pod(rev, ready));
+        run(&fake, &ctx).await;
+        assert!(fake.get(POD).is_some(), "{rev} ready={ready} is left alone");
+    }
+}
