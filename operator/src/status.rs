@@ -154,8 +154,11 @@ pub fn compute(c: &SqldCluster, obs: &Observed, now: &Time) -> SqldClusterStatus
             format!("{}/{} replicas ready", obs.replicas_ready, desired),
         )
     } else if updating {
+        // Not ready until the new configuration runs everywhere, so
+        // `kubectl wait --for=condition=Ready` after a change waits for it;
+        // the phase (Upgrading) says the cluster serves meanwhile.
         (
-            true,
+            false,
             "RollingUpdate",
             "a new configuration is rolling out".to_string(),
         )

@@ -272,6 +272,9 @@ fn foundationdb_managed_and_connection_string() {
     assert_eq!(fdb["spec"]["version"], "7.3.43");
     assert_eq!(fdb["spec"]["processCounts"]["storage"], 5);
     assert_eq!(fdb["spec"]["processCounts"]["log"], 3);
+    // 0 is the fdb operator's "choose for me"; -1 would mean no stateless
+    // processes at all (no proxies, no resolvers: no database).
+    assert_eq!(fdb["spec"]["processCounts"]["stateless"], 0);
     assert_eq!(
         fdb["spec"]["databaseConfiguration"]["redundancy_mode"],
         "double"
@@ -345,4 +348,63 @@ fn validation_finds_what_the_operator_cannot_realise() {
     assert_eq!(validation::parse_quantity("1.5Gi"), Some(3 << 29));
     assert_eq!(validation::parse_quantity("Gi"), None);
     assert_eq!(validation::parse_quantity("1.2.3"), None);
+}
+
+#[test]
+fn validation_keeps_credentials_and_wiring_out_of_user_settings() {
+    let reasons = |y: &str| {
+        validation::check(&cluster(y))
+            .into_iter()
+            .map(|p| p.reason)
+            .collect::<Vec<_>>()
+    };
+    // Credentials only from the Secret, never on the command line.
+    assert_eq!(
+        reasons("extraArgs: ['--password=hunter2']"),
+        ["ReservedFlag"]
+    );
+    assert_eq!(reasons("extraArgs: ['--user', 'admin']"), ["ReservedFlag"]);
+    // The environment cannot rewire what the operator sets either.
+    let env = |name: &str| format!("env: [{{name: {name}, value: x}}]");
+    assert_eq!(reasons(&env("SQLD_PRIMARY_URL")), ["ReservedEnv"]);
+    assert_eq!(reasons(&env("SQLD_REPLICATION_TOKEN")), ["ReservedEnv"]);
+    assert_eq!(reasons(&env("SQLD_PASSWORD")), ["ReservedEnv"]);
+    assert!(reasons(&env("RUST_LOG")).is_empty());
+    // sqld must finish shutting down before the kubelet's SIGKILL (30 s
+    // grace period by default: 22 s after the preStop pause and margin).
+    for (arg, ok) in [
+        ("--shutdown-grace-period=20s", true),
+        ("--shutdown-grace-period=2m", false),
+    ] {
+        let r = reasons(&format!("extraArgs: ['{arg}']"));
+        assert_eq!(r.is_empty(), ok, "{arg}: {r:?}");
+    }
+    assert_eq!(
+        reasons(
+            "{extraArgs: ['--shutdown-grace-period', '60'], terminationGracePeriodSeconds: 30}"
+        ),
+        ["ShutdownLongerThanGracePeriod"]
+    );
+    assert!(reasons(
+        "{extraArgs: ['--shutdown-grace-period', '60'], terminationGracePeriodSeconds: 90}"
+    )
+    .is_empty());
+    assert_eq!(
+        reasons("auth: {passwordKey: k, replicationTokenKey: k}"),
+        ["AuthKeysCollide"]
+    );
+}
+
+#[test]
+fn quantities_in_exponent_form_are_what_cel_accepts() {
+    assert_eq!(validation::parse_quantity("1e9"), Some(1_000_000_000));
+    assert_eq!(validation::parse_quantity("5E3"), Some(5_000));
+    assert_eq!(validation::parse_quantity("15e-1"), Some(2), "rounds up");
+    assert_eq!(
+        validation::parse_quantity("1E"),
+        Some(1_000_000_000_000_000_000),
+        "exa"
+    );
+    assert_eq!(validation::parse_quantity("e9"), None);
+    assert!(validation::check(&cluster("storage: {size: '1e9'}")).is_empty());
 }

@@ -10,7 +10,7 @@ use fake::scenario::*;
 use fake::FakeApi;
 use serde_json::json;
 
-const POD: &str = "/api/v1/namespaces/prod/pods/db-primary-0";
+const POD: &str = PRIMARY_POD;
 
 /// A cluster with a ready primary and replicas, and a first rollout done.
 async fn ready_cluster(
@@ -122,4 +122,26 @@ async fn a_broken_primary_of_an_old_revision_is_replaced() {
         run(&fake, &ctx).await;
         assert!(fake.get(POD).is_some(), "{rev} ready={ready} is left alone");
     }
+}
+
+#[tokio::test]
+async fn current_image_is_what_the_primary_pod_runs() {
+    let (fake, ctx) = ready_cluster("replicas: 0").await;
+    let current = |f: &FakeApi| cluster(f).status.unwrap().current_image;
+    let old = current(&fake).expect("an image");
+    edit_spec(&fake, |s| s["image"] = json!("sqld:2"));
+    run(&fake, &ctx).await;
+    fake.edit(DEPLOY, |d| {
+        d["status"]["observedGeneration"] = d["metadata"]["generation"].clone()
+    });
+    run(&fake, &ctx).await; // replicas done: the primary's template follows
+    assert_eq!(
+        image(&fake, STS),
+        "sqld:2",
+        "the template has the new image"
+    );
+    assert_eq!(current(&fake), Some(old), "the pod still runs the old one");
+    children_ready(&fake); // the pod rolled
+    run(&fake, &ctx).await;
+    assert_eq!(current(&fake).as_deref(), Some("sqld:2"));
 }

@@ -188,19 +188,15 @@ async fn reconcile_cluster(c: &SqldCluster, ctx: &Context) -> Result<Action> {
         }
         applied
     };
-    if !hold_primary {
-        repair::replace_stale_primary_pod(c, ctx, &ns, &primary).await?;
+    let pod = repair::primary_pod(c, ctx, &ns).await?;
+    if let (false, Some(pod)) = (hold_primary, &pod) {
+        repair::replace_stale_primary_pod(c, ctx, &ns, &primary, pod).await?;
     }
+    // What the primary runs, not what it was asked to run.
+    obs.current_image = pod.as_ref().and_then(repair::running_image);
     let ps = primary.status.clone().unwrap_or_default();
     obs.primary_ready = ps.ready_replicas.unwrap_or(0) >= 1;
     obs.primary_updating = hold_primary || !statefulset_settled(&primary);
-    obs.current_image = primary
-        .spec
-        .template
-        .spec
-        .as_ref()
-        .and_then(|p| p.containers.first())
-        .and_then(|ct| ct.image.clone());
 
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
     match &desired.replica_pdb {
@@ -284,11 +280,27 @@ fn observed_from_status(c: &SqldCluster) -> Observed {
             .iter()
             .any(|x| x.type_ == t && x.status == "True")
     };
+    // The optional parts keep what was last seen of them, so a failing
+    // reconcile does not drop their conditions from the status.
+    let part = |t: &str| {
+        s.conditions
+            .iter()
+            .find(|x| x.type_ == t)
+            .map(|x| PartState {
+                ready: x.status == "True",
+                reason: x.reason.clone(),
+                message: x.message.clone(),
+            })
+    };
     Observed {
         primary_ready: was(status::PRIMARY_READY),
         replicas_current: s.replicas,
         replicas_ready: s.ready_replicas,
-        current_image: s.current_image,
+        backend: part(status::BACKEND_READY),
+        monitoring: part(status::MONITORING_READY),
+        storage: part(status::STORAGE_READY),
+        stalled: part(status::PROGRESSING),
+        current_image: s.current_image.clone(),
         ..Observed::default()
     }
 }

@@ -58,6 +58,10 @@ pub async fn resolve(c: &SqldCluster, ctx: &Context, ns: &str) -> Result<Resolve
         if auth.method != AuthMethod::Trust {
             keys.push(auth.password_key.as_str());
         }
+        // The user name is optional, but the pods read it: a change rolls them.
+        if let Some(v) = data.get(secret::USERNAME_KEY) {
+            digest.push((format!("auth/{}", secret::USERNAME_KEY), v.clone()));
+        }
         for key in keys {
             match data.get(key) {
                 Some(v) => digest.push((format!("auth/{key}"), v.clone())),

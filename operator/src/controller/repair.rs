@@ -41,19 +41,38 @@ pub fn is_stale_and_broken(sts: &StatefulSet, pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none() && revision.is_some_and(|r| *r != update) && !ready
 }
 
+/// The primary's pod as it runs (for the status' `currentImage`).
+pub async fn primary_pod(c: &SqldCluster, ctx: &Context, ns: &str) -> Result<Option<Pod>> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    Ok(pods.get_opt(&primary_pod_name(c)).await?)
+}
+
+fn primary_pod_name(c: &SqldCluster) -> String {
+    format!("{}-0", naming::primary_name(c))
+}
+
+/// The image the sqld container of `pod` runs.
+pub fn running_image(pod: &Pod) -> Option<String> {
+    pod.spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|ct| ct.name == crate::builders::pod::CONTAINER_NAME)?
+        .image
+        .clone()
+}
+
 /// Deletes the primary's pod when it is stale and broken.
 pub async fn replace_stale_primary_pod(
     c: &SqldCluster,
     ctx: &Context,
     ns: &str,
     sts: &StatefulSet,
+    pod: &Pod,
 ) -> Result<()> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let name = format!("{}-0", naming::primary_name(c));
-    let Some(pod) = pods.get_opt(&name).await? else {
-        return Ok(());
-    };
-    if !is_stale_and_broken(sts, &pod) {
+    let name = primary_pod_name(c);
+    if !is_stale_and_broken(sts, pod) {
         return Ok(());
     }
     // Conditional on the pod read: a pod recreated meanwhile is not touched.

@@ -58,8 +58,18 @@ pub fn edit_spec(fake: &FakeApi, f: impl FnOnce(&mut Value)) {
     });
 }
 
+pub const PRIMARY_POD: &str = "/api/v1/namespaces/prod/pods/db-primary-0";
+
 /// Plays the StatefulSet and Deployment controllers: everything rolled out and ready.
 pub fn children_ready(fake: &FakeApi) {
+    let template = fake.get(STS).unwrap()["spec"]["template"].clone();
+    fake.put(
+        PRIMARY_POD,
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "db-primary-0", "uid": "pod-uid", "labels": {"controller-revision-hash": "r"}},
+            "spec": template["spec"],
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+    );
     fake.edit(STS, |s| {
         let g = s["metadata"]["generation"].clone();
         s["status"] = json!({"replicas": 1, "readyReplicas": 1, "currentRevision": "r", "updateRevision": "r", "observedGeneration": g});
