@@ -104,6 +104,11 @@ pub fn fdb_cluster_file_config_map_name(c: &SqldCluster) -> String {
 pub fn monitor_name(c: &SqldCluster) -> String {
     c.name_any()
 }
+
+/// NetworkPolicy of the cluster's pods.
+pub fn network_policy_name(c: &SqldCluster) -> String {
+    c.name_any()
+}
 /// PVC of the primary pod, as the StatefulSet controller names it.
 pub fn primary_pvc_name(c: &SqldCluster) -> String {
     format!("{DATA_VOLUME}-{}-0", primary_name(c))

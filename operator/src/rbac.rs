@@ -66,6 +66,12 @@ pub fn rules() -> Vec<Rule> {
             why: "rw, ro, r and headless Services",
         },
         Rule {
+            group: "networking.k8s.io",
+            resources: &["networkpolicies"],
+            verbs: &["get", "create", "patch", "delete"],
+            why: "who may reach the sqld pods (get: delete only our own)",
+        },
+        Rule {
             group: "policy",
             resources: &["poddisruptionbudgets"],
             verbs: &["get", "list", "watch", "create", "patch", "delete"],

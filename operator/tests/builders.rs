@@ -5,6 +5,7 @@
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
 use kube::api::ObjectMeta;
+use serde_json::json;
 use sqld_operator::builders::{self, pod, Credentials, Inputs};
 use sqld_operator::crd::{SqldCluster, SqldClusterSpec};
 use sqld_operator::naming;
@@ -27,6 +28,7 @@ fn inputs() -> Inputs {
     Inputs {
         external_revision: "rev1".into(),
         token_revision: String::new(),
+        ready_replicas: None,
         credentials: Some(Credentials {
             password: "pw".into(),
             replication_token: "tok".into(),
@@ -153,15 +155,24 @@ fn services_route_by_role() {
         Some("primary")
     );
     assert_eq!(
-        role(&builders::services::ro_service(&c)).as_deref(),
+        role(&builders::services::ro_service(&c, None)).as_deref(),
         Some("replica")
+    );
+    assert_eq!(
+        role(&builders::services::ro_service(&c, Some(1))).as_deref(),
+        Some("replica")
+    );
+    assert_eq!(
+        role(&builders::services::ro_service(&c, Some(0))).as_deref(),
+        Some("primary"),
+        "no replica ready yet (bootstrapping, drained): -ro keeps answering"
     );
     let r = builders::services::r_service(&c);
     assert_eq!(role(&r), None, "-r selects every instance");
     assert_eq!(r.metadata.name.as_deref(), Some("db-r"));
     let none = cluster("replicas: 0");
     assert_eq!(
-        role(&builders::services::ro_service(&none)).as_deref(),
+        role(&builders::services::ro_service(&none, Some(3))).as_deref(),
         Some("primary"),
         "-ro falls back to the primary"
     );
@@ -407,4 +418,61 @@ fn quantities_in_exponent_form_are_what_cel_accepts() {
     );
     assert_eq!(validation::parse_quantity("e9"), None);
     assert!(validation::check(&cluster("storage: {size: '1e9'}")).is_empty());
+}
+
+#[test]
+fn network_policy_keeps_the_http_port_to_the_cluster_the_operator_and_monitoring() {
+    let c = cluster("{replicas: 2}");
+    let np = builders::networkpolicy::network_policy(&c).expect("on by default");
+    let v = serde_json::to_value(&np).unwrap();
+    assert_eq!(v["metadata"]["name"], "db");
+    assert_eq!(
+        v["spec"]["podSelector"]["matchLabels"]["sqld.dev/cluster"],
+        "db"
+    );
+    assert_eq!(v["spec"]["policyTypes"], json!(["Ingress"]));
+    let rules = v["spec"]["ingress"].as_array().unwrap();
+    let rule = |port: &str| {
+        rules
+            .iter()
+            .find(|r| r["ports"][0]["port"] == port)
+            .unwrap_or_else(|| panic!("no rule for {port}"))
+    };
+    assert!(
+        rule("postgres").get("from").is_none(),
+        "pg: every source by default"
+    );
+    let http = rule("http")["from"].as_array().unwrap().clone();
+    assert_eq!(http.len(), 3, "{http:?}");
+    assert_eq!(
+        http[0]["podSelector"]["matchLabels"]["sqld.dev/cluster"],
+        "db"
+    );
+    assert!(
+        http[0].get("namespaceSelector").is_none(),
+        "own namespace only"
+    );
+    assert_eq!(
+        http[1]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "sqld-operator"
+    );
+    assert_eq!(
+        http[2]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+
+    let custom = cluster(
+        "{networkPolicy: {pgFrom: [{podSelector: {matchLabels: {app: web}}}], metricsFrom: []}}",
+    );
+    let v =
+        serde_json::to_value(builders::networkpolicy::network_policy(&custom).unwrap()).unwrap();
+    assert_eq!(
+        v["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["app"],
+        "web"
+    );
+    assert_eq!(v["spec"]["ingress"][1]["from"].as_array().unwrap().len(), 2);
+    assert!(
+        builders::networkpolicy::network_policy(&cluster("{networkPolicy: {enabled: false}}"))
+            .is_none()
+    );
 }

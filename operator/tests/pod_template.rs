@@ -25,6 +25,7 @@ fn inputs() -> Inputs {
     Inputs {
         external_revision: "rev1".into(),
         token_revision: String::new(),
+        ready_replicas: None,
         credentials: Some(Credentials {
             password: "pw".into(),
             replication_token: "tok".into(),

@@ -88,6 +88,7 @@ async fn every_request_is_allowed_by_the_rbac_rules() {
     edit_spec(&fake, |s| {
         s["storage"]["size"] = json!("2Gi");
         s["storage"]["reclaimPolicy"] = json!("Delete");
+        s["networkPolicy"] = json!({"enabled": false});
         s["replicas"] = json!(1);
     });
     run(&fake, &ctx).await;

@@ -145,3 +145,23 @@ async fn current_image_is_what_the_primary_pod_runs() {
     run(&fake, &ctx).await;
     assert_eq!(current(&fake).as_deref(), Some("sqld:2"));
 }
+
+#[tokio::test]
+async fn ro_routes_to_the_primary_until_a_replica_is_ready() {
+    let (fake, ctx) = ready_cluster("replicas: 0").await;
+    let ro_role = |f: &FakeApi| {
+        f.get(&format!("{SVC}db-ro")).unwrap()["spec"]["selector"]["sqld.dev/role"].clone()
+    };
+    assert_eq!(ro_role(&fake), "primary");
+    edit_spec(&fake, |s| s["replicas"] = json!(1));
+    run(&fake, &ctx).await;
+    run(&fake, &ctx).await; // the first replica is still bootstrapping
+    assert_eq!(ro_role(&fake), "primary");
+    children_ready(&fake);
+    run(&fake, &ctx).await;
+    assert_eq!(ro_role(&fake), "replica");
+    // The only replica is drained: reads go to the primary meanwhile.
+    fake.edit(DEPLOY, |d| d["status"]["readyReplicas"] = json!(0));
+    run(&fake, &ctx).await;
+    assert_eq!(ro_role(&fake), "primary");
+}

@@ -70,6 +70,7 @@ fn render_lists_every_kind_in_apply_order() {
             "Service",
             "Service",
             "Service",
+            "NetworkPolicy",
             "Deployment",
             "StatefulSet",
             "PodDisruptionBudget",

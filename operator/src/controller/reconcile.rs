@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -97,9 +98,18 @@ async fn reconcile_cluster(c: &SqldCluster, ctx: &Context) -> Result<Action> {
         return fail(c, ctx, &ns, problems).await;
     }
 
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let old_replicas = deployments.get_opt(&naming::replica_name(c)).await?;
     let inputs = Inputs {
         external_revision,
         token_revision,
+        ready_replicas: Some(
+            old_replicas
+                .as_ref()
+                .and_then(|d| d.status.as_ref())
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
+        ),
         credentials: None,
     };
     let desired = builders::children(c, &inputs);
@@ -138,10 +148,20 @@ async fn reconcile_cluster(c: &SqldCluster, ctx: &Context) -> Result<Action> {
     for svc in [&desired.headless, &desired.rw, &desired.ro, &desired.r] {
         apply(&services, svc).await?;
     }
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
+    match &desired.network_policy {
+        Some(np) => drop(apply(&policies, np).await?),
+        None => {
+            delete_owned(
+                &policies,
+                &naming::network_policy_name(c),
+                c.uid().as_deref(),
+            )
+            .await?
+        }
+    }
 
     // Replicas roll first; the primary follows once they are done.
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    let old_replicas = deployments.get_opt(&naming::replica_name(c)).await?;
     let replicas = apply(&deployments, &desired.replicas).await?;
     if let Some(change) = rollout::replica_change(old_replicas.as_ref(), &desired.replicas) {
         ctx.event(c, EventType::Normal, change.reason, "Apply", change.note)

@@ -6,6 +6,8 @@ use k8s_openapi::api::core::v1::{
     Affinity, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
     TopologySpreadConstraint,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -98,6 +100,11 @@ pub struct SqldClusterSpec {
     /// Prometheus operator integration.
     #[serde(default)]
     pub monitoring: MonitoringSpec,
+
+    /// Who may reach the sqld pods (a NetworkPolicy named after the
+    /// cluster).
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
 
     /// Node labels every sqld pod must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -358,6 +365,58 @@ pub struct MonitoringSpec {
     /// Extra labels on the monitor object (for a Prometheus selector).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// Ingress to the sqld pods. The HTTP port (replication, forwarded writes,
+/// metrics) admits the cluster's own pods, the operator's pods and
+/// `metricsFrom`; the PostgreSQL port admits `pgFrom`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Create the NetworkPolicy (it takes effect where the network plugin
+    /// enforces NetworkPolicies).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+
+    /// Who may connect to the PostgreSQL port (NetworkPolicy peers); empty
+    /// admits every source, as a database Service usually must.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pg_from: Vec<NetworkPolicyPeer>,
+
+    /// Who may scrape the HTTP port besides the cluster's own pods and the
+    /// operator: by default the namespace `monitoring`.
+    #[serde(default = "default_metrics_from")]
+    pub metrics_from: Vec<NetworkPolicyPeer>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Namespace label every namespace carries (Kubernetes 1.22+).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+fn default_metrics_from() -> Vec<NetworkPolicyPeer> {
+    vec![NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                NAMESPACE_NAME_LABEL.to_string(),
+                "monitoring".to_string(),
+            )])),
+            ..LabelSelector::default()
+        }),
+        ..NetworkPolicyPeer::default()
+    }]
+}
+
+impl Default for NetworkPolicySpec {
+    fn default() -> Self {
+        NetworkPolicySpec {
+            enabled: true,
+            pg_from: Vec::new(),
+            metrics_from: default_metrics_from(),
+        }
+    }
 }
 
 /// Kind of the Prometheus operator object to create.
