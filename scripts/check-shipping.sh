@@ -89,7 +89,7 @@ step "chart copies are identical to their sources"
 same() {
     if cmp -s "$1" "$2"; then echo "ok   $2 = $1"; else fail "$2 differs from $1 (copy it: cp $1 $2)"; fi
 }
-same crds/sqld.dev_sqldclusters.yaml charts/sqld-operator/crds/sqld.dev_sqldclusters.yaml
+same crds/sqld.dev_sqldclusters.yaml charts/sqld-operator/files/crds/sqld.dev_sqldclusters.yaml
 same deploy/monitoring/grafana-dashboard.json charts/sqld-operator/files/grafana-dashboard.json
 same deploy/monitoring/prometheus-rules.yaml charts/sqld-operator/files/prometheus-rules.yaml
 
@@ -135,6 +135,31 @@ for chart in charts/*/; do
         fail "$name: values.schema.json accepts unknown values"
     else
         echo "ok   values.schema.json rejects unknown values"
+    fi
+done
+
+step "chart behaviour"
+# The CRD ships as a template so `helm upgrade` applies a newer one (Helm
+# never upgrades crds/), kept on uninstall, and equal to crds/.
+if python - "$tmp/sqld-operator-default.yaml" crds/sqld.dev_sqldclusters.yaml <<'PY'
+import sys, yaml
+crds = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") == "CustomResourceDefinition"]
+assert len(crds) == 1, f"{len(crds)} CRDs rendered"
+assert crds[0]["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", "not kept on uninstall"
+assert crds[0]["spec"] == yaml.safe_load(open(sys.argv[2]))["spec"], "differs from crds/"
+PY
+then echo "ok   sqld-operator: the CRD is a template (upgraded by helm upgrade), kept on uninstall"; else fail "sqld-operator chart CRD template"; fi
+if helm template sqld-system charts/sqld-operator --set crds.install=false | grep -q '^kind: CustomResourceDefinition'; then
+    fail "sqld-operator: crds.install=false still renders the CRD"
+fi
+# A cluster name its Services cannot carry is refused, whether it comes
+# from the values or from the release name.
+for bad in "r --set name=my.db" "r --set name=2db" "2db" "my.db"; do
+    read -r -a a <<<"$bad"
+    if helm template "${a[@]}" charts/sqld-cluster >/dev/null 2>&1; then
+        fail "sqld-cluster accepts a name that is no DNS-1035 label: helm template $bad"
+    else
+        echo "ok   sqld-cluster refuses: helm template $bad"
     fi
 done
 

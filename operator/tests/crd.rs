@@ -17,7 +17,7 @@ fn root() -> PathBuf {
 const CRD_PATH: &str = "crds/sqld.dev_sqldclusters.yaml";
 /// The Helm chart ships the same file (Helm installs `crds/` before the
 /// templates and never deletes it).
-const CHART_CRD_PATH: &str = "charts/sqld-operator/crds/sqld.dev_sqldclusters.yaml";
+const CHART_CRD_PATH: &str = "charts/sqld-operator/files/crds/sqld.dev_sqldclusters.yaml";
 
 #[test]
 fn crd_file_is_up_to_date() {
