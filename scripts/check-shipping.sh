@@ -11,7 +11,9 @@
 #               and rendered by the operator into valid objects; checkov on
 #               the charts and on the database pods the operator renders,
 #               with every skip explained (charts/checkov-skips*.txt); the
-#               operator binary accepts every rendered operator command line
+#               operator binary accepts every rendered operator command line;
+#               the chart's CRD is a kept template equal to crds/, and
+#               cluster names that are not DNS-1035 labels are refused
 #   manifests   kubectl kustomize deploy/operator (both variants) renders and
 #               validates; operator/tests/validate.sh (every example cluster)
 #   monitoring  promtool check rules and its unit tests of the alerts

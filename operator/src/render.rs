@@ -81,13 +81,22 @@ pub fn quote_yaml11_ambiguities(yaml: &str) -> String {
             block_indent = None;
         }
         let fixed = quote_line(line, indent);
-        if fixed.trim_end().ends_with('|') || fixed.trim_end().ends_with("|-") {
+        if opens_block_scalar(&fixed) {
             block_indent = Some(indent);
         }
         out.push_str(&fixed);
         out.push('\n');
     }
     out
+}
+
+/// Whether a line ends in a block scalar header (`|`, `|-`, `>+`, `|2-`...).
+fn opens_block_scalar(line: &str) -> bool {
+    let last = line.trim_end().rsplit(' ').next().unwrap_or("");
+    last.starts_with(['|', '>'])
+        && last[1..]
+            .bytes()
+            .all(|b| b == b'-' || b == b'+' || b.is_ascii_digit())
 }
 
 /// One `key: value`, `- value` or `- key: value` line, with its ambiguous
@@ -134,7 +143,8 @@ fn is_yaml11_ambiguous(s: &str) -> bool {
     let numeric = |t: &str| {
         !t.is_empty()
             && t.starts_with(|ch: char| ch.is_ascii_digit())
-            && t.bytes().all(|b| b.is_ascii_digit() || b == b'_' || b == b'.')
+            && t.bytes()
+                .all(|b| b.is_ascii_digit() || b == b'_' || b == b'.')
     };
     // 1_000, 1_0.5 (underscored numbers); 1:20, 190:20:30 (base 60).
     (numeric(body) && body.contains('_'))

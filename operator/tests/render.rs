@@ -126,9 +126,17 @@ fn binary_renders_and_prints_the_crd() {
 
 #[test]
 fn strings_a_yaml_1_1_reader_would_retype_are_quoted() {
-    let text = "apiVersion: sqld.dev/v1alpha1\nkind: SqldCluster\nmetadata: {name: q}\nspec:\n  podLabels: {a: 'yes', b: 'on', c: '1_000', d: 'N', e: '1:20', f: plain, 'on': x}\n  podAnnotations: {multi: \"line one\\non: two\\n\"}\n";
+    let text = "apiVersion: sqld.dev/v1alpha1\nkind: SqldCluster\nmetadata: {name: q}\nspec:\n  podLabels: {a: 'yes', b: 'on', c: '1_000', d: 'N', e: '1:20', f: plain, 'on': x}\n  podAnnotations: {multi: \"line one\\non: two\\n\", lead: \"  lead\\non: y\\n\"}\n";
     let out = render_yaml(text, fixed).unwrap();
-    for want in ["a: 'yes'", "b: 'on'", "c: '1_000'", "d: 'N'", "e: '1:20'", "f: plain", "'on': x"] {
+    for want in [
+        "a: 'yes'",
+        "b: 'on'",
+        "c: '1_000'",
+        "d: 'N'",
+        "e: '1:20'",
+        "f: plain",
+        "'on': x",
+    ] {
         assert!(out.contains(want), "{want} missing in\n{out}");
     }
     // Values are unchanged for a YAML 1.2 reader, and block scalars untouched.
@@ -140,4 +148,5 @@ fn strings_a_yaml_1_1_reader_would_retype_are_quoted() {
     assert_eq!(meta["labels"]["a"], "yes");
     assert_eq!(meta["labels"]["on"], "x");
     assert_eq!(meta["annotations"]["multi"], "line one\non: two\n");
+    assert_eq!(meta["annotations"]["lead"], "  lead\non: y\n");
 }
