@@ -80,8 +80,8 @@ pub fn rules() -> Vec<Rule> {
         Rule {
             group: "",
             resources: &["pods"],
-            verbs: &["get", "delete"],
-            why: "replace a broken primary pod of an old revision, which OrderedReady never replaces",
+            verbs: &["get", "list", "delete"],
+            why: "replace a broken primary pod of an old revision, which OrderedReady never replaces; list: tell a stalled replica rollout's failing pods from unscheduled ones",
         },
         Rule {
             group: "",

@@ -95,6 +95,8 @@ async fn every_request_is_allowed_by_the_rbac_rules() {
     // A broken primary of an old revision (replaced) and objects to prune.
     fake.put("/api/v1/namespaces/prod/pods/db-primary-0", json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db-primary-0", "uid": "p", "labels": {"controller-revision-hash": "old"}}}));
     fake.edit(STS, |s| s["status"]["updateRevision"] = json!("new"));
+    // A replica rollout past its deadline: its pods are looked at.
+    fake.edit(DEPLOY, |d| d["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]));
     let ours = json!([{"apiVersion": "sqld.dev/v1alpha1", "kind": "SqldCluster", "name": "db", "uid": "cluster-uid"}]);
     fake.put(PDB, json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db-replica", "ownerReferences": ours}}));
     fake.put("/apis/monitoring.coreos.com/v1/namespaces/prod/servicemonitors/db", json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "db", "ownerReferences": ours}}));
@@ -158,7 +160,7 @@ async fn every_request_is_allowed_by_the_rbac_rules() {
                     seen.contains(&(rule.group.to_string(), res.to_string(), v.to_string()))
                 };
                 match *verb {
-                    "list" | "watch" => watched.contains(&(rule.group, *res)),
+                    "list" | "watch" => watched.contains(&(rule.group, *res)) || has(verb),
                     // Server-side apply of a missing object is authorized as a create.
                     "create" => has("create") || has("patch"),
                     // The event recorder patches an event that repeats.

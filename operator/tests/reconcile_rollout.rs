@@ -72,7 +72,15 @@ async fn a_stalled_replica_rollout_releases_the_primary_with_a_warning() {
     assert_ne!(image(&fake, STS), "sqld:2", "held at first");
 
     // A new replica stays Pending (no node fits): the Deployment controller
-    // gives up after progressDeadlineSeconds.
+    // gives up after progressDeadlineSeconds. No new pod ran the change, so
+    // nothing says it is bad.
+    let template = fake.get(DEPLOY).unwrap()["spec"]["template"].clone();
+    fake.put(
+        "/api/v1/namespaces/prod/pods/db-replica-new",
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "db-replica-new", "labels": template["metadata"]["labels"], "annotations": template["metadata"]["annotations"]},
+            "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]}}),
+    );
     fake.edit(DEPLOY, |d| {
         d["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet has timed out progressing."}]);
     });
@@ -164,4 +172,34 @@ async fn ro_routes_to_the_primary_until_a_replica_is_ready() {
     fake.edit(DEPLOY, |d| d["status"]["readyReplicas"] = json!(0));
     run(&fake, &ctx).await;
     assert_eq!(ro_role(&fake), "primary");
+}
+
+#[tokio::test]
+async fn replicas_failing_on_the_change_keep_the_primary_held() {
+    let (fake, ctx) = ready_cluster("replicas: 2").await;
+    edit_spec(&fake, |s| s["image"] = json!("sqld:bad"));
+    run(&fake, &ctx).await;
+    replicas_rolling(&fake);
+    // The new replica pod was scheduled and runs the new template, but
+    // crash-loops: the change itself is bad, and would break the primary.
+    let template = fake.get(DEPLOY).unwrap()["spec"]["template"].clone();
+    fake.put(
+        "/api/v1/namespaces/prod/pods/db-replica-new",
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "db-replica-new", "labels": template["metadata"]["labels"], "annotations": template["metadata"]["annotations"]},
+            "status": {"conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}]}}),
+    );
+    fake.edit(DEPLOY, |d| {
+        d["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]);
+    });
+    fake.clear_log();
+    run(&fake, &ctx).await;
+    assert_ne!(image(&fake, STS), "sqld:bad", "the primary keeps running");
+    assert_eq!(
+        condition(&fake, "Progressing")["reason"],
+        "ReplicaRolloutFailed"
+    );
+    assert!(fake
+        .events()
+        .contains(&("Warning".into(), "ReplicaRolloutFailed".into())));
 }

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::ResourceExt;
@@ -182,7 +182,20 @@ async fn reconcile_cluster(c: &SqldCluster, ctx: &Context) -> Result<Action> {
     let template_changed = existing
         .as_ref()
         .is_some_and(|old| config_hash(old) != config_hash(&primary));
-    let hold = rollout::primary_hold(existing.as_ref(), &primary, &replicas);
+    // Only a stalled rollout needs a look at its pods.
+    let new_replica_pods = if rollout::replicas_stalled(&replicas) {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let selector = naming::role_selector_string(c, naming::Role::Replica);
+        pods.list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+            .into_iter()
+            .filter(|p| rollout::runs_template(p, &desired.replicas.spec.template))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let hold = rollout::primary_hold(existing.as_ref(), &primary, &replicas, &new_replica_pods);
     if let Some(stalled) = &hold.stalled {
         if !had_condition_reason(c, status::PROGRESSING, &stalled.reason) {
             ctx.event(

@@ -2,7 +2,7 @@
 //! rolling, and what an apply changed about it (for Events).
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 
 use crate::naming;
 use crate::status::PartState;
@@ -22,23 +22,43 @@ pub struct Hold {
 /// help: the primary is down (the replicas may need the fixed primary to
 /// become ready), the replication token changed (new replicas cannot
 /// authenticate to the old primary: it goes first), or the replicas made no
-/// progress within the Deployment's `progressDeadlineSeconds` (a Pending
-/// pod, a crash loop): then the primary is updated anyway and a condition
-/// says why, rather than a rollout that waits forever.
+/// progress within the Deployment's `progressDeadlineSeconds` for a reason
+/// that says nothing about the change (its new pods wait for a node: the
+/// primary is updated anyway, rather than a rollout that waits forever).
+/// When new replica pods run the change and fail, the hold stays: the
+/// change is what breaks them, and it would break the primary too. Either
+/// way `stalled` says so, for a condition and a Warning.
+///
+/// `new_replica_pods`: the replica pods of the new template (only looked at
+/// once the deadline passed).
 pub fn primary_hold(
     live: Option<&StatefulSet>,
     desired: &StatefulSet,
     replicas: &Deployment,
+    new_replica_pods: &[Pod],
 ) -> Hold {
     let stalled = progress_deadline_exceeded(replicas).then(|| {
-        PartState::not_ready(
-            "ReplicaRolloutStalled",
-            format!(
-                "Deployment {} made no progress within its progress deadline; the primary is not held back for it",
-                name(&replicas.metadata)
-            ),
-        )
+        if new_replica_pods.iter().any(runs_but_fails) {
+            PartState::not_ready(
+                "ReplicaRolloutFailed",
+                format!(
+                    "new pods of Deployment {} run but do not become ready; the primary keeps its configuration until the replicas' is fixed or reverted",
+                    name(&replicas.metadata)
+                ),
+            )
+        } else {
+            PartState::not_ready(
+                "ReplicaRolloutStalled",
+                format!(
+                    "Deployment {} made no progress within its progress deadline (its new pods are not scheduled); the primary is not held back for it",
+                    name(&replicas.metadata)
+                ),
+            )
+        }
     });
+    let change_suspect = stalled
+        .as_ref()
+        .is_some_and(|s| s.reason == "ReplicaRolloutFailed");
     let Some(live) = live else {
         return Hold {
             wait: false,
@@ -58,9 +78,38 @@ pub fn primary_hold(
             .and_then(|a| a.get(naming::ANNOTATION_TOKEN_REVISION).cloned())
     };
     let token_rotating = matches!((token(live), token(desired)), (Some(a), Some(b)) if a != b);
-    let wait =
-        primary_ready && !token_rotating && stalled.is_none() && !deployment_settled(replicas);
+    let wait = primary_ready
+        && !token_rotating
+        && (stalled.is_none() || change_suspect)
+        && !deployment_settled(replicas);
     Hold { wait, stalled }
+}
+
+/// A pod that was scheduled (so its containers ran the new configuration)
+/// and is not ready.
+fn runs_but_fails(pod: &Pod) -> bool {
+    let conds = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let is = |t: &str| conds.iter().any(|c| c.type_ == t && c.status == "True");
+    is("PodScheduled") && !is("Ready")
+}
+
+/// Whether `pod` runs the pod template `t` (same config hash).
+pub fn runs_template(pod: &Pod, t: &PodTemplateSpec) -> bool {
+    let hash = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(naming::ANNOTATION_CONFIG_HASH));
+    hash.is_some() && hash.cloned() == template_hash(t)
+}
+
+/// Whether the replica Deployment passed its progress deadline.
+pub fn replicas_stalled(d: &Deployment) -> bool {
+    progress_deadline_exceeded(d)
 }
 
 /// The Deployment controller's verdict that a rollout is stuck.
