@@ -68,7 +68,10 @@ step "image build contexts (.dockerignore) hold what the Dockerfiles build"
 # (the image's --release build differs in codegen only, not in inputs).
 host=$(rustc -vV | sed -n 's/^host: //p')
 for f in sqld/Dockerfile operator/Dockerfile; do
-    ctx="$tmp/context-$(dirname "$f")"
+    # A fixed place (not $tmp), so cargo finds its earlier build of the same
+    # sources (copies keep their mtimes) instead of compiling them again.
+    ctx="$target/image-contexts/$(dirname "$f")"
+    rm -rf "$ctx"
     if ! python "$root/scripts/lib/docker_context.py" "$root" "$f" "$ctx" >"$tmp/cargo-steps"; then
         fail "$f: a COPY source is missing from the build context"
         continue

@@ -94,23 +94,16 @@ def assemble_context(root, out):
 
 
 def instructions(dockerfile):
-    """(INSTRUCTION, rest) pairs of the final-stage-independent build, with
-    line continuations joined; stops at the second FROM (the runtime stage
-    copies only from the build stage)."""
+    """(INSTRUCTION, rest) pairs of every stage, with line continuations
+    joined."""
     text = open(dockerfile).read()
     text = re.sub(r"\\\n", " ", text)
-    froms = 0
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         word, _, rest = line.partition(" ")
-        word = word.upper()
-        if word == "FROM":
-            froms += 1
-            if froms > 1:
-                return
-        yield word, rest.strip()
+        yield word.upper(), rest.strip()
 
 
 def main(root, dockerfile, out):
@@ -120,7 +113,9 @@ def main(root, dockerfile, out):
     workdir = "/"
     ok = True
     for word, rest in instructions(dockerfile):
-        if word == "WORKDIR":
+        if word == "FROM":
+            workdir = "/"  # each stage starts afresh
+        elif word == "WORKDIR":
             workdir = os.path.join(workdir, rest)
         elif word == "COPY":
             args = [a for a in shlex.split(rest) if not a.startswith("--")]
