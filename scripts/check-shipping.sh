@@ -89,6 +89,17 @@ for f in sqld/Dockerfile operator/Dockerfile; do
         fi
     done <"$tmp/cargo-steps"
 done
+# The check is live: a context without sqld/client (the .dockerignore this
+# check was made for) must fail it.
+grep -v '^!sqld/client/' .dockerignore >"$tmp/dockerignore-without-client"
+if DOCKERIGNORE="$tmp/dockerignore-without-client" python "$root/scripts/lib/docker_context.py" \
+        "$root" sqld/Dockerfile "$tmp/context-broken" >/dev/null \
+    && (cd "$tmp/context-broken/image/src" \
+        && cargo metadata --offline --locked --format-version 1 --filter-platform "$host" >/dev/null 2>&1); then
+    fail "the build context check accepts a context without sqld/client"
+else
+    echo "ok   a context without sqld/client fails the check"
+fi
 
 step "chart copies are identical to their sources"
 same() {

@@ -29,6 +29,9 @@ const RESERVED_FLAGS: &[&str] = &[
     // line they would be readable in the pod spec (and printed by render).
     "--password",
     "--user",
+    // Development mode relaxes what a cluster relies on (trust by default,
+    // no replication token required): never in a pod.
+    "--dev",
 ];
 
 /// One reason a spec cannot be realised.

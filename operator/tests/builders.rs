@@ -375,6 +375,11 @@ fn validation_keeps_credentials_and_wiring_out_of_user_settings() {
         ["ReservedFlag"]
     );
     assert_eq!(reasons("extraArgs: ['--user', 'admin']"), ["ReservedFlag"]);
+    assert_eq!(reasons("extraArgs: ['--dev']"), ["ReservedFlag"]);
+    assert_eq!(
+        reasons("env: [{name: SQLD_DEV, value: 'true'}]"),
+        ["ReservedEnv"]
+    );
     // The environment cannot rewire what the operator sets either.
     let env = |name: &str| format!("env: [{{name: {name}, value: x}}]");
     assert_eq!(reasons(&env("SQLD_PRIMARY_URL")), ["ReservedEnv"]);

@@ -7,7 +7,7 @@ image directory, and prints the cargo commands of its RUN instructions.
 number of segments, a pattern that matches a directory matches everything
 under it, and the last matching line decides.
 
-usage: docker_context.py CONTEXT_DIR DOCKERFILE OUT_DIR
+usage: [DOCKERIGNORE=FILE] docker_context.py CONTEXT_DIR DOCKERFILE OUT_DIR
   Copies the context into OUT_DIR/context, the COPY sources (relative to
   the context, into the Dockerfile's WORKDIR) into OUT_DIR/image, and
   prints one line per `cargo ...` command the RUN instructions hold.
@@ -80,7 +80,8 @@ def excluded(rel, rules):
 
 
 def assemble_context(root, out):
-    rules = read_ignore(os.path.join(root, ".dockerignore"))
+    # DOCKERIGNORE: another ignore file, for the check's own self-test.
+    rules = read_ignore(os.environ.get("DOCKERIGNORE") or os.path.join(root, ".dockerignore"))
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d != ".git"]
         for f in filenames:
