@@ -168,6 +168,15 @@ then echo "ok   sqld-operator: the CRD is a template (upgraded by helm upgrade),
 if helm template sqld-system charts/sqld-operator --set crds.install=false | grep -q '^kind: CustomResourceDefinition'; then
     fail "sqld-operator: crds.install=false still renders the CRD"
 fi
+# ClusterRoles are cluster-wide: releases of one name in two namespaces
+# must not share one; storageclasses (cluster-scoped) only in a ClusterRole.
+role_names() { helm template sqld-operator charts/sqld-operator --namespace "$1" "${@:2}" \
+    | python -c 'import sys, yaml; print(" ".join(sorted(d["kind"] + "/" + d["metadata"]["name"] for d in yaml.safe_load_all(sys.stdin) if d and d["kind"] in ("ClusterRole", "Role"))))'; }
+a=$(role_names team-a); b=$(role_names team-b)
+if [[ -n "$a" && "$a" != "$b" ]]; then echo "ok   ClusterRole names differ per release namespace: $a | $b"; else fail "ClusterRole names collide across namespaces: $a"; fi
+if helm template sqld-operator charts/sqld-operator --namespace x --set watchNamespace=x | grep -q storageclasses; then
+    fail "a namespaced Role lists storageclasses (cluster-scoped: a Role cannot grant them)"
+fi
 # A cluster name its Services cannot carry is refused, whether it comes
 # from the values or from the release name.
 for bad in "r --set name=my.db" "r --set name=2db" "2db" "my.db"; do
