@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks everything that ships to users besides the binaries themselves:
-#   images      hadolint on sqld/Dockerfile and operator/Dockerfile
+#   images      hadolint on sqld/Dockerfile and operator/Dockerfile; each
+#               image's build context assembled as .dockerignore defines it
+#               and the Dockerfile's cargo build run in it offline
 #   chart       helm lint --strict and helm template (default values and
 #               charts/*/ci/*.yaml), every rendered object validated with
 #               kubernetes-validate (strict) for Kubernetes 1.33 and 1.37,
@@ -9,7 +11,9 @@
 #               and rendered by the operator into valid objects; checkov on
 #               the charts and on the database pods the operator renders,
 #               with every skip explained (charts/checkov-skips*.txt); the
-#               operator binary accepts every rendered operator command line
+#               operator binary accepts every rendered operator command line;
+#               the chart's CRD is a kept template equal to crds/, and
+#               cluster names that are not DNS-1035 labels are refused
 #   manifests   kubectl kustomize deploy/operator (both variants) renders and
 #               validates; operator/tests/validate.sh (every example cluster)
 #   monitoring  promtool check rules and its unit tests of the alerts
@@ -22,7 +26,8 @@
 #   scripts     shellcheck on the shell scripts (scripts/, e2e/kind, e2e/local)
 # Tools are installed once into ~/.cache/sqld-tools (scripts/shipping-tools.sh).
 # No Docker engine or Kubernetes cluster is needed or used: images are
-# linted, not built (e2e/kind/ builds and runs them where Docker exists).
+# linted and their cargo builds run in their contexts, but no image is made
+# (e2e/kind/ builds and runs them where Docker exists).
 #
 # Usage: scripts/check-shipping.sh      (exit status 0 when all pass)
 set -euo pipefail
@@ -53,11 +58,54 @@ for f in sqld/Dockerfile operator/Dockerfile; do
 done
 [[ -f .dockerignore ]] || fail ".dockerignore is missing"
 
+step "image build contexts (.dockerignore) hold what the Dockerfiles build"
+# Docker is not here, but the context it would send is: the files
+# .dockerignore admits, copied as each Dockerfile's COPY lines say. In that
+# tree the Dockerfile's cargo commands must run offline, from the registry
+# already fetched here: `cargo metadata` (the workspace and every path
+# dependency resolve) and the same `cargo build` in the debug profile,
+# sharing this tree's target directory so only the workspace crates compile
+# (the image's --release build differs in codegen only, not in inputs).
+host=$(rustc -vV | sed -n 's/^host: //p')
+for f in sqld/Dockerfile operator/Dockerfile; do
+    # A fixed place (not $tmp), so cargo finds its earlier build of the same
+    # sources (copies keep their mtimes) instead of compiling them again.
+    ctx="$target/image-contexts/$(dirname "$f")"
+    rm -rf "$ctx"
+    if ! python "$root/scripts/lib/docker_context.py" "$root" "$f" "$ctx" >"$tmp/cargo-steps"; then
+        fail "$f: a COPY source is missing from the build context"
+        continue
+    fi
+    [[ -s "$tmp/cargo-steps" ]] || fail "$f: no cargo command found in its RUN lines"
+    while read -r dir cmd; do
+        read -r -a words <<<"$cmd"
+        args=()
+        for w in "${words[@]:2}"; do [[ "$w" == --release ]] || args+=("$w"); done
+        if (cd "$dir" && bounded cargo metadata --offline --locked --format-version 1 --filter-platform "$host" >/dev/null \
+                && CARGO_TARGET_DIR="$target" bounded cargo "${words[1]}" --offline --quiet "${args[@]}"); then
+            echo "ok   $f: cargo metadata and cargo ${words[1]} ${args[*]} in its build context"
+        else
+            fail "$f: cargo ${words[1]} ${args[*]} fails in the build context .dockerignore defines"
+        fi
+    done <"$tmp/cargo-steps"
+done
+# The check is live: a context without sqld/client (the .dockerignore this
+# check was made for) must fail it.
+grep -v '^!sqld/client/' .dockerignore >"$tmp/dockerignore-without-client"
+if DOCKERIGNORE="$tmp/dockerignore-without-client" python "$root/scripts/lib/docker_context.py" \
+        "$root" sqld/Dockerfile "$tmp/context-broken" >/dev/null \
+    && (cd "$tmp/context-broken/image/src" \
+        && cargo metadata --offline --locked --format-version 1 --filter-platform "$host" >/dev/null 2>&1); then
+    fail "the build context check accepts a context without sqld/client"
+else
+    echo "ok   a context without sqld/client fails the check"
+fi
+
 step "chart copies are identical to their sources"
 same() {
     if cmp -s "$1" "$2"; then echo "ok   $2 = $1"; else fail "$2 differs from $1 (copy it: cp $1 $2)"; fi
 }
-same crds/sqld.dev_sqldclusters.yaml charts/sqld-operator/crds/sqld.dev_sqldclusters.yaml
+same crds/sqld.dev_sqldclusters.yaml charts/sqld-operator/files/crds/sqld.dev_sqldclusters.yaml
 same deploy/monitoring/grafana-dashboard.json charts/sqld-operator/files/grafana-dashboard.json
 same deploy/monitoring/prometheus-rules.yaml charts/sqld-operator/files/prometheus-rules.yaml
 
@@ -103,6 +151,40 @@ for chart in charts/*/; do
         fail "$name: values.schema.json accepts unknown values"
     else
         echo "ok   values.schema.json rejects unknown values"
+    fi
+done
+
+step "chart behaviour"
+# The CRD ships as a template so `helm upgrade` applies a newer one (Helm
+# never upgrades crds/), kept on uninstall, and equal to crds/.
+if python - "$tmp/sqld-operator-default.yaml" crds/sqld.dev_sqldclusters.yaml <<'PY'
+import sys, yaml
+crds = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d.get("kind") == "CustomResourceDefinition"]
+assert len(crds) == 1, f"{len(crds)} CRDs rendered"
+assert crds[0]["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", "not kept on uninstall"
+assert crds[0]["spec"] == yaml.safe_load(open(sys.argv[2]))["spec"], "differs from crds/"
+PY
+then echo "ok   sqld-operator: the CRD is a template (upgraded by helm upgrade), kept on uninstall"; else fail "sqld-operator chart CRD template"; fi
+if helm template sqld-system charts/sqld-operator --set crds.install=false | grep -q '^kind: CustomResourceDefinition'; then
+    fail "sqld-operator: crds.install=false still renders the CRD"
+fi
+# ClusterRoles are cluster-wide: releases of one name in two namespaces
+# must not share one; storageclasses (cluster-scoped) only in a ClusterRole.
+role_names() { helm template sqld-operator charts/sqld-operator --namespace "$1" "${@:2}" \
+    | python -c 'import sys, yaml; print(" ".join(sorted(d["kind"] + "/" + d["metadata"]["name"] for d in yaml.safe_load_all(sys.stdin) if d and d["kind"] in ("ClusterRole", "Role"))))'; }
+a=$(role_names team-a); b=$(role_names team-b)
+if [[ -n "$a" && "$a" != "$b" ]]; then echo "ok   ClusterRole names differ per release namespace: $a | $b"; else fail "ClusterRole names collide across namespaces: $a"; fi
+if helm template sqld-operator charts/sqld-operator --namespace x --set watchNamespace=x | grep -q storageclasses; then
+    fail "a namespaced Role lists storageclasses (cluster-scoped: a Role cannot grant them)"
+fi
+# A cluster name its Services cannot carry is refused, whether it comes
+# from the values or from the release name.
+for bad in "r --set name=my.db" "r --set name=2db" "2db" "my.db"; do
+    read -r -a a <<<"$bad"
+    if helm template "${a[@]}" charts/sqld-cluster >/dev/null 2>&1; then
+        fail "sqld-cluster accepts a name that is no DNS-1035 label: helm template $bad"
+    else
+        echo "ok   sqld-cluster refuses: helm template $bad"
     fi
 done
 

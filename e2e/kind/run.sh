@@ -11,8 +11,12 @@
 #   5. scales replicas up (3) and down (1) and waits for readyReplicas;
 #   6. writes rows while deleting the primary pod, and checks that every
 #      acknowledged write is there once it is back;
-#   7. changes spec.image and waits for the rollout to finish;
-#   8. deletes the SqldCluster and checks that its children are gone.
+#   7. changes spec.image, waits for the rollout to finish and checks that
+#      every pod runs the new image (the primary a new pod);
+#   8. deletes the primary's StatefulSet and checks that the recreated
+#      primary has its data;
+#   9. deletes the SqldCluster and checks that its children are gone and
+#      the volume claim is retained (storage.reclaimPolicy: Retain).
 # Needs docker, kind, kubectl, helm and psql. It exits 2 (never 0) when any
 # is missing, so it cannot pass where it did not run.
 #
@@ -65,10 +69,12 @@ helm install sqld-operator charts/sqld-operator --namespace sqld-system --create
 
 step "cluster"
 kubectl create namespace "$ns"
-# The example as users apply it, with the image just built.
-sed -e "s/namespace: default/namespace: $ns/" \
-    -e "s/^spec:$/spec:\n  image: sqld:$tag\n  imagePullPolicy: Never/" \
-    deploy/examples/sqldcluster.yaml | kubectl apply -f -
+# The example as users apply it, with the image just built (awk, not sed:
+# a newline in a sed replacement is a GNU extension).
+awk -v ns="$ns" -v img="sqld:$tag" '
+    $0 == "spec:" { print; print "  image: " img; print "  imagePullPolicy: Never"; next }
+    { sub(/namespace: default/, "namespace: " ns); print }
+' deploy/examples/sqldcluster.yaml | kubectl apply -f -
 kubectl -n "$ns" wait sqld/app --for=condition=Ready --timeout "$timeout"
 
 password=$(kubectl -n "$ns" get secret app-credentials -o jsonpath='{.data.password}' | base64 -d)
@@ -115,9 +121,20 @@ acked=$(mktemp)
 writer=$!
 pids+=("$writer")
 sleep 2
+old_uid=$(kubectl -n "$ns" get pod app-primary-0 -o jsonpath='{.metadata.uid}')
 kubectl -n "$ns" delete pod app-primary-0 --wait=false
-sleep 5
-kubectl -n "$ns" wait pod/app-primary-0 --for=condition=Ready --timeout "$timeout"
+# Wait for the replacement (a new UID), not for the old pod, which may still
+# answer as Ready while it terminates.
+wait_new_primary() { # old-uid
+    for _ in $(seq 150); do
+        uid=$(kubectl -n "$ns" get pod app-primary-0 -o jsonpath='{.metadata.uid}' 2>/dev/null || true)
+        [[ -n "$uid" && "$uid" != "$1" ]] && break
+        sleep 2
+    done
+    [[ -n "$uid" && "$uid" != "$1" ]] || die "no new primary pod replaced $1"
+    kubectl -n "$ns" wait pod/app-primary-0 --for=condition=Ready --timeout "$timeout"
+}
+wait_new_primary "$old_uid"
 kill "$writer"
 kill "${pids[0]}" 2>/dev/null || true   # the old port-forward died with the pod
 forward app-rw 15432
@@ -129,22 +146,38 @@ echo "$(wc -l <"$acked") acknowledged writes checked, $lost lost"
 ((lost == 0)) || die "acknowledged writes lost"
 
 step "change the image"
+old_uid=$(kubectl -n "$ns" get pod app-primary-0 -o jsonpath='{.metadata.uid}')
 kubectl -n "$ns" patch sqld app --type merge -p "{\"spec\":{\"image\":\"sqld:$tag-b\"}}"
+# status.currentImage is read from the running primary pod, and Ready is
+# False while a new configuration rolls: wait for both, then check the pods.
 for _ in $(seq 150); do
     [[ "$(kubectl -n "$ns" get sqld app -o jsonpath='{.status.currentImage}')" == "sqld:$tag-b" ]] && break
     sleep 2
 done
 kubectl -n "$ns" wait sqld/app --for=condition=Ready --timeout "$timeout"
-[[ "$(kubectl -n "$ns" get sqld app -o jsonpath='{.status.currentImage}')" == "sqld:$tag-b" ]] || die "image never rolled out"
+[[ "$(kubectl -n "$ns" get pod app-primary-0 -o jsonpath='{.metadata.uid}')" != "$old_uid" ]] || die "the primary pod never rolled"
+images=$(kubectl -n "$ns" get pods -l sqld.dev/cluster=app -o jsonpath='{range .items[*]}{.spec.containers[0].image}{"\n"}{end}' | sort -u)
+[[ "$images" == "sqld:$tag-b" ]] || die "pods run: $images"
+[[ "$(rw "select v from kv where k = 1")" == one ]] || { forward app-rw 15432; [[ "$(rw "select v from kv where k = 1")" == one ]] || die "data lost in the roll"; }
+
+step "delete the StatefulSet: the volume and the data survive"
+old_uid=$(kubectl -n "$ns" get pod app-primary-0 -o jsonpath='{.metadata.uid}')
+kubectl -n "$ns" delete statefulset app-primary --wait
+wait_new_primary "$old_uid"   # the operator recreates the StatefulSet
+forward app-rw 15434
+[[ "$(psql -h 127.0.0.1 -p 15434 -Atc "select v from kv where k = 1")" == one ]] || die "the primary came back without its data"
 
 step "delete the cluster"
 kubectl -n "$ns" delete sqld app --wait
 for _ in $(seq 60); do
-    left=$(kubectl -n "$ns" get statefulset,deployment,service,secret,pdb,pvc -l sqld.dev/cluster=app -o name 2>/dev/null)
+    left=$(kubectl -n "$ns" get statefulset,deployment,service,secret,pdb,networkpolicy -l sqld.dev/cluster=app -o name 2>/dev/null)
     [[ -z "$left" ]] && break
     sleep 2
 done
 [[ -z "$left" ]] || die "left behind after delete: $left"
+# storage.reclaimPolicy Retain (the default) keeps the primary's claim.
+kubectl -n "$ns" get pvc data-app-primary-0 >/dev/null || die "the retained volume claim is gone"
+kubectl -n "$ns" delete pvc data-app-primary-0 --wait
 
 echo
 echo "e2e/kind: all passed"

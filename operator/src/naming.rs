@@ -46,6 +46,10 @@ pub const ANNOTATION_RESTART: &str = "sqld.dev/restartedAt";
 pub const ANNOTATION_PAUSED: &str = "sqld.dev/reconcile-paused";
 /// Annotation written on pod templates: hash of everything the pods depend on.
 pub const ANNOTATION_CONFIG_HASH: &str = "sqld.dev/config-hash";
+/// On the primary StatefulSet: which replication token its pods were given
+/// (a digest), so a rotation rolls the primary without waiting for
+/// replicas that cannot authenticate to the old one.
+pub const ANNOTATION_TOKEN_REVISION: &str = "sqld.dev/replication-token-revision";
 
 /// The role of a sqld pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +102,11 @@ pub fn fdb_cluster_file_config_map_name(c: &SqldCluster) -> String {
     format!("{}-fdb-cluster-file", c.name_any())
 }
 pub fn monitor_name(c: &SqldCluster) -> String {
+    c.name_any()
+}
+
+/// NetworkPolicy of the cluster's pods.
+pub fn network_policy_name(c: &SqldCluster) -> String {
     c.name_any()
 }
 /// PVC of the primary pod, as the StatefulSet controller names it.

@@ -42,6 +42,12 @@ pub fn rules() -> Vec<Rule> {
             why: "status",
         },
         Rule {
+            group: "sqld.dev",
+            resources: &["sqldclusters/finalizers"],
+            verbs: &["update"],
+            why: "children's owner references with blockOwnerDeletion (checked where OwnerReferencesPermissionEnforcement is on)",
+        },
+        Rule {
             group: "apps",
             resources: &["statefulsets"],
             verbs: &["get", "list", "watch", "create", "patch"],
@@ -60,10 +66,22 @@ pub fn rules() -> Vec<Rule> {
             why: "rw, ro, r and headless Services",
         },
         Rule {
+            group: "networking.k8s.io",
+            resources: &["networkpolicies"],
+            verbs: &["get", "create", "patch", "delete"],
+            why: "who may reach the sqld pods (get: delete only our own)",
+        },
+        Rule {
             group: "policy",
             resources: &["poddisruptionbudgets"],
-            verbs: &["list", "watch", "create", "patch", "delete"],
-            why: "the replicas' budget, removed below two replicas",
+            verbs: &["get", "list", "watch", "create", "patch", "delete"],
+            why: "the replicas' budget, removed below two replicas (get: only when ours)",
+        },
+        Rule {
+            group: "",
+            resources: &["pods"],
+            verbs: &["get", "list", "delete"],
+            why: "replace a broken primary pod of an old revision, which OrderedReady never replaces; list: tell a stalled replica rollout's failing pods from unscheduled ones",
         },
         Rule {
             group: "",
@@ -80,14 +98,14 @@ pub fn rules() -> Vec<Rule> {
         Rule {
             group: "",
             resources: &["persistentvolumeclaims"],
-            verbs: &["patch"],
-            why: "grow the primary's volume",
+            verbs: &["get", "patch"],
+            why: "grow the primary's volume, set its owner as storage.reclaimPolicy says",
         },
         Rule {
             group: "monitoring.coreos.com",
             resources: &["podmonitors", "servicemonitors"],
-            verbs: &["create", "patch", "delete"],
-            why: "scrape configuration",
+            verbs: &["get", "create", "patch", "delete"],
+            why: "scrape configuration (get: delete only our own)",
         },
         Rule {
             group: "apps.foundationdb.org",
@@ -102,6 +120,17 @@ pub fn rules() -> Vec<Rule> {
             why: "Events (patch: repeated events)",
         },
     ]
+}
+
+/// Cluster-scoped reads, granted only by the cluster-wide ClusterRole (a
+/// Role cannot grant them; the operator then does without).
+pub fn cluster_scoped_rules() -> Vec<Rule> {
+    vec![Rule {
+        group: "storage.k8s.io",
+        resources: &["storageclasses"],
+        verbs: &["get"],
+        why: "whether the primary's storage class allows volume expansion",
+    }]
 }
 
 /// What leader election needs, in the operator's own namespace only.
@@ -217,9 +246,11 @@ fn to_yaml(header: &str, docs: [String; 4]) -> String {
 /// Cluster-wide RBAC: a ClusterRole over every namespace, plus the leader
 /// election Role in the operator's namespace.
 pub fn cluster_manifests(namespace: &str) -> Result<String, serde_yaml::Error> {
+    let mut all = rules();
+    all.extend(cluster_scoped_rules());
     let role = ClusterRole {
         metadata: meta(NAME, None),
-        rules: Some(policy_rules(&rules())),
+        rules: Some(policy_rules(&all)),
         ..ClusterRole::default()
     };
     let binding = ClusterRoleBinding {
@@ -269,6 +300,7 @@ pub fn chart_rules() -> Result<String, serde_yaml::Error> {
     let mut doc = std::collections::BTreeMap::new();
     doc.insert("operator", policy_rules(&rules()));
     doc.insert("leaderElection", policy_rules(&leader_election_rules()));
+    doc.insert("clusterScoped", policy_rules(&cluster_scoped_rules()));
     Ok(format!(
         "# Generated from operator/src/rbac.rs; do not edit.\n{}",
         serde_yaml::to_string(&doc)?

@@ -15,6 +15,11 @@ pub const PRIMARY_READY: &str = "PrimaryReady";
 pub const REPLICAS_READY: &str = "ReplicasReady";
 pub const BACKEND_READY: &str = "BackendReady";
 pub const MONITORING_READY: &str = "MonitoringReady";
+/// The primary's volume has the size the spec asks for (local backend).
+pub const STORAGE_READY: &str = "StorageReady";
+/// The rollout moves (False: the primary waited for replicas that stopped
+/// progressing, and was rolled anyway).
+pub const PROGRESSING: &str = "Progressing";
 
 /// State of an optional part (backend, monitoring) as the reconciler saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +65,10 @@ pub struct Observed {
     pub backend: Option<PartState>,
     /// Monitoring state; `None` when monitoring is disabled.
     pub monitoring: Option<PartState>,
+    /// The primary's volume; `None` while it has no claim (or no volume).
+    pub storage: Option<PartState>,
+    /// Set when a rollout stopped progressing.
+    pub stalled: Option<PartState>,
     /// Image of the primary's running template.
     pub current_image: Option<String>,
 }
@@ -119,6 +128,13 @@ pub fn compute(c: &SqldCluster, obs: &Observed, now: &Time) -> SqldClusterStatus
     if let Some(m) = &obs.monitoring {
         set(MONITORING_READY, m.ready, &m.reason, m.message.clone());
     }
+    // Storage does not gate Ready: a volume that cannot grow still serves.
+    if let Some(m) = &obs.storage {
+        set(STORAGE_READY, m.ready, &m.reason, m.message.clone());
+    }
+    if let Some(m) = &obs.stalled {
+        set(PROGRESSING, m.ready, &m.reason, m.message.clone());
+    }
 
     let updating = obs.primary_updating || obs.replicas_updating;
     let (ready, reason, message) = if let Some(p) = obs.problems.first() {
@@ -138,8 +154,11 @@ pub fn compute(c: &SqldCluster, obs: &Observed, now: &Time) -> SqldClusterStatus
             format!("{}/{} replicas ready", obs.replicas_ready, desired),
         )
     } else if updating {
+        // Not ready until the new configuration runs everywhere, so
+        // `kubectl wait --for=condition=Ready` after a change waits for it;
+        // the phase (Upgrading) says the cluster serves meanwhile.
         (
-            true,
+            false,
             "RollingUpdate",
             "a new configuration is rolling out".to_string(),
         )

@@ -25,6 +25,13 @@ const RESERVED_FLAGS: &[&str] = &[
     "--tls-cert",
     "--tls-key",
     "--auth",
+    // The credentials come from the Secret by reference: on the command
+    // line they would be readable in the pod spec (and printed by render).
+    "--password",
+    "--user",
+    // Development mode relaxes what a cluster relies on (trust by default,
+    // no replication token required): never in a pod.
+    "--dev",
 ];
 
 /// One reason a spec cannot be realised.
@@ -51,6 +58,20 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// A Service name's shape (RFC 1035 label; the length is checked apart).
+pub fn is_dns1035_label(name: &str) -> bool {
+    let b = name.as_bytes();
+    let inner = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-';
+    match (b.first(), b.last()) {
+        (Some(f), Some(l)) => {
+            f.is_ascii_lowercase()
+                && (l.is_ascii_lowercase() || l.is_ascii_digit())
+                && b.iter().all(inner)
+        }
+        _ => false,
+    }
+}
+
 /// Every problem of a spec, in field order; empty when it can be realised.
 pub fn check(c: &SqldCluster) -> Vec<Problem> {
     let mut problems = Vec::new();
@@ -59,6 +80,12 @@ pub fn check(c: &SqldCluster) -> Vec<Problem> {
         problems.push(Problem::new(
             "NameTooLong",
             format!("metadata.name must be at most {MAX_NAME_LEN} characters"),
+        ));
+    }
+    if !is_dns1035_label(&c.name_any()) {
+        problems.push(Problem::new(
+            "InvalidName",
+            "metadata.name must be a DNS-1035 label (a-z, 0-9 and '-', starting with a letter, ending with a letter or digit): the Services are named after it",
         ));
     }
     if spec.image.is_empty() {
@@ -128,13 +155,98 @@ pub fn check(c: &SqldCluster) -> Vec<Problem> {
             ));
         }
     }
+    // The same settings through the environment: SQLD_PRIMARY_URL would
+    // turn the primary into a replica of itself, and so on.
+    for e in &spec.env {
+        let reserved = RESERVED_FLAGS
+            .iter()
+            .filter_map(|f| crate::sqld_flags::by_flag(f))
+            .any(|f| f.env == e.name);
+        if reserved {
+            problems.push(Problem::new(
+                "ReservedEnv",
+                format!("spec.env may not set {}; the operator sets it", e.name),
+            ));
+        }
+    }
+    if let Some(grace) =
+        flag_value(&spec.extra_args, "--shutdown-grace-period").and_then(parse_seconds)
+    {
+        let budget = crate::builders::pod::shutdown_seconds(c);
+        if grace > budget {
+            problems.push(Problem::new(
+                "ShutdownLongerThanGracePeriod",
+                format!("spec.extraArgs --shutdown-grace-period {grace}s exceeds the {budget}s the pod has after SIGTERM (terminationGracePeriodSeconds minus the preStop pause and a margin): sqld would be killed mid-shutdown"),
+            ));
+        }
+    }
+    if spec.auth.password_key == spec.auth.replication_token_key {
+        problems.push(Problem::new(
+            "AuthKeysCollide",
+            format!("spec.auth.passwordKey and spec.auth.replicationTokenKey are both {:?}: the replication token would be the password", spec.auth.password_key),
+        ));
+    }
     problems
 }
 
+/// The value given to `flag` in `args` (`--flag=v` or `--flag v`).
+fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some(v) = a.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+            return Some(v);
+        }
+        if a == flag {
+            return it.next().map(String::as_str);
+        }
+    }
+    None
+}
+
+/// Whole seconds of a duration as sqld takes it (`30`, `30s`, `2m`, `1h`).
+fn parse_seconds(v: &str) -> Option<i64> {
+    let (digits, unit) = match v.find(|ch: char| !ch.is_ascii_digit()) {
+        Some(i) => v.split_at(i),
+        None => (v, "s"),
+    };
+    let n: i64 = digits.parse().ok()?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
+
 /// Bytes of a Kubernetes quantity (`10Gi`, `500M`, `1073741824`), or `None`
-/// when it is not one. Decimal fractions are allowed (`1.5Gi`); exponent
-/// forms (`1e9`) and milli-units are not, as they make no sense for storage.
+/// when it is not one. Decimal fractions (`1.5Gi`) and decimal exponents
+/// (`1e9`, `5E3`, as CEL's `isQuantity` accepts them) are allowed;
+/// milli-units are not, as they make no sense for storage.
 pub fn parse_quantity(q: &str) -> Option<u128> {
+    if let Some((mantissa, exp)) = split_exponent(q) {
+        let base = parse_quantity(mantissa)?;
+        return if exp >= 0 {
+            base.checked_mul(10u128.checked_pow(u32::try_from(exp).ok()?)?)
+        } else {
+            Some(base.div_ceil(10u128.checked_pow(u32::try_from(-exp).ok()?)?))
+        };
+    }
+    parse_plain_quantity(q)
+}
+
+/// `("1", 9)` for `1e9`; `None` without an exponent (`1E` is exa).
+fn split_exponent(q: &str) -> Option<(&str, i32)> {
+    let i = q.rfind(['e', 'E'])?;
+    let (mantissa, exp) = (&q[..i], &q[i + 1..]);
+    let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+    if mantissa.is_empty() || digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((mantissa, exp.parse().ok()?))
+}
+
+fn parse_plain_quantity(q: &str) -> Option<u128> {
     const SUFFIXES: &[(&str, u128)] = &[
         ("Ki", 1 << 10),
         ("Mi", 1 << 20),

@@ -5,6 +5,7 @@
 
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
 use kube::api::ObjectMeta;
+use serde_json::json;
 use sqld_operator::builders::{self, pod, Credentials, Inputs};
 use sqld_operator::crd::{SqldCluster, SqldClusterSpec};
 use sqld_operator::naming;
@@ -26,6 +27,8 @@ fn cluster(spec_yaml: &str) -> SqldCluster {
 fn inputs() -> Inputs {
     Inputs {
         external_revision: "rev1".into(),
+        token_revision: String::new(),
+        ready_replicas: None,
         credentials: Some(Credentials {
             password: "pw".into(),
             replication_token: "tok".into(),
@@ -152,15 +155,24 @@ fn services_route_by_role() {
         Some("primary")
     );
     assert_eq!(
-        role(&builders::services::ro_service(&c)).as_deref(),
+        role(&builders::services::ro_service(&c, None)).as_deref(),
         Some("replica")
+    );
+    assert_eq!(
+        role(&builders::services::ro_service(&c, Some(1))).as_deref(),
+        Some("replica")
+    );
+    assert_eq!(
+        role(&builders::services::ro_service(&c, Some(0))).as_deref(),
+        Some("primary"),
+        "no replica ready yet (bootstrapping, drained): -ro keeps answering"
     );
     let r = builders::services::r_service(&c);
     assert_eq!(role(&r), None, "-r selects every instance");
     assert_eq!(r.metadata.name.as_deref(), Some("db-r"));
     let none = cluster("replicas: 0");
     assert_eq!(
-        role(&builders::services::ro_service(&none)).as_deref(),
+        role(&builders::services::ro_service(&none, Some(3))).as_deref(),
         Some("primary"),
         "-ro falls back to the primary"
     );
@@ -271,6 +283,9 @@ fn foundationdb_managed_and_connection_string() {
     assert_eq!(fdb["spec"]["version"], "7.3.43");
     assert_eq!(fdb["spec"]["processCounts"]["storage"], 5);
     assert_eq!(fdb["spec"]["processCounts"]["log"], 3);
+    // 0 is the fdb operator's "choose for me"; -1 would mean no stateless
+    // processes at all (no proxies, no resolvers: no database).
+    assert_eq!(fdb["spec"]["processCounts"]["stateless"], 0);
     assert_eq!(
         fdb["spec"]["databaseConfiguration"]["redundancy_mode"],
         "double"
@@ -344,4 +359,125 @@ fn validation_finds_what_the_operator_cannot_realise() {
     assert_eq!(validation::parse_quantity("1.5Gi"), Some(3 << 29));
     assert_eq!(validation::parse_quantity("Gi"), None);
     assert_eq!(validation::parse_quantity("1.2.3"), None);
+}
+
+#[test]
+fn validation_keeps_credentials_and_wiring_out_of_user_settings() {
+    let reasons = |y: &str| {
+        validation::check(&cluster(y))
+            .into_iter()
+            .map(|p| p.reason)
+            .collect::<Vec<_>>()
+    };
+    // Credentials only from the Secret, never on the command line.
+    assert_eq!(
+        reasons("extraArgs: ['--password=hunter2']"),
+        ["ReservedFlag"]
+    );
+    assert_eq!(reasons("extraArgs: ['--user', 'admin']"), ["ReservedFlag"]);
+    assert_eq!(reasons("extraArgs: ['--dev']"), ["ReservedFlag"]);
+    assert_eq!(
+        reasons("env: [{name: SQLD_DEV, value: 'true'}]"),
+        ["ReservedEnv"]
+    );
+    // The environment cannot rewire what the operator sets either.
+    let env = |name: &str| format!("env: [{{name: {name}, value: x}}]");
+    assert_eq!(reasons(&env("SQLD_PRIMARY_URL")), ["ReservedEnv"]);
+    assert_eq!(reasons(&env("SQLD_REPLICATION_TOKEN")), ["ReservedEnv"]);
+    assert_eq!(reasons(&env("SQLD_PASSWORD")), ["ReservedEnv"]);
+    assert!(reasons(&env("RUST_LOG")).is_empty());
+    // sqld must finish shutting down before the kubelet's SIGKILL (30 s
+    // grace period by default: 22 s after the preStop pause and margin).
+    for (arg, ok) in [
+        ("--shutdown-grace-period=20s", true),
+        ("--shutdown-grace-period=2m", false),
+    ] {
+        let r = reasons(&format!("extraArgs: ['{arg}']"));
+        assert_eq!(r.is_empty(), ok, "{arg}: {r:?}");
+    }
+    assert_eq!(
+        reasons(
+            "{extraArgs: ['--shutdown-grace-period', '60'], terminationGracePeriodSeconds: 30}"
+        ),
+        ["ShutdownLongerThanGracePeriod"]
+    );
+    assert!(reasons(
+        "{extraArgs: ['--shutdown-grace-period', '60'], terminationGracePeriodSeconds: 90}"
+    )
+    .is_empty());
+    assert_eq!(
+        reasons("auth: {passwordKey: k, replicationTokenKey: k}"),
+        ["AuthKeysCollide"]
+    );
+}
+
+#[test]
+fn quantities_in_exponent_form_are_what_cel_accepts() {
+    assert_eq!(validation::parse_quantity("1e9"), Some(1_000_000_000));
+    assert_eq!(validation::parse_quantity("5E3"), Some(5_000));
+    assert_eq!(validation::parse_quantity("15e-1"), Some(2), "rounds up");
+    assert_eq!(
+        validation::parse_quantity("1E"),
+        Some(1_000_000_000_000_000_000),
+        "exa"
+    );
+    assert_eq!(validation::parse_quantity("e9"), None);
+    assert!(validation::check(&cluster("storage: {size: '1e9'}")).is_empty());
+}
+
+#[test]
+fn network_policy_keeps_the_http_port_to_the_cluster_the_operator_and_monitoring() {
+    let c = cluster("{replicas: 2}");
+    let np = builders::networkpolicy::network_policy(&c).expect("on by default");
+    let v = serde_json::to_value(&np).unwrap();
+    assert_eq!(v["metadata"]["name"], "db");
+    assert_eq!(
+        v["spec"]["podSelector"]["matchLabels"]["sqld.dev/cluster"],
+        "db"
+    );
+    assert_eq!(v["spec"]["policyTypes"], json!(["Ingress"]));
+    let rules = v["spec"]["ingress"].as_array().unwrap();
+    let rule = |port: &str| {
+        rules
+            .iter()
+            .find(|r| r["ports"][0]["port"] == port)
+            .unwrap_or_else(|| panic!("no rule for {port}"))
+    };
+    assert!(
+        rule("postgres").get("from").is_none(),
+        "pg: every source by default"
+    );
+    let http = rule("http")["from"].as_array().unwrap().clone();
+    assert_eq!(http.len(), 3, "{http:?}");
+    assert_eq!(
+        http[0]["podSelector"]["matchLabels"]["sqld.dev/cluster"],
+        "db"
+    );
+    assert!(
+        http[0].get("namespaceSelector").is_none(),
+        "own namespace only"
+    );
+    assert_eq!(
+        http[1]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "sqld-operator"
+    );
+    assert_eq!(
+        http[2]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+
+    let custom = cluster(
+        "{networkPolicy: {pgFrom: [{podSelector: {matchLabels: {app: web}}}], metricsFrom: []}}",
+    );
+    let v =
+        serde_json::to_value(builders::networkpolicy::network_policy(&custom).unwrap()).unwrap();
+    assert_eq!(
+        v["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["app"],
+        "web"
+    );
+    assert_eq!(v["spec"]["ingress"][1]["from"].as_array().unwrap().len(), 2);
+    assert!(
+        builders::networkpolicy::network_policy(&cluster("{networkPolicy: {enabled: false}}"))
+            .is_none()
+    );
 }

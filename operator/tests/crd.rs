@@ -17,7 +17,7 @@ fn root() -> PathBuf {
 const CRD_PATH: &str = "crds/sqld.dev_sqldclusters.yaml";
 /// The Helm chart ships the same file (Helm installs `crds/` before the
 /// templates and never deletes it).
-const CHART_CRD_PATH: &str = "charts/sqld-operator/crds/sqld.dev_sqldclusters.yaml";
+const CHART_CRD_PATH: &str = "charts/sqld-operator/files/crds/sqld.dev_sqldclusters.yaml";
 
 #[test]
 fn crd_file_is_up_to_date() {
@@ -166,4 +166,30 @@ fn cel_makes_backend_type_and_storage_class_immutable() {
     let mut scaled = old.clone();
     scaled.spec.replicas = 5;
     assert!(validate_cel_update(&scaled, &old).is_ok());
+}
+
+#[test]
+fn cel_and_the_operator_require_a_dns_1035_name() {
+    for (name, ok) in [
+        ("db", true),
+        ("my-db-2", true),
+        ("my.db", false),
+        ("2db", false),
+        ("db-", false),
+        ("Db", false),
+    ] {
+        let c = from_yaml(&format!(
+            "apiVersion: sqld.dev/v1alpha1\nkind: SqldCluster\nmetadata: {{name: '{name}'}}\nspec: {{}}"
+        ));
+        assert_eq!(validate_cel(&c).is_ok(), ok, "CEL on {name:?}");
+        let reasons: Vec<_> = sqld_operator::validation::check(&c)
+            .iter()
+            .map(|p| p.reason)
+            .collect();
+        assert_eq!(
+            !reasons.contains(&"InvalidName"),
+            ok,
+            "operator on {name:?}: {reasons:?}"
+        );
+    }
 }

@@ -24,6 +24,8 @@ fn cluster(spec_yaml: &str) -> SqldCluster {
 fn inputs() -> Inputs {
     Inputs {
         external_revision: "rev1".into(),
+        token_revision: String::new(),
+        ready_replicas: None,
         credentials: Some(Credentials {
             password: "pw".into(),
             replication_token: "tok".into(),
@@ -336,4 +338,101 @@ fn default_anti_affinity_and_user_affinity() {
     assert!(ps.affinity.as_ref().unwrap().pod_anti_affinity.is_none());
     assert_eq!(ps.node_selector.as_ref().unwrap()["pool"], "db");
     assert_eq!(ps.priority_class_name.as_deref(), Some("high"));
+}
+
+#[test]
+fn replica_data_is_bounded_and_its_disk_requested() {
+    let c = cluster("{replicas: 2, storage: {size: 20Gi}, resources: {requests: {cpu: 100m}}}");
+    let d = builders::deployment::replica_deployment(&c, &inputs());
+    let t = &d.spec.template;
+    let data = pod_spec(t)
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "data")
+        .unwrap();
+    let limit = data.empty_dir.as_ref().unwrap().size_limit.as_ref();
+    assert_eq!(limit.map(|q| q.0.as_str()), Some("20Gi"));
+    let requests = sqld(t)
+        .resources
+        .as_ref()
+        .unwrap()
+        .requests
+        .as_ref()
+        .unwrap();
+    assert_eq!(requests["ephemeral-storage"].0, "20Gi");
+    assert_eq!(requests["cpu"].0, "100m", "the user's requests stay");
+    // The user's own ephemeral-storage request wins; the primary's data is
+    // on its volume claim, so it requests no node disk for it.
+    let own = cluster("{replicas: 1, resources: {requests: {ephemeral-storage: 5Gi}}}");
+    let t = builders::deployment::replica_deployment(&own, &inputs())
+        .spec
+        .template;
+    assert_eq!(
+        sqld(&t)
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["ephemeral-storage"]
+            .0,
+        "5Gi"
+    );
+    let p = pod::pod_template(&c, Role::Primary, &inputs());
+    let req = sqld(&p)
+        .resources
+        .as_ref()
+        .unwrap()
+        .requests
+        .as_ref()
+        .unwrap();
+    assert!(!req.contains_key("ephemeral-storage"));
+}
+
+/// Every sqld container, of every example and role, reads the replication
+/// token (which sqld requires with a non-loopback HTTP listener) and the
+/// password from the Secret by reference, and no secret value appears in
+/// its args or as a literal env value.
+#[test]
+fn every_container_gets_its_secrets_by_reference_only() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for c in sqld_operator::render::parse_clusters(&text).unwrap() {
+            for role in [Role::Primary, Role::Replica] {
+                let t = pod::pod_template(&c, role, &inputs());
+                let ct = sqld(&t);
+                let token = env(&t, "SQLD_REPLICATION_TOKEN").expect("SQLD_REPLICATION_TOKEN");
+                assert!(token.value.is_none(), "a literal token");
+                let r = token
+                    .value_from
+                    .as_ref()
+                    .unwrap()
+                    .secret_key_ref
+                    .as_ref()
+                    .unwrap();
+                assert_eq!(r.name, builders::secret::auth_secret_name(&c));
+                assert_eq!(r.key, c.spec.auth.replication_token_key);
+                for e in ct.env.as_ref().unwrap() {
+                    if e.name.contains("PASSWORD") || e.name.contains("TOKEN") {
+                        assert!(e.value.is_none(), "{} as a literal", e.name);
+                    }
+                }
+                for a in ct.args.as_ref().unwrap() {
+                    assert!(
+                        !a.contains("pw")
+                            && !a.contains("tok")
+                            && !a.starts_with("--password")
+                            && !a.starts_with("--replication-token"),
+                        "a secret on the command line: {a}"
+                    );
+                }
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 10, "{seen} containers checked");
 }

@@ -81,13 +81,25 @@ async fn every_request_is_allowed_by_the_rbac_rules() {
         ],
     );
     fake.put("/api/v1/namespaces/prod/secrets/cert", json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cert"}, "data": {"tls.crt": "eA==", "tls.key": "eQ=="}}));
-    fake.put(PVC, json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data-db-primary-0"}, "spec": {}}));
+    fake.put(PVC, json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data-db-primary-0"}, "spec": {"storageClassName": "fast", "resources": {"requests": {"storage": "1Gi"}}}}));
+    fake.put(STORAGE_CLASS_FAST, json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": "fast"}, "provisioner": "x", "allowVolumeExpansion": true}));
     run(&fake, &ctx).await;
     children_ready(&fake);
     edit_spec(&fake, |s| {
         s["storage"]["size"] = json!("2Gi");
+        s["storage"]["reclaimPolicy"] = json!("Delete");
+        s["networkPolicy"] = json!({"enabled": false});
         s["replicas"] = json!(1);
     });
+    run(&fake, &ctx).await;
+    // A broken primary of an old revision (replaced) and objects to prune.
+    fake.put("/api/v1/namespaces/prod/pods/db-primary-0", json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "db-primary-0", "uid": "p", "labels": {"controller-revision-hash": "old"}}}));
+    fake.edit(STS, |s| s["status"]["updateRevision"] = json!("new"));
+    // A replica rollout past its deadline: its pods are looked at.
+    fake.edit(DEPLOY, |d| d["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]));
+    let ours = json!([{"apiVersion": "sqld.dev/v1alpha1", "kind": "SqldCluster", "name": "db", "uid": "cluster-uid"}]);
+    fake.put(PDB, json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db-replica", "ownerReferences": ours}}));
+    fake.put("/apis/monitoring.coreos.com/v1/namespaces/prod/servicemonitors/db", json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "db", "ownerReferences": ours}}));
     run(&fake, &ctx).await;
     let fdb = "{backend: {type: foundationdb, foundationdb: {managed: {version: 7.3.43}}}}";
     let (fake2, ctx2) = setup(fdb);
@@ -106,7 +118,8 @@ async fn every_request_is_allowed_by_the_rbac_rules() {
     let (fake4, ctx4) = setup(cf);
     run(&fake4, &ctx4).await;
 
-    let rules = sqld_operator::rbac::rules();
+    let mut rules = sqld_operator::rbac::rules();
+    rules.extend(sqld_operator::rbac::cluster_scoped_rules());
     let mut seen = std::collections::BTreeSet::new();
     let logs = [fake.log(), fake2.log(), fake3.log(), fake4.log()];
     for r in logs.into_iter().flatten() {
@@ -147,11 +160,14 @@ async fn every_request_is_allowed_by_the_rbac_rules() {
                     seen.contains(&(rule.group.to_string(), res.to_string(), v.to_string()))
                 };
                 match *verb {
-                    "list" | "watch" => watched.contains(&(rule.group, *res)),
+                    "list" | "watch" => watched.contains(&(rule.group, *res)) || has(verb),
                     // Server-side apply of a missing object is authorized as a create.
                     "create" => has("create") || has("patch"),
                     // The event recorder patches an event that repeats.
                     "patch" if rule.group == "events.k8s.io" => true,
+                    // Checked by the API server when a child's owner
+                    // reference sets blockOwnerDeletion, never requested.
+                    "update" if *res == "sqldclusters/finalizers" => true,
                     v => has(v),
                 }
             });

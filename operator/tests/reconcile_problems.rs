@@ -137,3 +137,35 @@ async fn storage_grows_the_claim_and_never_shrinks() {
         "20Gi"
     );
 }
+
+#[tokio::test]
+async fn a_spec_problem_keeps_the_conditions_of_the_optional_parts() {
+    let (fake, ctx) = setup("{monitoring: {enabled: true}}");
+    run(&fake, &ctx).await;
+    assert_eq!(
+        condition(&fake, "MonitoringReady")["reason"],
+        "CRDNotInstalled"
+    );
+    edit_spec(&fake, |s| s["extraArgs"] = json!(["--db-path=/x"]));
+    run(&fake, &ctx).await;
+    assert_eq!(condition(&fake, "Ready")["reason"], "ReservedFlag");
+    assert_eq!(
+        condition(&fake, "MonitoringReady")["reason"],
+        "CRDNotInstalled"
+    );
+    assert_eq!(condition(&fake, "BackendReady")["status"], "True");
+}
+
+#[tokio::test]
+async fn a_changed_user_name_rolls_the_pods() {
+    let (fake, ctx) = setup("{}");
+    run(&fake, &ctx).await;
+    let hash = |f: &FakeApi| {
+        f.get(STS).unwrap()["spec"]["template"]["metadata"]["annotations"]["sqld.dev/config-hash"]
+            .clone()
+    };
+    let before = hash(&fake);
+    fake.edit(SECRET, |s| s["data"]["username"] = json!("YWRtaW4="));
+    run(&fake, &ctx).await;
+    assert_ne!(hash(&fake), before, "SQLD_USER comes from that key");
+}

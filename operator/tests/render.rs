@@ -70,6 +70,7 @@ fn render_lists_every_kind_in_apply_order() {
             "Service",
             "Service",
             "Service",
+            "NetworkPolicy",
             "Deployment",
             "StatefulSet",
             "PodDisruptionBudget",
@@ -121,4 +122,31 @@ fn binary_renders_and_prints_the_crd() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+#[test]
+fn strings_a_yaml_1_1_reader_would_retype_are_quoted() {
+    let text = "apiVersion: sqld.dev/v1alpha1\nkind: SqldCluster\nmetadata: {name: q}\nspec:\n  podLabels: {a: 'yes', b: 'on', c: '1_000', d: 'N', e: '1:20', f: plain, 'on': x}\n  podAnnotations: {multi: \"line one\\non: two\\n\", lead: \"  lead\\non: y\\n\"}\n";
+    let out = render_yaml(text, fixed).unwrap();
+    for want in [
+        "a: 'yes'",
+        "b: 'on'",
+        "c: '1_000'",
+        "d: 'N'",
+        "e: '1:20'",
+        "f: plain",
+        "'on': x",
+    ] {
+        assert!(out.contains(want), "{want} missing in\n{out}");
+    }
+    // Values are unchanged for a YAML 1.2 reader, and block scalars untouched.
+    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&out)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let sts = docs.iter().find(|d| d["kind"] == "StatefulSet").unwrap();
+    let meta = &sts["spec"]["template"]["metadata"];
+    assert_eq!(meta["labels"]["a"], "yes");
+    assert_eq!(meta["labels"]["on"], "x");
+    assert_eq!(meta["annotations"]["multi"], "line one\non: two\n");
+    assert_eq!(meta["annotations"]["lead"], "  lead\non: y\n");
 }

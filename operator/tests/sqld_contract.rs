@@ -59,7 +59,7 @@ fn variants() -> Vec<(String, String)> {
         "{replicas: 2}",
         "{replicas: 1, auth: {method: trust}}",
         "{replicas: 1, auth: {method: cleartext, secretName: s}, tls: {secretName: t}}",
-        "{replicas: 1, replication: {maxLagFrames: 0}, extraArgs: ['--statement-timeout', '5s', '--log-format=json', '--dev']}",
+        "{replicas: 1, replication: {maxLagFrames: 0}, extraArgs: ['--statement-timeout', '5s', '--log-format=json']}",
         "{replicas: 1, backend: {type: foundationdb, foundationdb: {connectionString: 'a:b@10.0.0.1:4500'}}}",
         "{replicas: 1, env: [{name: SQLD_LOG, value: debug}]}",
     ];

@@ -80,11 +80,11 @@ fn phases() {
     o.replicas_updating = true;
     let s = status::compute(&c, &o, &now);
     assert_eq!(s.phase, Some(Phase::Upgrading));
-    assert_eq!(
-        cond(&s, "Ready").status,
-        "True",
-        "a rolling cluster still serves"
-    );
+    // Not Ready until the new configuration runs everywhere (so a
+    // `kubectl wait` after a change waits for it); the phase says it serves.
+    assert_eq!(cond(&s, "Ready").status, "False");
+    assert_eq!(cond(&s, "Ready").reason, "RollingUpdate");
+    assert_eq!(cond(&s, "PrimaryReady").status, "True");
 
     let mut o = healthy(2);
     o.backend = Some(PartState::not_ready("FoundationDBNotAvailable", "waiting"));

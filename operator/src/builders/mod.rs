@@ -7,6 +7,7 @@ pub mod deployment;
 pub mod foundationdb;
 pub mod hash;
 pub mod monitoring;
+pub mod networkpolicy;
 pub mod pdb;
 pub mod pod;
 pub mod secret;
@@ -15,6 +16,7 @@ pub mod statefulset;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::DynamicObject;
 
@@ -27,6 +29,14 @@ pub struct Inputs {
     /// Digest of the contents of the Secrets and ConfigMaps the pods read
     /// (empty when unknown, as in `render`); part of the config hash.
     pub external_revision: String,
+    /// Digest of the replication token's Secret, key and value (empty when
+    /// unknown). Written on the primary StatefulSet itself, not its pods,
+    /// so the reconciler sees a token change coming.
+    pub token_revision: String,
+    /// Ready replica pods, as the Deployment last reported them (`None` when
+    /// unknown, as in `render`): `-ro` routes to the primary while there
+    /// are none.
+    pub ready_replicas: Option<i32>,
     /// Values for a generated credentials Secret (only `render` and the
     /// first reconcile of a cluster need them).
     pub credentials: Option<Credentials>,
@@ -42,6 +52,7 @@ pub struct Children {
     pub rw: Service,
     pub ro: Service,
     pub r: Service,
+    pub network_policy: Option<NetworkPolicy>,
     pub replicas: Deployment,
     pub primary: StatefulSet,
     pub replica_pdb: Option<PodDisruptionBudget>,
@@ -59,8 +70,9 @@ pub fn children(c: &SqldCluster, inputs: &Inputs) -> Children {
         fdb_cluster: foundationdb::fdb_cluster(c),
         headless: services::headless_service(c),
         rw: services::rw_service(c),
-        ro: services::ro_service(c),
+        ro: services::ro_service(c, inputs.ready_replicas),
         r: services::r_service(c),
+        network_policy: networkpolicy::network_policy(c),
         replicas: deployment::replica_deployment(c, inputs),
         primary: statefulset::primary_statefulset(c, inputs),
         replica_pdb: pdb::replica_pdb(c),
@@ -84,6 +96,9 @@ impl Children {
         }
         for s in [&self.headless, &self.rw, &self.ro, &self.r] {
             out.push(typed(s)?);
+        }
+        if let Some(np) = &self.network_policy {
+            out.push(typed(np)?);
         }
         out.push(typed(&self.replicas)?);
         out.push(typed(&self.primary)?);

@@ -142,9 +142,7 @@ pub fn env(c: &SqldCluster, role: Role) -> Vec<EnvVar> {
     ));
     // The preStop pause counts against the grace period; sqld gets the rest,
     // minus a margin, to finish running statements after SIGTERM.
-    let shutdown =
-        (spec.termination_grace_period_seconds - PRE_STOP_SLEEP_SECONDS - SHUTDOWN_MARGIN_SECONDS)
-            .max(1);
+    let shutdown = shutdown_seconds(c);
     env.push(plain_env(
         "SQLD_SHUTDOWN_GRACE_PERIOD",
         format!("{shutdown}s"),
@@ -163,6 +161,13 @@ pub fn env(c: &SqldCluster, role: Role) -> Vec<EnvVar> {
         env.push(user.clone());
     }
     env
+}
+
+/// Seconds sqld has to shut down after SIGTERM: the grace period minus the
+/// preStop pause and a margin before the kubelet's SIGKILL.
+pub fn shutdown_seconds(c: &SqldCluster) -> i64 {
+    (c.spec.termination_grace_period_seconds - PRE_STOP_SLEEP_SECONDS - SHUTDOWN_MARGIN_SECONDS)
+        .max(1)
 }
 
 fn container(c: &SqldCluster, role: Role) -> Container {
@@ -217,20 +222,43 @@ fn resources(c: &SqldCluster, role: Role) -> Option<ResourceRequirements> {
         Role::Primary => &spec.primary_resources,
         Role::Replica => &spec.replica_resources,
     };
-    specific.clone().or_else(|| spec.resources.clone())
+    let mut resources = specific.clone().or_else(|| spec.resources.clone());
+    if data_on_empty_dir(c, role) {
+        // The data emptyDir holds a whole copy of the database on the
+        // node's disk: request that space, so the scheduler places the pod
+        // where it fits instead of the kubelet evicting it (or its
+        // neighbours) under DiskPressure later.
+        let requests = resources
+            .get_or_insert_with(ResourceRequirements::default)
+            .requests
+            .get_or_insert_with(BTreeMap::new);
+        requests
+            .entry(EPHEMERAL_STORAGE.to_string())
+            .or_insert_with(|| Quantity(spec.storage.size.clone()));
+    }
+    resources
+}
+
+/// Resource name of node-local disk.
+const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
+
+/// Whether the role keeps its database in an emptyDir (replicas always;
+/// the primary with FoundationDB) rather than a volume claim.
+fn data_on_empty_dir(c: &SqldCluster, role: Role) -> bool {
+    role == Role::Replica || c.spec.backend.type_ != BackendType::Local
 }
 
 fn volumes(c: &SqldCluster, role: Role) -> Vec<Volume> {
     let spec = &c.spec;
     let mut volumes = Vec::new();
-    let local_primary = role == Role::Primary && spec.backend.type_ == BackendType::Local;
-    if local_primary {
+    if !data_on_empty_dir(c, role) {
         // The StatefulSet's volume claim template provides `data`; naming it
         // here would shadow the claim.
     } else {
         // Replicas bootstrap from the primary; with FoundationDB the
-        // primary's disk is a cache. Either way, node-local scratch space.
-        let size_limit = (role == Role::Primary).then(|| Quantity(spec.storage.size.clone()));
+        // primary's disk is a cache. Either way, node-local space, bounded
+        // by the size of the database (the primary's volume).
+        let size_limit = Some(Quantity(spec.storage.size.clone()));
         volumes.push(Volume {
             name: naming::DATA_VOLUME.to_string(),
             empty_dir: Some(EmptyDirVolumeSource {

@@ -5,8 +5,8 @@
 //!   publishes the pod before it is ready, so replicas can reach a primary
 //!   that is still starting.
 //! - `<name>-rw`: the primary, for writes.
-//! - `<name>-ro`: the replicas, for reads (the primary when there are no
-//!   replicas, so the name always answers).
+//! - `<name>-ro`: the replicas, for reads (the primary while no replica is
+//!   ready, so the name always answers).
 //! - `<name>-r`: any instance; also carries the HTTP port for scraping.
 
 use std::collections::BTreeMap;
@@ -70,9 +70,14 @@ pub fn rw_service(c: &SqldCluster) -> Service {
     service(c, naming::rw_service_name(c), "rw", selector, false, false)
 }
 
-/// `<name>-ro`: the replicas, or the primary when `replicas` is 0.
-pub fn ro_service(c: &SqldCluster) -> Service {
-    let role = if c.spec.replicas > 0 {
+/// `<name>-ro`: the replicas once one of them is ready; the primary before
+/// that (no replicas, the first one still bootstrapping after a scale from
+/// 0, the only one drained), so the name always answers. `ready_replicas`
+/// is what the Deployment last reported (`None` when unknown: then the
+/// spec decides).
+pub fn ro_service(c: &SqldCluster, ready_replicas: Option<i32>) -> Service {
+    let replicas_serve = c.spec.replicas > 0 && ready_replicas.is_none_or(|n| n > 0);
+    let role = if replicas_serve {
         Role::Replica
     } else {
         Role::Primary

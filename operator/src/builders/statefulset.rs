@@ -22,23 +22,33 @@ use crate::naming::{self, Role};
 /// The primary StatefulSet.
 pub fn primary_statefulset(c: &SqldCluster, inputs: &Inputs) -> StatefulSet {
     let local = c.spec.backend.type_ == BackendType::Local;
+    let mut metadata = naming::child_meta(
+        c,
+        naming::primary_name(c),
+        naming::role_labels(c, Role::Primary),
+    );
+    if !inputs.token_revision.is_empty() {
+        metadata.annotations = Some(BTreeMap::from([(
+            naming::ANNOTATION_TOKEN_REVISION.to_string(),
+            inputs.token_revision.clone(),
+        )]));
+    }
     StatefulSet {
-        metadata: naming::child_meta(
-            c,
-            naming::primary_name(c),
-            naming::role_labels(c, Role::Primary),
-        ),
+        metadata,
         spec: StatefulSetSpec {
             replicas: Some(1),
             service_name: Some(naming::headless_name(c)),
             selector: naming::role_label_selector(c, Role::Primary),
             template: pod::pod_template(c, Role::Primary, inputs),
             volume_claim_templates: local.then(|| vec![data_claim(c)]),
-            // Deleting the cluster deletes its data too (owner references
-            // everywhere); scaling never happens for a primary.
+            // The claim outlives the StatefulSet: deleting it (a repair, a
+            // GitOps prune) must not delete the data, or the operator would
+            // recreate an empty primary with a new log. The claim's lifetime
+            // follows the SqldCluster instead, as `storage.reclaimPolicy`
+            // says (the reconciler sets the claim's owner reference).
             persistent_volume_claim_retention_policy: local.then(|| {
                 StatefulSetPersistentVolumeClaimRetentionPolicy {
-                    when_deleted: Some("Delete".to_string()),
+                    when_deleted: Some("Retain".to_string()),
                     when_scaled: Some("Retain".to_string()),
                 }
             }),

@@ -4,7 +4,7 @@
 
 use std::fmt::Debug;
 
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -27,14 +27,38 @@ where
     Ok(api.patch(&name, &params, &Patch::Apply(obj)).await?)
 }
 
-/// Deletes `name`, succeeding when it does not exist.
-pub async fn delete_if_exists<K>(api: &Api<K>, name: &str) -> Result<()>
+/// Deletes `name` when this cluster owns it (an owner reference with the
+/// cluster's UID), and only then: an object of the same name that a user
+/// or another tool made is left alone. Absence is success. The delete is
+/// conditional on the UID read, so an object replaced meanwhile survives.
+pub async fn delete_owned<K>(api: &Api<K>, name: &str, owner_uid: Option<&str>) -> Result<()>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
-    match api.delete(name, &DeleteParams::background()).await {
+    let Some(owner_uid) = owner_uid else {
+        return Ok(());
+    };
+    let Some(obj) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let owned = obj
+        .meta()
+        .owner_references
+        .as_ref()
+        .is_some_and(|refs| refs.iter().any(|r| r.uid == owner_uid));
+    if !owned {
+        return Ok(());
+    }
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: obj.meta().uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::background()
+    };
+    match api.delete(name, &params).await {
         Ok(_) => Ok(()),
-        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) if is_not_found(&e) || is_conflict(&e) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

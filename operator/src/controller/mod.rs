@@ -6,7 +6,9 @@
 mod apply;
 mod reconcile;
 mod references;
+mod repair;
 mod rollout;
+mod volume;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,7 +31,8 @@ use kube::{Client, Resource, ResourceExt};
 pub use apply::{is_conflict, is_not_found};
 pub use reconcile::reconcile;
 pub use rollout::{
-    deployment_settled, primary_change, replica_change, statefulset_settled, Change,
+    deployment_settled, primary_change, primary_hold, replica_change, statefulset_settled, Change,
+    Hold,
 };
 
 use crate::crd::SqldCluster;

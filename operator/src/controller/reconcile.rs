@@ -7,26 +7,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::ResourceExt;
 use serde_json::json;
 
-use super::apply::{apply, delete_if_exists, serves_kind};
+use super::apply::{apply, delete_owned, serves_kind};
 use super::rollout::{self, config_hash, deployment_settled, statefulset_settled};
-use super::{references, Context};
+use super::{references, repair, volume, Context};
 use crate::builders::{self, foundationdb, monitoring, Inputs};
 use crate::crd::{MonitorKind, SqldCluster, SqldClusterStatus};
 use crate::error::{Error, Result};
 use crate::naming::{self, FIELD_MANAGER};
 use crate::status::{self, Observed, PartState};
-use crate::validation::{self, parse_quantity, Problem};
+use crate::validation::{self, Problem};
 
 /// Requeue delays: soon while something is converging, rarely once settled
 /// (owned objects' watch events trigger reconciles anyway).
@@ -87,17 +87,29 @@ async fn reconcile_cluster(c: &SqldCluster, ctx: &Context) -> Result<Action> {
 
     let mut problems = validation::check(c);
     let mut external_revision = String::new();
+    let mut token_revision = String::new();
     if problems.is_empty() {
         let resolved = references::resolve(c, ctx, &ns).await?;
         problems = resolved.problems;
         external_revision = resolved.external_revision;
+        token_revision = resolved.token_revision;
     }
     if !problems.is_empty() {
         return fail(c, ctx, &ns, problems).await;
     }
 
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let old_replicas = deployments.get_opt(&naming::replica_name(c)).await?;
     let inputs = Inputs {
         external_revision,
+        token_revision,
+        ready_replicas: Some(
+            old_replicas
+                .as_ref()
+                .and_then(|d| d.status.as_ref())
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0),
+        ),
         credentials: None,
     };
     let desired = builders::children(c, &inputs);
@@ -136,10 +148,20 @@ async fn reconcile_cluster(c: &SqldCluster, ctx: &Context) -> Result<Action> {
     for svc in [&desired.headless, &desired.rw, &desired.ro, &desired.r] {
         apply(&services, svc).await?;
     }
+    let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
+    match &desired.network_policy {
+        Some(np) => drop(apply(&policies, np).await?),
+        None => {
+            delete_owned(
+                &policies,
+                &naming::network_policy_name(c),
+                c.uid().as_deref(),
+            )
+            .await?
+        }
+    }
 
     // Replicas roll first; the primary follows once they are done.
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-    let old_replicas = deployments.get_opt(&naming::replica_name(c)).await?;
     let replicas = apply(&deployments, &desired.replicas).await?;
     if let Some(change) = rollout::replica_change(old_replicas.as_ref(), &desired.replicas) {
         ctx.event(c, EventType::Normal, change.reason, "Apply", change.note)
@@ -154,25 +176,43 @@ async fn reconcile_cluster(c: &SqldCluster, ctx: &Context) -> Result<Action> {
     let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let mut primary = desired.primary.clone();
     let existing = statefulsets.get_opt(&naming::primary_name(c)).await?;
-    if let Some(old) = &existing {
-        let mut soft = keep_volume_claims(c, ctx, &ns, old, &mut primary).await?;
-        problems.append(&mut soft);
-    }
+    let volume = volume::reconcile(c, ctx, &ns, existing.as_ref(), &mut primary).await?;
+    problems.extend(volume.problems);
+    obs.storage = volume.state;
     let template_changed = existing
         .as_ref()
         .is_some_and(|old| config_hash(old) != config_hash(&primary));
-    // Holding back a primary that is down protects nothing, and would
-    // deadlock when the replicas need the fixed primary to become ready.
-    let primary_was_ready = existing
-        .as_ref()
-        .and_then(|s| s.status.as_ref())
-        .and_then(|s| s.ready_replicas)
-        .unwrap_or(0)
-        >= 1;
-    let hold_primary = template_changed && !replicas_settled && primary_was_ready;
+    // Only a stalled rollout needs a look at its pods.
+    let new_replica_pods = if rollout::replicas_stalled(&replicas) {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let selector = naming::role_selector_string(c, naming::Role::Replica);
+        pods.list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+            .into_iter()
+            .filter(|p| rollout::runs_template(p, &desired.replicas.spec.template))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let hold = rollout::primary_hold(existing.as_ref(), &primary, &replicas, &new_replica_pods);
+    if let Some(stalled) = &hold.stalled {
+        if !had_condition_reason(c, status::PROGRESSING, &stalled.reason) {
+            ctx.event(
+                c,
+                EventType::Warning,
+                &stalled.reason,
+                "Rollout",
+                stalled.message.clone(),
+            )
+            .await;
+        }
+    }
+    obs.stalled = hold.stalled;
+    let hold_primary = template_changed && hold.wait;
     let primary = if hold_primary {
         tracing::info!(cluster = %c.name_any(), "primary update waits for the replicas to roll");
-        existing.unwrap_or(primary)
+        existing.clone().unwrap_or(primary)
     } else {
         let applied = apply(&statefulsets, &primary).await?;
         if let Some(change) = rollout::primary_change(existing.as_ref(), &primary) {
@@ -181,21 +221,20 @@ async fn reconcile_cluster(c: &SqldCluster, ctx: &Context) -> Result<Action> {
         }
         applied
     };
+    let pod = repair::primary_pod(c, ctx, &ns).await?;
+    if let (false, Some(pod)) = (hold_primary, &pod) {
+        repair::replace_stale_primary_pod(c, ctx, &ns, &primary, pod).await?;
+    }
+    // What the primary runs, not what it was asked to run.
+    obs.current_image = pod.as_ref().and_then(repair::running_image);
     let ps = primary.status.clone().unwrap_or_default();
     obs.primary_ready = ps.ready_replicas.unwrap_or(0) >= 1;
     obs.primary_updating = hold_primary || !statefulset_settled(&primary);
-    obs.current_image = primary
-        .spec
-        .template
-        .spec
-        .as_ref()
-        .and_then(|p| p.containers.first())
-        .and_then(|ct| ct.image.clone());
 
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
     match &desired.replica_pdb {
         Some(pdb) => drop(apply(&pdbs, pdb).await?),
-        None => delete_if_exists(&pdbs, &naming::replica_name(c)).await?,
+        None => delete_owned(&pdbs, &naming::replica_name(c), c.uid().as_deref()).await?,
     }
 
     obs.monitoring = reconcile_monitor(c, ctx, &ns, desired.monitor.as_ref()).await?;
@@ -234,6 +273,16 @@ async fn reconcile_cluster(c: &SqldCluster, ctx: &Context) -> Result<Action> {
     }))
 }
 
+/// Whether the last status had condition `type_` with `reason` (an Event
+/// for it was already published).
+fn had_condition_reason(c: &SqldCluster, type_: &str, reason: &str) -> bool {
+    c.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|x| x.type_ == type_ && x.reason == reason)
+    })
+}
+
 /// Reports a spec that cannot be realised: a Warning event and `Ready=False`
 /// with the first problem's reason; the children stay as they are.
 async fn fail(c: &SqldCluster, ctx: &Context, ns: &str, problems: Vec<Problem>) -> Result<Action> {
@@ -264,83 +313,29 @@ fn observed_from_status(c: &SqldCluster) -> Observed {
             .iter()
             .any(|x| x.type_ == t && x.status == "True")
     };
+    // The optional parts keep what was last seen of them, so a failing
+    // reconcile does not drop their conditions from the status.
+    let part = |t: &str| {
+        s.conditions
+            .iter()
+            .find(|x| x.type_ == t)
+            .map(|x| PartState {
+                ready: x.status == "True",
+                reason: x.reason.clone(),
+                message: x.message.clone(),
+            })
+    };
     Observed {
         primary_ready: was(status::PRIMARY_READY),
         replicas_current: s.replicas,
         replicas_ready: s.ready_replicas,
-        current_image: s.current_image,
+        backend: part(status::BACKEND_READY),
+        monitoring: part(status::MONITORING_READY),
+        storage: part(status::STORAGE_READY),
+        stalled: part(status::PROGRESSING),
+        current_image: s.current_image.clone(),
         ..Observed::default()
     }
-}
-
-/// Keeps the primary's volume claim template as created (the API server
-/// forbids changing it) and grows the live claim instead. Shrinking and a
-/// new storage class cannot be done; they come back as problems.
-async fn keep_volume_claims(
-    c: &SqldCluster,
-    ctx: &Context,
-    ns: &str,
-    old: &StatefulSet,
-    desired: &mut StatefulSet,
-) -> Result<Vec<Problem>> {
-    let mut problems = Vec::new();
-    let (Some(old_vct), Some(new_vct)) = (
-        old.spec
-            .volume_claim_templates
-            .as_ref()
-            .and_then(|v| v.first()),
-        desired
-            .spec
-            .volume_claim_templates
-            .as_mut()
-            .and_then(|v| v.first_mut()),
-    ) else {
-        return Ok(problems);
-    };
-    let old_spec = old_vct.spec.clone().unwrap_or_default();
-    let old_size = old_spec
-        .resources
-        .as_ref()
-        .and_then(|r| r.requests.as_ref())
-        .and_then(|r| r.get("storage"))
-        .map(|q| q.0.clone());
-    let Some(new_spec) = new_vct.spec.as_mut() else {
-        return Ok(problems);
-    };
-    if old_spec.storage_class_name != new_spec.storage_class_name {
-        problems.push(Problem {
-            reason: "StorageClassImmutable",
-            message: "spec.storage.storageClassName cannot change after creation".to_string(),
-        });
-        new_spec.storage_class_name = old_spec.storage_class_name.clone();
-    }
-    let Some(old_size) = old_size else {
-        return Ok(problems);
-    };
-    let wanted = c.spec.storage.size.clone();
-    match (parse_quantity(&old_size), parse_quantity(&wanted)) {
-        (Some(old_bytes), Some(new_bytes)) if new_bytes > old_bytes => {
-            let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
-            let patch = json!({ "spec": { "resources": { "requests": { "storage": wanted } } } });
-            pvcs.patch(&naming::primary_pvc_name(c), &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
-            ctx.event(c, EventType::Normal, "VolumeExpansion", "Resize",
-                format!("requested {wanted} for {} (was {old_size})", naming::primary_pvc_name(c))).await;
-        }
-        (Some(old_bytes), Some(new_bytes)) if new_bytes < old_bytes => problems.push(Problem {
-            reason: "StorageShrinkRejected",
-            message: format!("spec.storage.size {wanted} is below the volume's {old_size}; volumes cannot shrink"),
-        }),
-        _ => {}
-    }
-    if let Some(requests) = new_spec
-        .resources
-        .as_mut()
-        .and_then(|r| r.requests.as_mut())
-    {
-        requests.insert("storage".to_string(), Quantity(old_size));
-    }
-    Ok(problems)
 }
 
 /// Applies the wanted monitor (when its CRD is served) and deletes the
@@ -362,7 +357,7 @@ async fn reconcile_monitor(
     };
     let Some(obj) = wanted else {
         for k in kinds {
-            delete_if_exists(&api(k), &name).await?;
+            delete_owned(&api(k), &name, c.uid().as_deref()).await?;
         }
         return Ok(None);
     };
@@ -384,7 +379,7 @@ async fn reconcile_monitor(
     }
     apply(&api(kind), obj).await?;
     for other in kinds.into_iter().filter(|k| *k != kind) {
-        delete_if_exists(&api(other), &name).await?;
+        delete_owned(&api(other), &name, c.uid().as_deref()).await?;
     }
     Ok(Some(PartState::ready(
         "MonitorCreated",

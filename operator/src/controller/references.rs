@@ -21,6 +21,8 @@ use crate::validation::Problem;
 pub struct Resolved {
     pub problems: Vec<Problem>,
     pub external_revision: String,
+    /// Digest of where the replication token comes from and what it is.
+    pub token_revision: String,
 }
 
 /// Checks (and where ours, creates) everything the pods will read.
@@ -28,6 +30,7 @@ pub async fn resolve(c: &SqldCluster, ctx: &Context, ns: &str) -> Result<Resolve
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let mut problems = Vec::new();
     let mut digest: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut token_revision = String::new();
     let auth = &c.spec.auth;
 
     let secret_name = secret::auth_secret_name(c);
@@ -44,9 +47,20 @@ pub async fn resolve(c: &SqldCluster, ctx: &Context, ns: &str) -> Result<Resolve
     };
     if let Some(s) = auth_secret {
         let data = secret_data(&s);
+        if let Some(token) = data.get(&auth.replication_token_key) {
+            token_revision = hash::digest_parts([
+                ("secret", secret_name.as_bytes()),
+                ("key", auth.replication_token_key.as_bytes()),
+                ("token", token.as_slice()),
+            ]);
+        }
         let mut keys = vec![auth.replication_token_key.as_str()];
         if auth.method != AuthMethod::Trust {
             keys.push(auth.password_key.as_str());
+        }
+        // The user name is optional, but the pods read it: a change rolls them.
+        if let Some(v) = data.get(secret::USERNAME_KEY) {
+            digest.push((format!("auth/{}", secret::USERNAME_KEY), v.clone()));
         }
         for key in keys {
             match data.get(key) {
@@ -122,6 +136,7 @@ pub async fn resolve(c: &SqldCluster, ctx: &Context, ns: &str) -> Result<Resolve
     Ok(Resolved {
         problems,
         external_revision,
+        token_revision,
     })
 }
 

@@ -136,7 +136,8 @@ pub struct ProcessCounts {
     #[schemars(range(min = 1, max = 100))]
     pub log: i32,
 
-    /// Stateless processes; -1 lets the fdb operator choose.
+    /// Stateless processes; 0 lets the fdb operator choose (its default),
+    /// -1 runs none (the fdb operator's meaning of both).
     #[serde(default = "default_stateless_processes")]
     #[schemars(range(min = -1, max = 100))]
     pub stateless: i32,
@@ -151,7 +152,7 @@ fn default_log_processes() -> i32 {
 }
 
 fn default_stateless_processes() -> i32 {
-    -1
+    0
 }
 
 impl Default for ProcessCounts {

@@ -6,6 +6,8 @@ use k8s_openapi::api::core::v1::{
     Affinity, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
     TopologySpreadConstraint,
 };
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,7 @@ use super::{BackendSpec, SqldClusterStatus, DEFAULT_IMAGE};
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new("self.metadata.name.size() <= 44").message("metadata.name must be at most 44 characters so every child object name fits"),
+    validation = Rule::new("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS-1035 label (lower-case letters, digits and '-', starting with a letter, ending with a letter or digit), as the Service names made from it must be"),
     validation = Rule::new("!has(self.spec.auth) || self.spec.auth.method != 'cleartext' || has(self.spec.tls)").message("auth.method cleartext requires tls"),
 )]
 #[serde(rename_all = "camelCase")]
@@ -97,6 +100,11 @@ pub struct SqldClusterSpec {
     /// Prometheus operator integration.
     #[serde(default)]
     pub monitoring: MonitoringSpec,
+
+    /// Who may reach the sqld pods (a NetworkPolicy named after the
+    /// cluster).
+    #[serde(default)]
+    pub network_policy: NetworkPolicySpec,
 
     /// Node labels every sqld pod must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -186,6 +194,24 @@ pub struct StorageSpec {
     /// Storage class of the volume; the cluster default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+
+    /// What deleting the SqldCluster does to the primary's volume claim:
+    /// `Retain` (the default) keeps it, and a cluster created again with
+    /// the same name finds its data; `Delete` removes it with the cluster.
+    /// Deleting only the StatefulSet (a repair, a prune) never deletes it.
+    #[serde(default)]
+    pub reclaim_policy: ReclaimPolicy,
+}
+
+/// Fate of the primary's volume claim when its SqldCluster is deleted.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReclaimPolicy {
+    /// Keep the claim (and its data) after the cluster is gone.
+    #[default]
+    Retain,
+    /// Delete the claim with the cluster (the garbage collector follows the
+    /// claim's owner reference to the SqldCluster).
+    Delete,
 }
 
 fn default_storage_size() -> String {
@@ -197,6 +223,7 @@ impl Default for StorageSpec {
         StorageSpec {
             size: default_storage_size(),
             storage_class_name: None,
+            reclaim_policy: ReclaimPolicy::default(),
         }
     }
 }
@@ -338,6 +365,58 @@ pub struct MonitoringSpec {
     /// Extra labels on the monitor object (for a Prometheus selector).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// Ingress to the sqld pods. The HTTP port (replication, forwarded writes,
+/// metrics) admits the cluster's own pods, the operator's pods and
+/// `metricsFrom`; the PostgreSQL port admits `pgFrom`.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkPolicySpec {
+    /// Create the NetworkPolicy (it takes effect where the network plugin
+    /// enforces NetworkPolicies).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+
+    /// Who may connect to the PostgreSQL port (NetworkPolicy peers); empty
+    /// admits every source, as a database Service usually must.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pg_from: Vec<NetworkPolicyPeer>,
+
+    /// Who may scrape the HTTP port besides the cluster's own pods and the
+    /// operator: by default the namespace `monitoring`.
+    #[serde(default = "default_metrics_from")]
+    pub metrics_from: Vec<NetworkPolicyPeer>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Namespace label every namespace carries (Kubernetes 1.22+).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+fn default_metrics_from() -> Vec<NetworkPolicyPeer> {
+    vec![NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                NAMESPACE_NAME_LABEL.to_string(),
+                "monitoring".to_string(),
+            )])),
+            ..LabelSelector::default()
+        }),
+        ..NetworkPolicyPeer::default()
+    }]
+}
+
+impl Default for NetworkPolicySpec {
+    fn default() -> Self {
+        NetworkPolicySpec {
+            enabled: true,
+            pg_from: Vec::new(),
+            metrics_from: default_metrics_from(),
+        }
+    }
 }
 
 /// Kind of the Prometheus operator object to create.

@@ -48,6 +48,9 @@ struct State {
     next_rv: u64,
     /// Watch requests received (they are never answered).
     watches: usize,
+    /// (method, path part) of requests to leave unanswered, as a hung
+    /// connection to the API server would.
+    stalls: Vec<(String, String)>,
 }
 
 /// Handle on the fake server.
@@ -81,6 +84,23 @@ impl FakeApi {
                     });
                     continue;
                 }
+                let stalled = {
+                    let s = this.state.lock().unwrap();
+                    let (m, p) = (
+                        request.method().to_string(),
+                        request.uri().path().to_string(),
+                    );
+                    s.stalls
+                        .iter()
+                        .any(|(sm, sp)| *sm == m && p.contains(sp.as_str()))
+                };
+                if stalled {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                        drop(send);
+                    });
+                    continue;
+                }
                 let response = this.handle(request).await;
                 send.send_response(response);
             }
@@ -107,6 +127,19 @@ impl FakeApi {
             code,
             times,
         });
+    }
+
+    /// Leaves matching requests unanswered until `unstall`.
+    pub fn stall(&self, method: &str, path: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .stalls
+            .push((method.into(), path.into()));
+    }
+
+    pub fn unstall(&self) {
+        self.state.lock().unwrap().stalls.clear();
     }
 
     pub fn get(&self, path: &str) -> Option<Value> {

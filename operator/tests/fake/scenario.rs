@@ -18,6 +18,8 @@ pub const STS: &str = "/apis/apps/v1/namespaces/prod/statefulsets/db-primary";
 pub const DEPLOY: &str = "/apis/apps/v1/namespaces/prod/deployments/db-replica";
 pub const PDB: &str = "/apis/policy/v1/namespaces/prod/poddisruptionbudgets/db-replica";
 pub const PVC: &str = "/api/v1/namespaces/prod/persistentvolumeclaims/data-db-primary-0";
+pub const STORAGE_CLASS_FAST: &str = "/apis/storage.k8s.io/v1/storageclasses/fast";
+pub const STORAGE_CLASS_FIXED: &str = "/apis/storage.k8s.io/v1/storageclasses/fixed";
 pub const SVC: &str = "/api/v1/namespaces/prod/services/";
 
 /// A fake holding the cluster `spec`, and a context talking to it.
@@ -56,8 +58,18 @@ pub fn edit_spec(fake: &FakeApi, f: impl FnOnce(&mut Value)) {
     });
 }
 
+pub const PRIMARY_POD: &str = "/api/v1/namespaces/prod/pods/db-primary-0";
+
 /// Plays the StatefulSet and Deployment controllers: everything rolled out and ready.
 pub fn children_ready(fake: &FakeApi) {
+    let template = fake.get(STS).unwrap()["spec"]["template"].clone();
+    fake.put(
+        PRIMARY_POD,
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "db-primary-0", "uid": "pod-uid", "labels": {"controller-revision-hash": "r"}},
+            "spec": template["spec"],
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+    );
     fake.edit(STS, |s| {
         let g = s["metadata"]["generation"].clone();
         s["status"] = json!({"replicas": 1, "readyReplicas": 1, "currentRevision": "r", "updateRevision": "r", "observedGeneration": g});
