@@ -17,9 +17,13 @@ pub const PG_PORT: i32 = 5432;
 /// HTTP port of sqld (`--http-listen-addr`): health, readiness, metrics,
 /// and the replication and write-forwarding endpoint replicas call.
 pub const HTTP_PORT: i32 = 8080;
+/// With TLS, sqld's internal API (replication and forwarded writes) moves
+/// off the HTTP port to this one (`--internal-listen-addr`), over TLS.
+pub const INTERNAL_PORT: i32 = 8443;
 /// Port names, used by probes, Services and monitors.
 pub const PG_PORT_NAME: &str = "postgres";
 pub const HTTP_PORT_NAME: &str = "http";
+pub const INTERNAL_PORT_NAME: &str = "internal";
 
 /// Mount point of the database directory (PVC, or emptyDir on replicas).
 pub const DATA_MOUNT: &str = "/var/lib/sqld";
@@ -128,7 +132,11 @@ pub fn service_dns(c: &SqldCluster, service: &str) -> String {
 /// The URL replicas use to reach the primary (replication and forwarded
 /// writes): its headless Service, which has exactly the primary pod.
 pub fn primary_url(c: &SqldCluster) -> String {
-    format!("http://{}:{HTTP_PORT}", service_dns(c, &headless_name(c)))
+    let host = service_dns(c, &headless_name(c));
+    match c.spec.tls {
+        Some(_) => format!("https://{host}:{INTERNAL_PORT}"),
+        None => format!("http://{host}:{HTTP_PORT}"),
+    }
 }
 
 /// Labels that identify every object of a cluster (and select its pods).

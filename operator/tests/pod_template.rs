@@ -243,6 +243,53 @@ fn tls_trust_extra_args_and_env_overrides() {
 }
 
 #[test]
+fn with_tls_replication_and_forwarded_writes_go_over_tls_to_a_port_of_their_own() {
+    let c = cluster("{tls: {secretName: cert}}");
+    let primary = builders::statefulset::primary_statefulset(&c, &inputs())
+        .spec
+        .template;
+    let replica = builders::deployment::replica_deployment(&c, &inputs())
+        .spec
+        .template;
+    let primary_args = sqld(&primary).args.clone().unwrap().join(" ");
+    let replica_args = sqld(&replica).args.clone().unwrap().join(" ");
+    let internal = format!("--internal-listen-addr 0.0.0.0:{}", naming::INTERNAL_PORT);
+    assert!(primary_args.contains(&internal), "{primary_args}");
+    assert!(replica_args.contains(&internal), "{replica_args}");
+    let url = naming::primary_url(&c);
+    assert!(
+        url.starts_with("https://") && url.ends_with(&format!(":{}", naming::INTERNAL_PORT)),
+        "{url}"
+    );
+    assert!(replica_args.contains(&format!("--primary-url {url}")));
+    assert!(
+        replica_args.contains("--primary-ca-file /etc/sqld/tls/ca.crt"),
+        "{replica_args}"
+    );
+    assert!(!primary_args.contains("--primary-ca-file"));
+    let ports: Vec<_> = sqld(&replica)
+        .ports
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|p| p.container_port)
+        .collect();
+    assert!(ports.contains(&naming::INTERNAL_PORT), "{ports:?}");
+    // Without TLS the internal API stays on the HTTP port.
+    let plain = cluster("{}");
+    assert!(naming::primary_url(&plain).starts_with("http://"));
+    let plain_primary = builders::statefulset::primary_statefulset(&plain, &inputs())
+        .spec
+        .template;
+    assert!(!sqld(&plain_primary)
+        .args
+        .clone()
+        .unwrap()
+        .join(" ")
+        .contains("--internal-listen-addr"));
+}
+
+#[test]
 fn resources_override_per_role() {
     let c = cluster(
         "{resources: {limits: {memory: 1Gi}}, replicaResources: {limits: {memory: 256Mi}}}",

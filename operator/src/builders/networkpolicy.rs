@@ -44,6 +44,7 @@ pub fn network_policy(c: &SqldCluster) -> Option<NetworkPolicy> {
         )]))),
         ..NetworkPolicyPeer::default()
     };
+    let internal_from = vec![own_pods.clone(), operator.clone()];
     let mut http_from = vec![own_pods, operator];
     http_from.extend(np.metrics_from.iter().cloned());
     let port = |name: &str| {
@@ -58,17 +59,27 @@ pub fn network_policy(c: &SqldCluster) -> Option<NetworkPolicy> {
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(selector(naming::cluster_selector(c))),
             policy_types: Some(vec!["Ingress".to_string()]),
-            ingress: Some(vec![
-                NetworkPolicyIngressRule {
-                    ports: port(naming::PG_PORT_NAME),
-                    // Empty admits every source.
-                    from: (!np.pg_from.is_empty()).then(|| np.pg_from.clone()),
-                },
-                NetworkPolicyIngressRule {
-                    ports: port(naming::HTTP_PORT_NAME),
-                    from: Some(http_from),
-                },
-            ]),
+            ingress: Some(
+                vec![
+                    NetworkPolicyIngressRule {
+                        ports: port(naming::PG_PORT_NAME),
+                        // Empty admits every source.
+                        from: (!np.pg_from.is_empty()).then(|| np.pg_from.clone()),
+                    },
+                    NetworkPolicyIngressRule {
+                        ports: port(naming::HTTP_PORT_NAME),
+                        from: Some(http_from),
+                    },
+                ]
+                .into_iter()
+                // With TLS the internal API has its own port: the cluster's
+                // pods and the operator only, monitoring not.
+                .chain(c.spec.tls.as_ref().map(|_| NetworkPolicyIngressRule {
+                    ports: port(naming::INTERNAL_PORT_NAME),
+                    from: Some(internal_from),
+                }))
+                .collect(),
+            ),
             ..NetworkPolicySpec::default()
         }),
     })

@@ -105,6 +105,13 @@ pub fn args(c: &SqldCluster, role: Role) -> Vec<String> {
         args.push(format!("{}/{}", naming::TLS_MOUNT, tls.cert_key));
         args.push("--tls-key".to_string());
         args.push(format!("{}/{}", naming::TLS_MOUNT, tls.key_key));
+        // Replication and forwarded writes over TLS, on a port of their own.
+        args.push("--internal-listen-addr".to_string());
+        args.push(format!("0.0.0.0:{}", naming::INTERNAL_PORT));
+        if role == Role::Replica {
+            args.push("--primary-ca-file".to_string());
+            args.push(format!("{}/{}", naming::TLS_MOUNT, tls.ca_key));
+        }
     }
     args.extend(spec.extra_args.iter().cloned());
     args
@@ -188,10 +195,7 @@ fn container(c: &SqldCluster, role: Role) -> Container {
         image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_string()),
         args: Some(args(c, role)),
         env: Some(env(c, role)),
-        ports: Some(vec![
-            port(naming::PG_PORT_NAME, naming::PG_PORT),
-            port(naming::HTTP_PORT_NAME, naming::HTTP_PORT),
-        ]),
+        ports: Some(ports(c)),
         resources: resources(c, role),
         volume_mounts: Some(mounts),
         startup_probe: Some(http_probe(
@@ -367,6 +371,17 @@ fn http_probe(path: &str, period: i32, failures: i32) -> Probe {
         failure_threshold: Some(failures),
         ..Probe::default()
     }
+}
+
+fn ports(c: &SqldCluster) -> Vec<ContainerPort> {
+    let mut ports = vec![
+        port(naming::PG_PORT_NAME, naming::PG_PORT),
+        port(naming::HTTP_PORT_NAME, naming::HTTP_PORT),
+    ];
+    if c.spec.tls.is_some() {
+        ports.push(port(naming::INTERNAL_PORT_NAME, naming::INTERNAL_PORT));
+    }
+    ports
 }
 
 fn port(name: &str, number: i32) -> ContainerPort {

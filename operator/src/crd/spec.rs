@@ -309,6 +309,18 @@ pub struct TlsSpec {
     /// Key of the private key in the Secret.
     #[serde(default = "default_key_key")]
     pub key_key: String,
+
+    /// Key of the CA certificate in the Secret (cert-manager writes
+    /// `ca.crt`): replicas verify the primary's certificate against it for
+    /// replication and forwarded writes, which then travel over TLS. The
+    /// certificate must name the primary's headless Service
+    /// (`<name>-primary-headless.<namespace>.svc` or a wildcard for it).
+    #[serde(default = "default_ca_key")]
+    pub ca_key: String,
+}
+
+fn default_ca_key() -> String {
+    "ca.crt".to_string()
 }
 
 fn default_cert_key() -> String {
