@@ -3,10 +3,10 @@
 //! (`connection`) with the shared handlers (`auth` for startup, `handler`
 //! for queries), reading through `io`'s guard from the client's `stream`.
 
-mod auth;
+pub(crate) mod auth;
 mod connection;
 mod handler;
-mod io;
+pub(crate) mod io;
 pub mod sqlite_api;
 mod stream;
 
