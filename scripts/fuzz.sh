@@ -36,7 +36,8 @@ for t in $TARGETS; do
     log="target/work/$t.log"
     echo "== $t: ${SECS}s"
     # Bounded by -max_total_time; each input by -timeout and -rss_limit_mb.
-    cargo fuzz run "${BUILD[@]}" "$t" "target/work/$t" "corpus/$t" -- \
+    # cargo-fuzz replays the last crash after the run: bounded too.
+    timeout $((SECS + 300)) cargo fuzz run "${BUILD[@]}" "$t" "target/work/$t" "corpus/$t" -- \
         -max_total_time="$SECS" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 \
         -ignore_ooms=1 -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
         -artifact_prefix="artifacts/$t/" >"$log" 2>&1 || true

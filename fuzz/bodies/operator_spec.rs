@@ -7,6 +7,7 @@
 //! Shared by the fuzz target (`fuzz_targets/operator_spec.rs`) and the
 //! corpus replay test (`operator/tests/fuzz_corpus.rs`).
 
+use serde::Deserialize;
 use sqld_operator::builders::Credentials;
 use sqld_operator::render::render_yaml;
 
@@ -25,17 +26,25 @@ pub fn run(data: &[u8]) {
     let Ok(rendered) = render_yaml(text, credentials) else {
         return;
     };
-    for doc in rendered.split("---\n").filter(|d| !d.trim().is_empty()) {
-        let obj: serde_yaml::Value = match serde_yaml::from_str(doc) {
+    // Read back as the multi-document YAML it is (a value may itself
+    // contain "---", so no splitting on text).
+    let mut count = 0;
+    for doc in serde_yaml::Deserializer::from_str(&rendered) {
+        let obj = match serde_yaml::Value::deserialize(doc) {
             Ok(v) => v,
-            Err(e) => panic!("rendered object is not YAML ({e}):\n{doc}"),
+            Err(e) => panic!("rendered output is not YAML ({e}):\n{rendered}"),
         };
+        if obj.is_null() {
+            continue;
+        }
+        count += 1;
+        let text = serde_yaml::to_string(&obj).unwrap_or_default();
         for field in ["apiVersion", "kind"] {
             assert!(
                 obj.get(field)
                     .and_then(|v| v.as_str())
                     .is_some_and(|s| !s.is_empty()),
-                "rendered object without {field}:\n{doc}"
+                "rendered object without {field}:\n{text}"
             );
         }
         let name = obj
@@ -44,7 +53,8 @@ pub fn run(data: &[u8]) {
             .and_then(|n| n.as_str());
         assert!(
             name.is_some_and(|n| !n.is_empty()),
-            "rendered object without a name:\n{doc}"
+            "rendered object without a name:\n{text}"
         );
     }
+    assert!(count > 0, "render succeeded with no object");
 }

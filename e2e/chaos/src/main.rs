@@ -31,7 +31,7 @@ mod rng;
 mod workload;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -162,13 +162,7 @@ async fn serves_reads(node: &Node) -> Result<()> {
     Ok(())
 }
 
-async fn round(
-    args: &Args,
-    sqld: &PathBuf,
-    n: usize,
-    variant: Variant,
-    seed: u64,
-) -> Result<Figures> {
+async fn round(args: &Args, sqld: &Path, n: usize, variant: Variant, seed: u64) -> Result<Figures> {
     let mut rng = Rng::new(seed);
     let mut figures = Figures::default();
     let mut cluster = Cluster::start(sqld, args.replicas, &workload::schema()).await?;
