@@ -26,6 +26,9 @@ cargo test --workspace
 echo "== shipping: images, charts, manifests, monitoring, local end-to-end tier"
 scripts/check-shipping.sh
 
+echo "== chaos: 3 rounds (kill -9 of the primary; a replica killed, a replica stopped, a full disk)"
+scripts/chaos.sh --rounds 3
+
 echo "== benchmark harness, smoke mode (never fails on a ratio)"
 e2e/bench/run.sh --smoke
 

@@ -13,6 +13,8 @@ pub mod config;
 pub mod database;
 pub mod dev_cluster;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod pg;

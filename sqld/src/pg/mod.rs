@@ -4,10 +4,10 @@
 //! for queries), reading through `io`'s guard from the client's `stream`.
 
 mod admission;
-mod auth;
+pub(crate) mod auth;
 mod connection;
 mod handler;
-mod io;
+pub(crate) mod io;
 pub mod sqlite_api;
 mod statements;
 mod stream;
