@@ -268,13 +268,7 @@ pub fn pg_messages(data: &[u8]) {
                         [one] => *one == 1,
                         codes => codes.get(i) == Some(&1),
                     };
-                    let known = binary
-                        && ty == Type::NUMERIC
-                        && skip_known()
-                        && value.as_deref().is_some_and(negative_numeric_scale);
-                    if !known {
-                        let _ = decode_param(value.as_deref(), &ty, binary);
-                    }
+                    let _ = decode_param(value.as_deref(), &ty, binary);
                 }
             }
             _ => {}
@@ -323,9 +317,6 @@ pub fn bind_params(data: &[u8]) {
     let mut out = BytesMut::new();
     for ty in param_types() {
         for binary in [false, true] {
-            if binary && ty == Type::NUMERIC && skip_known() && negative_numeric_scale(data) {
-                continue;
-            }
             let Ok(value) = decode_param(Some(data), &ty, binary) else {
                 continue;
             };
@@ -348,21 +339,6 @@ pub fn bind_params(data: &[u8]) {
         decode_param(None, &Type::INT8, true),
         Ok(libsql_sys::rusqlite::types::Value::Null)
     ));
-}
-
-/// With `SQLD_FUZZ_SKIP_KNOWN` set, inputs that reach a known, reported
-/// finding are passed over, so a run explores the rest instead of hitting
-/// it again in most inputs (see `fuzz/README.md`). Unset, every input runs.
-fn skip_known() -> bool {
-    static SKIP: OnceLock<bool> = OnceLock::new();
-    *SKIP.get_or_init(|| std::env::var_os("SQLD_FUZZ_SKIP_KNOWN").is_some())
-}
-
-/// A binary numeric whose display scale (the fourth 16-bit word) is
-/// negative: `fuzz/findings/bind_params/numeric-negative-dscale`, memory
-/// that grows without bound while its digits are written.
-fn negative_numeric_scale(data: &[u8]) -> bool {
-    data.get(6).is_some_and(|b| b & 0x80 != 0)
 }
 
 /// Scratch databases for the injecting modes, on tmpfs when there is one.

@@ -151,7 +151,9 @@ fn encode_text(buf: &mut BytesMut, value: &Value, ty: &Type) {
         (Value::Integer(i), &Type::BOOL) => buf.put_slice(if *i != 0 { b"t" } else { b"f" }),
         (Value::Text(s), &Type::BOOL) => buf.put_slice(if truthy(s) { b"t" } else { b"f" }),
         (Value::Integer(i), &Type::DATE | &Type::TIMESTAMP | &Type::TIMESTAMPTZ) => {
-            buf.put_slice(format_unix_seconds(*i, ty).as_bytes())
+            // Past the representable range the number is sent as stored.
+            let text = format_unix_seconds(*i, ty).unwrap_or_else(|| i.to_string());
+            buf.put_slice(text.as_bytes())
         }
         (Value::Integer(i), _) => buf.put_slice(i.to_string().as_bytes()),
         (Value::Real(f), _) => buf.put_slice(format_float(*f).as_bytes()),
@@ -266,7 +268,7 @@ pub fn decode_param(bytes: Option<&[u8]>, ty: &Type, binary: bool) -> Result<Val
         }
         Type::TIMESTAMP | Type::TIMESTAMPTZ => {
             let micros = i64::from_be_bytes(fixed(8)?.try_into().unwrap());
-            Value::Text(format_timestamp_micros(micros))
+            Value::Text(format_timestamp_micros(micros).ok_or_else(invalid)?)
         }
         Type::JSONB => {
             let text = bytes.get(1..).ok_or_else(invalid)?;
@@ -388,8 +390,9 @@ fn format_date(unix_days: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-fn format_timestamp_micros(pg_micros: i64) -> String {
-    let unix_micros = pg_micros + PG_EPOCH_DAYS * MICROS_PER_DAY;
+/// `None` past the range an i64 of Unix microseconds holds.
+fn format_timestamp_micros(pg_micros: i64) -> Option<String> {
+    let unix_micros = pg_micros.checked_add(PG_EPOCH_DAYS * MICROS_PER_DAY)?;
     let days = unix_micros.div_euclid(MICROS_PER_DAY);
     let of_day = unix_micros.rem_euclid(MICROS_PER_DAY);
     let (secs, frac) = (of_day / MICROS_PER_SECOND, of_day % MICROS_PER_SECOND);
@@ -403,16 +406,17 @@ fn format_timestamp_micros(pg_micros: i64) -> String {
     if frac != 0 {
         s.push_str(format!(".{frac:06}").trim_end_matches('0'));
     }
-    s
+    Some(s)
 }
 
-fn format_unix_seconds(secs: i64, ty: &Type) -> String {
-    let pg_micros = (secs - PG_EPOCH_DAYS * 86_400) * MICROS_PER_SECOND;
+fn format_unix_seconds(secs: i64, ty: &Type) -> Option<String> {
     if *ty == Type::DATE {
-        format_date(secs.div_euclid(86_400))
-    } else {
-        format_timestamp_micros(pg_micros)
+        return Some(format_date(secs.div_euclid(86_400)));
     }
+    let pg_micros = secs
+        .checked_sub(PG_EPOCH_DAYS * 86_400)?
+        .checked_mul(MICROS_PER_SECOND)?;
+    format_timestamp_micros(pg_micros)
 }
 
 /// Parses `HH:MM[:SS[.ffffff]]` into microseconds since midnight.
@@ -433,7 +437,12 @@ fn parse_time(s: &str) -> Option<i64> {
             (whole.parse::<i64>().ok()?, frac_us)
         }
     };
-    Some(((h * 60 + m) * 60 + sec) * MICROS_PER_SECOND + frac)
+    h.checked_mul(60)?
+        .checked_add(m)?
+        .checked_mul(60)?
+        .checked_add(sec)?
+        .checked_mul(MICROS_PER_SECOND)?
+        .checked_add(frac)
 }
 
 /// Microseconds since the Postgres epoch for a stored date or timestamp:
@@ -446,7 +455,7 @@ fn as_timestamp_micros(value: &Value) -> Option<i64> {
         Value::Text(s) => parse_timestamp(s.trim())?,
         _ => return None,
     };
-    Some(unix_micros - PG_EPOCH_DAYS * MICROS_PER_DAY)
+    unix_micros.checked_sub(PG_EPOCH_DAYS * MICROS_PER_DAY)
 }
 
 fn parse_timestamp(s: &str) -> Option<i64> {
@@ -455,7 +464,7 @@ fn parse_timestamp(s: &str) -> Option<i64> {
     let y: i64 = fields.next()?.parse().ok()?;
     let m: i64 = fields.next()?.parse().ok()?;
     let d: i64 = fields.next()?.parse().ok()?;
-    let mut micros = days_from_civil(y, m, d) * MICROS_PER_DAY;
+    let mut micros = days_from_civil(y, m, d).checked_mul(MICROS_PER_DAY)?;
     let rest = s[10..].trim_start_matches(['T', ' ']);
     if rest.is_empty() {
         return Some(micros);
@@ -464,17 +473,27 @@ fn parse_timestamp(s: &str) -> Option<i64> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
-    micros += parse_time(time.trim())?;
+    micros = micros.checked_add(parse_time(time.trim())?)?;
     if let Some(sign_and_offset) = offset.strip_prefix(['+', '-']) {
         let sign = if offset.starts_with('-') { -1 } else { 1 };
         let (oh, om) = sign_and_offset
             .split_once(':')
             .unwrap_or((sign_and_offset, "0"));
-        let off = (oh.parse::<i64>().ok()? * 60 + om.parse::<i64>().ok()?) * 60;
-        micros -= sign * off * MICROS_PER_SECOND;
+        let off = oh
+            .parse::<i64>()
+            .ok()?
+            .checked_mul(60)?
+            .checked_add(om.parse::<i64>().ok()?)?
+            .checked_mul(60 * MICROS_PER_SECOND)?;
+        micros = micros.checked_sub(sign * off)?;
     }
     Some(micros)
 }
+
+/// Largest display scale of a NUMERIC (Postgres' NUMERIC_DSCALE_MASK).
+const NUMERIC_MAX_DSCALE: usize = 0x3FFF;
+/// Integer digits a NUMERIC's i16 weight can place: 32767 groups of four.
+const NUMERIC_MAX_INT_DIGITS: usize = 4 * i16::MAX as usize;
 
 /// Postgres' binary NUMERIC: base-10000 digit groups with a weight, a sign
 /// and a display scale.
@@ -504,6 +523,9 @@ fn encode_numeric(buf: &mut BytesMut, text: &str) -> Option<()> {
     }
     let int_part = int_part.trim_start_matches('0');
     let scale = frac_part.len();
+    if scale > NUMERIC_MAX_DSCALE || int_part.len() > NUMERIC_MAX_INT_DIGITS {
+        return None;
+    }
     // Pad the integer part on the left and the fraction on the right to
     // whole groups of four digits.
     let int_pad = (4 - int_part.len() % 4) % 4;
@@ -514,6 +536,7 @@ fn encode_numeric(buf: &mut BytesMut, text: &str) -> Option<()> {
         .chunks(4)
         .map(|c| std::str::from_utf8(c).unwrap().parse().unwrap())
         .collect();
+    // In range: the integer part has at most NUMERIC_MAX_INT_DIGITS digits.
     let mut weight = ((int_pad + int_part.len()) / 4) as i16 - 1;
     while groups.first() == Some(&0) {
         groups.remove(0);
@@ -525,7 +548,8 @@ fn encode_numeric(buf: &mut BytesMut, text: &str) -> Option<()> {
     if groups.is_empty() {
         weight = 0;
     }
-    buf.put_i16(groups.len() as i16);
+    let ndigits = i16::try_from(groups.len()).ok()?;
+    buf.put_i16(ndigits);
     buf.put_i16(weight);
     buf.put_u16(if negative && !groups.is_empty() {
         NUMERIC_NEG
@@ -543,10 +567,14 @@ fn decode_numeric(bytes: &[u8]) -> Option<String> {
     let word = |i: usize| -> Option<i16> {
         Some(i16::from_be_bytes(bytes.get(i..i + 2)?.try_into().ok()?))
     };
-    let ndigits = word(0)? as usize;
+    let ndigits = usize::try_from(word(0)?).ok()?;
     let weight = word(2)? as i64;
     let sign = word(4)? as u16;
-    let scale = word(6)? as usize;
+    // Postgres' display scale is 14 bits; a larger (or negative) one would
+    // have the loop below write digits without end.
+    let scale = usize::try_from(word(6)?)
+        .ok()
+        .filter(|s| *s <= NUMERIC_MAX_DSCALE)?;
     if sign == 0xC000 {
         return Some("NaN".to_owned());
     }

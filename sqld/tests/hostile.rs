@@ -154,3 +154,94 @@ async fn deeply_nested_sql_is_answered_not_a_crash() {
     assert!(err.as_db_error().is_some(), "{}", err.to_string().len());
     client.query_one("select 1", &[]).await.unwrap();
 }
+
+/// Messages whose inner lengths and counts point past their end (found by
+/// fuzzing: pgwire's decoders panicked on them) close their connection; no
+/// thread panics and everyone else is served.
+#[tokio::test]
+async fn messages_with_lying_inner_lengths_close_only_their_connection() {
+    let sqld = Sqld::start();
+    let keeper = sqld.connect().await;
+    let message = |kind: u8, body: &[u8]| {
+        let mut m = vec![kind];
+        m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    };
+    let lying = [
+        // Bind: one parameter of 16 bytes, one sent.
+        message(b'B', &[0, 0, 0, 0, 0, 1, 0, 0, 0, 16, b'x']),
+        // Bind cut short inside its counts.
+        message(b'B', &[0, 0, 0]),
+        // Parse declaring a parameter type it does not send.
+        message(b'P', b"\0select 1\0\0\x01"),
+        // Execute without its row limit.
+        message(b'E', b"\0"),
+    ];
+    for bad in &lying {
+        let mut s = raw(&sqld);
+        s.write_all(&startup_packet()).unwrap();
+        s.write_all(bad).unwrap();
+        assert!(closed_by_server(s), "{bad:?}");
+    }
+    // A startup packet with bytes after its parameters' terminator.
+    let mut startup = startup_packet();
+    startup.extend_from_slice(b"p\0\0\0\0");
+    let len = startup.len() as i32;
+    startup[..4].copy_from_slice(&len.to_be_bytes());
+    let mut s = raw(&sqld);
+    s.write_all(&startup).unwrap();
+    assert!(closed_by_server(s));
+
+    keeper.query_one("select 1", &[]).await.unwrap();
+    let (_, metrics) = sqld.http_get("/metrics");
+    assert!(
+        metrics.contains("sqld_connection_panics_total 0"),
+        "a thread panicked"
+    );
+}
+
+/// A binary NUMERIC parameter with a negative display scale (8 bytes; it
+/// once made the server write digits until memory ran out) is refused.
+#[tokio::test]
+async fn a_numeric_parameter_with_a_negative_scale_is_refused() {
+    let sqld = Sqld::start();
+    let message = |kind: u8, body: &[u8]| {
+        let mut m = vec![kind];
+        m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+        m.extend_from_slice(body);
+        m
+    };
+    let mut parse = b"\0select $1::text\0".to_vec();
+    parse.extend_from_slice(&1i16.to_be_bytes());
+    parse.extend_from_slice(&1700i32.to_be_bytes()); // numeric
+    let mut bind = b"\0\0".to_vec();
+    bind.extend_from_slice(&1i16.to_be_bytes());
+    bind.extend_from_slice(&1i16.to_be_bytes()); // binary
+    bind.extend_from_slice(&1i16.to_be_bytes());
+    bind.extend_from_slice(&8i32.to_be_bytes());
+    bind.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+    bind.extend_from_slice(&0i16.to_be_bytes());
+    let mut s = raw(&sqld);
+    s.write_all(&startup_packet()).unwrap();
+    for m in [
+        message(b'P', &parse),
+        message(b'B', &bind),
+        message(b'E', b"\0\0\0\0\0"),
+        message(b'S', b""),
+    ] {
+        s.write_all(&m).unwrap();
+    }
+    // Read until ReadyForQuery after the Sync: an error must have come.
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let started = std::time::Instant::now();
+    while !seen.windows(5).any(|w| w == b"22P02") {
+        let n = s.read(&mut buf).expect("an answer within the read timeout");
+        assert!(n > 0, "closed without an answer");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let client = sqld.connect().await;
+    client.query_one("select 1", &[]).await.unwrap();
+}

@@ -47,6 +47,10 @@ struct Framing {
     header_len: usize,
     /// Body bytes of the current message still to come.
     remaining: usize,
+    /// The current message's type (`None` for the first packet) and, for
+    /// the types whose shape is checked (`shape`), its body so far.
+    kind: Option<u8>,
+    body: Option<Vec<u8>>,
 }
 
 impl<S> GuardedIo<S> {
@@ -59,6 +63,8 @@ impl<S> GuardedIo<S> {
                 header: [0; 5],
                 header_len: 0,
                 remaining: 0,
+                kind: None,
+                body: None,
             },
             deferred: false,
             pending: Vec::new(),
@@ -90,7 +96,13 @@ impl Framing {
             if self.remaining > 0 {
                 let n = self.remaining.min(bytes.len());
                 self.remaining -= n;
+                if let Some(body) = &mut self.body {
+                    body.extend_from_slice(&bytes[..n]);
+                }
                 bytes = &bytes[n..];
+                if self.remaining == 0 {
+                    self.check_body()?;
+                }
                 continue;
             }
             let header_size = if self.startup { 4 } else { 5 };
@@ -115,10 +127,30 @@ impl Framing {
                 ));
             }
             self.remaining = len as usize - 4;
+            self.kind = (!self.startup).then_some(self.header[0]);
+            self.body =
+                super::shape::is_checked(self.kind).then(|| Vec::with_capacity(self.remaining));
             self.header_len = 0;
             self.startup = false;
+            if self.remaining == 0 {
+                self.check_body()?;
+            }
         }
         Ok(())
+    }
+
+    /// The message just completed: refuses a body pgwire could not decode
+    /// safely.
+    fn check_body(&mut self) -> io::Result<()> {
+        let Some(body) = self.body.take() else {
+            return Ok(());
+        };
+        super::shape::check(self.kind, &body).map_err(|why| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("malformed message {:?}: {why}", self.kind.map(char::from)),
+            )
+        })
     }
 }
 
@@ -217,6 +249,8 @@ mod tests {
             header: [0; 5],
             header_len: 0,
             remaining: 0,
+            kind: None,
+            body: None,
         }
     }
 
@@ -224,8 +258,8 @@ mod tests {
     fn accepts_well_formed_messages_split_anywhere() {
         let mut f = framing();
         let mut stream = Vec::new();
-        stream.extend_from_slice(&8i32.to_be_bytes());
-        stream.extend_from_slice(&[0, 3, 0, 0]);
+        stream.extend_from_slice(&9i32.to_be_bytes());
+        stream.extend_from_slice(&[0, 3, 0, 0, 0]);
         stream.push(b'Q');
         stream.extend_from_slice(&9i32.to_be_bytes());
         stream.extend_from_slice(b"select");
@@ -241,12 +275,30 @@ mod tests {
         let mut f = framing();
         assert!(f.observe(b"GET / HTTP/1.1\r\n", 100).is_err());
         let mut f = framing();
-        f.observe(&8i32.to_be_bytes(), 100).unwrap();
-        f.observe(&[0, 3, 0, 0], 100).unwrap();
+        f.observe(&9i32.to_be_bytes(), 100).unwrap();
+        f.observe(&[0, 3, 0, 0, 0], 100).unwrap();
         let mut big = vec![b'Q'];
         big.extend_from_slice(&1000i32.to_be_bytes());
         assert!(f.observe(&big, 100).is_err());
         let mut f = framing();
         assert!(f.observe(&(-1i32).to_be_bytes(), 100).is_err());
+    }
+
+    #[test]
+    fn rejects_bodies_pgwire_would_misread() {
+        // A startup packet with bytes after its parameters.
+        let mut f = framing();
+        let mut startup = 14i32.to_be_bytes().to_vec();
+        startup.extend_from_slice(&[0, 3, 0, 0, 0, b'p', 0, 0, 0, 0]);
+        assert!(f.observe(&startup, 100).is_err());
+        // A Bind whose parameter length points past its end, split anywhere.
+        let mut f = framing();
+        f.observe(&9i32.to_be_bytes(), 100).unwrap();
+        f.observe(&[0, 3, 0, 0, 0], 100).unwrap();
+        let mut bind = vec![b'B'];
+        bind.extend_from_slice(&15i32.to_be_bytes());
+        bind.extend_from_slice(&[0, 0, 0, 0, 0, 1, 0, 0, 0, 16, b'x']);
+        let failed = bind.chunks(2).any(|c| f.observe(c, 100).is_err());
+        assert!(failed);
     }
 }

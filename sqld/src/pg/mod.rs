@@ -8,6 +8,7 @@ pub(crate) mod auth;
 mod connection;
 mod handler;
 pub(crate) mod io;
+mod shape;
 pub mod sqlite_api;
 mod statements;
 mod stream;
