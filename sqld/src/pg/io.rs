@@ -24,6 +24,10 @@ use crate::metrics::METRICS;
 /// Postgres itself refuses startup packets above this size.
 pub const MAX_STARTUP_PACKET: usize = 10_000;
 
+/// The buffer that collects checked message bodies keeps at most this much
+/// capacity between messages.
+const RETAINED_BODY_BYTES: usize = 64 * 1024;
+
 /// Held-back output is written through once it reaches this size.
 const MAX_DEFERRED: usize = 64 * 1024;
 
@@ -47,10 +51,12 @@ struct Framing {
     header_len: usize,
     /// Body bytes of the current message still to come.
     remaining: usize,
-    /// The current message's type (`None` for the first packet) and, for
-    /// the types whose shape is checked (`shape`), its body so far.
+    /// The current message's type (`None` for the first packet).
     kind: Option<u8>,
-    body: Option<Vec<u8>>,
+    /// For the types whose shape is checked (`shape`), the body so far;
+    /// one buffer reused message after message.
+    checking: bool,
+    body: Vec<u8>,
 }
 
 impl<S> GuardedIo<S> {
@@ -64,7 +70,8 @@ impl<S> GuardedIo<S> {
                 header_len: 0,
                 remaining: 0,
                 kind: None,
-                body: None,
+                checking: false,
+                body: Vec::new(),
             },
             deferred: false,
             pending: Vec::new(),
@@ -96,8 +103,8 @@ impl Framing {
             if self.remaining > 0 {
                 let n = self.remaining.min(bytes.len());
                 self.remaining -= n;
-                if let Some(body) = &mut self.body {
-                    body.extend_from_slice(&bytes[..n]);
+                if self.checking {
+                    self.body.extend_from_slice(&bytes[..n]);
                 }
                 bytes = &bytes[n..];
                 if self.remaining == 0 {
@@ -128,8 +135,8 @@ impl Framing {
             }
             self.remaining = len as usize - 4;
             self.kind = (!self.startup).then_some(self.header[0]);
-            self.body =
-                super::shape::is_checked(self.kind).then(|| Vec::with_capacity(self.remaining));
+            self.checking = super::shape::is_checked(self.kind);
+            self.body.clear();
             self.header_len = 0;
             self.startup = false;
             if self.remaining == 0 {
@@ -142,10 +149,15 @@ impl Framing {
     /// The message just completed: refuses a body pgwire could not decode
     /// safely.
     fn check_body(&mut self) -> io::Result<()> {
-        let Some(body) = self.body.take() else {
+        if !std::mem::take(&mut self.checking) {
             return Ok(());
-        };
-        super::shape::check(self.kind, &body).map_err(|why| {
+        }
+        let checked = super::shape::check(self.kind, &self.body);
+        // A large Bind's buffer is not kept for the connection's lifetime.
+        if self.body.capacity() > RETAINED_BODY_BYTES {
+            self.body = Vec::new();
+        }
+        checked.map_err(|why| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("malformed message {:?}: {why}", self.kind.map(char::from)),
@@ -250,7 +262,8 @@ mod tests {
             header_len: 0,
             remaining: 0,
             kind: None,
-            body: None,
+            checking: false,
+            body: Vec::new(),
         }
     }
 
