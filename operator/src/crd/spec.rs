@@ -314,7 +314,7 @@ pub struct TlsSpec {
     /// `ca.crt`): replicas verify the primary's certificate against it for
     /// replication and forwarded writes, which then travel over TLS. The
     /// certificate must name the primary's headless Service
-    /// (`<name>-primary-headless.<namespace>.svc` or a wildcard for it).
+    /// (`<name>-primary.<namespace>.svc`, or a wildcard for it).
     #[serde(default = "default_ca_key")]
     pub ca_key: String,
 }
