@@ -54,8 +54,9 @@ for t in $TARGETS; do
     # Re-running with a backtrace takes a moment: the newest 40 suffice
     # to name the findings (fork mode writes one file per crash, mostly
     # the same few over and over).
-    for a in $(ls -t "artifacts/$t" 2>/dev/null | head -n 40); do
-        out=$(RUST_BACKTRACE=1 timeout 20 "$BIN/$t" "artifacts/$t/$a" 2>&1 || true)
+    while IFS= read -r a; do
+        name=${a##*/}
+        out=$(RUST_BACKTRACE=1 timeout 20 "$BIN/$t" "$a" 2>&1 || true)
         # Where: the first backtrace frame outside std, bytes and the
         # fuzzing glue, i.e. the decoder that panicked.
         where=$(awk '/panicked at/ {p=1} p && /^ +at / && !/\/rustc\/|bytes-[0-9]|libfuzzer|fuzzing\.rs|bodies\/|fuzz_targets\// {print $2; exit}' <<<"$out")
@@ -66,7 +67,7 @@ for t in $TARGETS; do
             where="panic in $fn ($short), called from $caller"
         fi
         if [ -z "$where" ]; then
-            case "$a" in
+            case "$name" in
                 oom-*) where="out of memory (> 2048 MB)";;
                 timeout-*) where="timeout (> 10 s)";;
                 *) where=$(grep -m1 -E "ERROR: libFuzzer|deadly signal" <<<"$out" || echo "no longer reproduces");;
@@ -75,9 +76,10 @@ for t in $TARGETS; do
         if [ -z "${seen[$where]:-}" ]; then
             seen[$where]=1
             msg=$(grep -A1 -m1 "panicked at" <<<"$out" | tail -n 1 || true)
-            findings+=("    $where: $msg (artifacts/$t/$a)")
+            findings+=("    $where: $msg ($a)")
         fi
-    done
+    done < <(find "artifacts/$t" -maxdepth 1 -type f -printf '%T@ %p\n' 2>/dev/null |
+        sort -rn | head -n 40 | cut -d' ' -f2-)
     unset seen
     line="$t: ${execs:-?} executions in ${took:-?}s, coverage ${cov:-?}, oom/timeout/crash ${otc:-0/0/0}, ${#findings[@]} distinct finding(s)"
     echo "$line"
