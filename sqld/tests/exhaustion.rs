@@ -9,27 +9,12 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{eventually, integers, Sqld};
+use common::{eventually, integers, message, metric_sample, startup_packet, Sqld};
 use tokio_postgres::error::SqlState;
 
 /// The `sqld_connections` gauge.
 fn open_connections(sqld: &Sqld) -> i64 {
-    let (_, metrics) = sqld.http_get("/metrics");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("sqld_connections "))
-        .expect("sqld_connections in /metrics")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn startup_packet(user: &str) -> Vec<u8> {
-    let mut body = 196608i32.to_be_bytes().to_vec();
-    body.extend_from_slice(format!("user\0{user}\0database\0sqld\0\0").as_bytes());
-    let mut p = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-    p.extend(body);
-    p
+    metric_sample(sqld, "sqld_connections").expect("sqld_connections in /metrics") as i64
 }
 
 /// Reads what the server sends until it closes the connection.
@@ -66,10 +51,7 @@ async fn malformed_sasl_responses_close_only_their_connection_and_leak_nothing()
         let claimed: i32 = if round % 2 == 0 { 1_000_000 } else { -7 };
         body.extend_from_slice(&claimed.to_be_bytes());
         body.extend_from_slice(b"n,,n=,r=abc");
-        let mut message = vec![b'p'];
-        message.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        message.extend_from_slice(&body);
-        s.write_all(&message).unwrap();
+        s.write_all(&message(b'p', &body)).unwrap();
         let answer = read_to_close(s);
         assert!(
             answer.windows(5).any(|w| w == b"08P01"),

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::Sqld;
+use common::{message, startup_packet, Sqld};
 
 fn raw(sqld: &Sqld) -> TcpStream {
     let s = TcpStream::connect(sqld.pg_addr).unwrap();
@@ -26,15 +26,6 @@ fn closed_by_server(mut s: TcpStream) -> bool {
             Err(e) => return e.kind() == std::io::ErrorKind::ConnectionReset,
         }
     }
-}
-
-fn startup_packet() -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&196608i32.to_be_bytes());
-    body.extend_from_slice(b"user\0sqld\0database\0sqld\0\0");
-    let mut p = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-    p.extend(body);
-    p
 }
 
 #[tokio::test]
@@ -59,7 +50,7 @@ async fn garbage_on_the_port_is_closed_and_others_keep_working() {
 
     // A truncated message, then the client vanishes.
     let mut truncated = raw(&sqld);
-    truncated.write_all(&startup_packet()[..6]).unwrap();
+    truncated.write_all(&startup_packet("sqld")[..6]).unwrap();
     drop(truncated);
 
     // A bare TCP probe.
@@ -81,7 +72,7 @@ async fn oversized_messages_are_refused() {
     // A message whose length prefix alone is too big is refused before
     // its body is read.
     let mut s = raw(&sqld);
-    s.write_all(&startup_packet()).unwrap();
+    s.write_all(&startup_packet("sqld")).unwrap();
     let mut q = vec![b'Q'];
     q.extend_from_slice(&(500_000_000i32).to_be_bytes());
     s.write_all(&q).unwrap();
@@ -96,7 +87,7 @@ async fn thousands_of_connections_opened_and_dropped() {
         let s = TcpStream::connect(sqld.pg_addr).unwrap();
         if i % 2 == 0 {
             let mut s = s;
-            let _ = s.write_all(&startup_packet());
+            let _ = s.write_all(&startup_packet("sqld"));
         }
     }
     // The burst may briefly fill --max-connections (excess clients are
@@ -162,12 +153,6 @@ async fn deeply_nested_sql_is_answered_not_a_crash() {
 async fn messages_with_lying_inner_lengths_close_only_their_connection() {
     let sqld = Sqld::start();
     let keeper = sqld.connect().await;
-    let message = |kind: u8, body: &[u8]| {
-        let mut m = vec![kind];
-        m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        m.extend_from_slice(body);
-        m
-    };
     let lying = [
         // Bind: one parameter of 16 bytes, one sent.
         message(b'B', &[0, 0, 0, 0, 0, 1, 0, 0, 0, 16, b'x']),
@@ -180,12 +165,12 @@ async fn messages_with_lying_inner_lengths_close_only_their_connection() {
     ];
     for bad in &lying {
         let mut s = raw(&sqld);
-        s.write_all(&startup_packet()).unwrap();
+        s.write_all(&startup_packet("sqld")).unwrap();
         s.write_all(bad).unwrap();
         assert!(closed_by_server(s), "{bad:?}");
     }
     // A startup packet with bytes after its parameters' terminator.
-    let mut startup = startup_packet();
+    let mut startup = startup_packet("sqld");
     startup.extend_from_slice(b"p\0\0\0\0");
     let len = startup.len() as i32;
     startup[..4].copy_from_slice(&len.to_be_bytes());
@@ -206,12 +191,6 @@ async fn messages_with_lying_inner_lengths_close_only_their_connection() {
 #[tokio::test]
 async fn a_numeric_parameter_with_a_negative_scale_is_refused() {
     let sqld = Sqld::start();
-    let message = |kind: u8, body: &[u8]| {
-        let mut m = vec![kind];
-        m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-        m.extend_from_slice(body);
-        m
-    };
     let mut parse = b"\0select $1::text\0".to_vec();
     parse.extend_from_slice(&1i16.to_be_bytes());
     parse.extend_from_slice(&1700i32.to_be_bytes()); // numeric
@@ -223,7 +202,7 @@ async fn a_numeric_parameter_with_a_negative_scale_is_refused() {
     bind.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0xff, 0xff]);
     bind.extend_from_slice(&0i16.to_be_bytes());
     let mut s = raw(&sqld);
-    s.write_all(&startup_packet()).unwrap();
+    s.write_all(&startup_packet("sqld")).unwrap();
     for m in [
         message(b'P', &parse),
         message(b'B', &bind),

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Sqld;
+use common::{metric, Sqld};
 use tokio_postgres::error::SqlState;
 
 fn replica_of(primary: &Sqld, extra: &[&str]) -> Sqld {
@@ -20,15 +20,6 @@ fn replica_on(dir: &std::path::Path, primary: &Sqld) -> Sqld {
 
 fn wait_ready(s: &Sqld) {
     s.wait_ready();
-}
-
-fn metric(s: &Sqld, name: &str) -> f64 {
-    let (_, body) = s.http_get("/metrics");
-    body.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 async fn count(c: &tokio_postgres::Client, table: &str) -> i64 {

@@ -200,6 +200,37 @@ impl Drop for Sqld {
     }
 }
 
+/// A protocol 3.0 startup packet for `user` and database `sqld`.
+pub fn startup_packet(user: &str) -> Vec<u8> {
+    let mut body = 196608i32.to_be_bytes().to_vec();
+    body.extend_from_slice(format!("user\0{user}\0database\0sqld\0\0").as_bytes());
+    let mut p = ((body.len() + 4) as i32).to_be_bytes().to_vec();
+    p.extend(body);
+    p
+}
+
+/// A typed frontend message: `kind`, its length, `body`.
+pub fn message(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![kind];
+    m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+/// A sample's value on `/metrics`, if it is there.
+pub fn metric_sample(s: &Sqld, name: &str) -> Option<f64> {
+    let (_, body) = s.http_get("/metrics");
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A sample's value on `/metrics` (0 when absent).
+pub fn metric(s: &Sqld, name: &str) -> f64 {
+    metric_sample(s, name).unwrap_or(0.0)
+}
+
 /// Polls `done` until it holds, failing the test after `within`.
 pub fn eventually(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
