@@ -17,6 +17,7 @@ pub struct Metrics {
     pub connections_total: IntCounter,
     pub connections_rejected: IntCounter,
     pub connection_panics: IntCounter,
+    pub connections_authenticating: IntGauge,
     pub statements: IntCounterVec,
     pub errors: IntCounterVec,
     pub statement_duration: HistogramVec,
@@ -58,6 +59,11 @@ impl Metrics {
             connection_panics: IntCounter::new(
                 "sqld_connection_panics_total",
                 "Connections whose thread panicked (a bug: the connection was closed and its slot freed)",
+            )
+            .unwrap(),
+            connections_authenticating: IntGauge::new(
+                "sqld_connections_authenticating",
+                "Client connections open that have not finished authenticating",
             )
             .unwrap(),
             statements: IntCounterVec::new(
@@ -166,6 +172,7 @@ impl Metrics {
             Box::new(m.connections_total.clone()),
             Box::new(m.connections_rejected.clone()),
             Box::new(m.connection_panics.clone()),
+            Box::new(m.connections_authenticating.clone()),
             Box::new(m.statements.clone()),
             Box::new(m.errors.clone()),
             Box::new(m.statement_duration.clone()),

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::metrics::METRICS;
+
 /// Counts unauthenticated connections per address.
 #[derive(Debug)]
 pub struct Admission {
@@ -39,6 +41,7 @@ impl Admission {
             return None;
         }
         *count += 1;
+        METRICS.connections_authenticating.inc();
         Some(Authenticating {
             admission: self.clone(),
             address,
@@ -54,6 +57,7 @@ impl Admission {
 
 impl Drop for Authenticating {
     fn drop(&mut self) {
+        METRICS.connections_authenticating.dec();
         let mut counts = self.admission.lock();
         if let Some(count) = counts.get_mut(&self.address) {
             *count -= 1;
