@@ -16,6 +16,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod pg;
 pub mod query;

@@ -8,6 +8,7 @@ use libsql_sys::rusqlite::types::Value;
 use pgwire::api::Type;
 
 use crate::error::SqlError;
+use crate::memory::Held;
 
 #[derive(Debug, Clone)]
 pub enum Request {
@@ -78,13 +79,28 @@ pub struct PreparedStatement {
 }
 
 /// The result of one statement.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StatementResult {
     /// CommandComplete tag, e.g. `INSERT 0 1` or `SELECT 3`.
     pub tag: String,
     /// `None` for statements that return no rows (no RowDescription).
     pub columns: Option<Vec<Column>>,
     pub rows: Vec<Vec<Value>>,
+    /// The rows' place in their session's memory budget, given back when
+    /// they are dropped.
+    pub held: Held,
+}
+
+impl StatementResult {
+    /// The result of a statement that returns no rows.
+    pub fn no_rows(tag: impl Into<String>) -> Self {
+        StatementResult {
+            tag: tag.into(),
+            columns: None,
+            rows: Vec::new(),
+            held: Held::default(),
+        }
+    }
 }
 
 impl Request {

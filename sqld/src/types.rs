@@ -8,7 +8,7 @@
 //! values it returned (see the README's type table).
 
 use bytes::{BufMut, BytesMut};
-use libsql_sys::rusqlite::types::Value;
+use libsql_sys::rusqlite::types::{Value, ValueRef};
 use pgwire::api::Type;
 
 use crate::error::{sqlstate, SqlError};
@@ -113,6 +113,44 @@ pub mod storage_class {
     pub const FLOAT: u8 = 2;
     pub const TEXT: u8 = 3;
     pub const BLOB: u8 = 4;
+}
+
+/// What becomes of a TEXT value that is not valid UTF-8, which SQLite
+/// stores as readily as any other bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidText {
+    /// Refused with 22021, as Postgres refuses such bytes in a UTF8
+    /// database; the error says how to read the value as bytes.
+    Refuse,
+    /// Kept as the bytes it is (a blob): the SQLite API dialect, whose
+    /// applications may store text in any encoding.
+    AsBytes,
+}
+
+/// Copies a value out of SQLite, checking that text is UTF-8.
+pub fn owned_value(value: ValueRef<'_>, invalid: InvalidText) -> Result<Value, SqlError> {
+    Ok(match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(f) => Value::Real(f),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        ValueRef::Text(t) => match (std::str::from_utf8(t), invalid) {
+            (Ok(s), _) => Value::Text(s.to_owned()),
+            (Err(_), InvalidText::AsBytes) => Value::Blob(t.to_vec()),
+            (Err(e), InvalidText::Refuse) => {
+                let at = e.valid_up_to();
+                let bad = &t[at..(at + e.error_len().unwrap_or(t.len() - at)).min(t.len())];
+                let hex: Vec<String> = bad.iter().map(|b| format!("0x{b:02x}")).collect();
+                return Err(SqlError::new(
+                    sqlstate::CHARACTER_NOT_IN_REPERTOIRE,
+                    format!(
+                        "invalid byte sequence for encoding \"UTF8\": {} (a stored TEXT value that is not UTF-8; read it as bytes with CAST(... AS BLOB) or hex(...))",
+                        hex.join(" ")
+                    ),
+                ));
+            }
+        },
+    })
 }
 
 /// Appends one DataRow field in the SQLite API dialect, whatever the

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
-use futures::{Sink, SinkExt};
+use futures::{Sink, SinkExt, StreamExt};
+use libsql_sys::rusqlite::types::Value;
 use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
     DescribePortalResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
-    Response as PgResponse,
+    Response as PgResponse, SendableRowStream,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::{Entry, PortalStore};
@@ -137,28 +138,42 @@ fn row_description(fields: &[FieldInfo]) -> PgWireBackendMessage {
     ))
 }
 
-/// `tagged`: the client speaks the SQLite API dialect (`sqlite_api`).
-fn encode_rows(
-    result: &StatementResult,
+/// Encodes one row as it is sent: rows are never all encoded at once, so
+/// a result is held once (as values, within the session's budget), not
+/// twice. `tagged`: the client speaks the SQLite API dialect
+/// (`sqlite_api`).
+fn encode_row(
+    row: &[Value],
     columns: &[Column],
     format: &Format,
     tagged: bool,
-) -> Result<Vec<DataRow>, SqlError> {
-    result
-        .rows
-        .iter()
-        .map(|row| {
-            let mut buf = BytesMut::with_capacity(16 * row.len());
-            for (i, value) in row.iter().enumerate() {
-                if tagged {
-                    types::encode_tagged_field(&mut buf, value);
-                } else {
-                    types::encode_field(&mut buf, value, &columns[i].ty, format.is_binary(i))?;
-                }
-            }
-            Ok(DataRow::new(buf, row.len() as i16))
-        })
-        .collect()
+) -> Result<DataRow, SqlError> {
+    let mut buf = BytesMut::with_capacity(16 * row.len());
+    for (i, value) in row.iter().enumerate() {
+        if tagged {
+            types::encode_tagged_field(&mut buf, value);
+        } else {
+            types::encode_field(&mut buf, value, &columns[i].ty, format.is_binary(i))?;
+        }
+    }
+    Ok(DataRow::new(buf, row.len() as i16))
+}
+
+/// A result's rows as the stream a portal keeps, encoded one at a time as
+/// they are fetched; the rows' budget is given back when it is dropped.
+fn row_stream(result: StatementResult, format: Format, tagged: bool) -> SendableRowStream {
+    let StatementResult {
+        columns,
+        rows,
+        held,
+        ..
+    } = result;
+    let columns = columns.unwrap_or_default();
+    let rows = rows.into_iter().map(move |row| {
+        let _budget = &held;
+        encode_row(&row, &columns, &format, tagged).map_err(PgWireError::from)
+    });
+    Box::pin(futures::stream::iter(rows))
 }
 
 /// `SELECT 3` -> `SELECT`, `INSERT 0 3` -> `INSERT 0`: the tag without its
@@ -168,6 +183,38 @@ fn tag_prefix(tag: &str) -> &str {
         Some((prefix, count)) if count.bytes().all(|b| b.is_ascii_digit()) => prefix,
         _ => tag,
     }
+}
+
+/// Sends one statement's result of a simple query: rows are encoded and
+/// written (the socket's buffer flushing as it fills) one at a time, each
+/// dropped once sent.
+async fn send_result<C>(client: &mut C, result: StatementResult, tagged: bool) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let tag = CommandComplete::new(result.tag.clone());
+    if let Some(columns) = &result.columns {
+        let fields = field_infos(columns, &Format::UnifiedText);
+        client.feed(row_description(&fields)).await?;
+        let mut rows = row_stream(result, Format::UnifiedText, tagged);
+        while let Some(row) = rows.next().await {
+            match row {
+                Ok(row) => client.feed(PgWireBackendMessage::DataRow(row)).await?,
+                Err(e) => {
+                    let info: pgwire::error::ErrorInfo = e.into();
+                    client
+                        .feed(PgWireBackendMessage::ErrorResponse(info.into()))
+                        .await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+    client
+        .feed(PgWireBackendMessage::CommandComplete(tag))
+        .await?;
+    Ok(())
 }
 
 #[async_trait]
@@ -212,25 +259,8 @@ impl SimpleQueryHandler for SqlHandler {
                 }) => {
                     let tagged = super::sqlite_api::negotiated(client);
                     for result in results {
-                        match result.and_then(|r| {
-                            let columns = r.columns.clone().unwrap_or_default();
-                            let rows = encode_rows(&r, &columns, &Format::UnifiedText, tagged)?;
-                            Ok((r, columns, rows))
-                        }) {
-                            Ok((r, columns, rows)) => {
-                                if r.columns.is_some() {
-                                    let fields = field_infos(&columns, &Format::UnifiedText);
-                                    client.feed(row_description(&fields)).await?;
-                                    for row in rows {
-                                        client.feed(PgWireBackendMessage::DataRow(row)).await?;
-                                    }
-                                }
-                                client
-                                    .feed(PgWireBackendMessage::CommandComplete(
-                                        CommandComplete::new(r.tag),
-                                    ))
-                                    .await?;
-                            }
+                        match result {
+                            Ok(r) => send_result(client, r, tagged).await?,
                             Err(e) => client.feed(error_response(e)).await?,
                         }
                     }
@@ -352,9 +382,7 @@ impl ExtendedHandler {
     }
 }
 
-fn decode_params(
-    portal: &Portal<Arc<PreparedStatement>>,
-) -> Result<Vec<libsql_sys::rusqlite::types::Value>, SqlError> {
+fn decode_params(portal: &Portal<Arc<PreparedStatement>>) -> Result<Vec<Value>, SqlError> {
     let types = &portal.statement.statement.param_types;
     portal
         .parameters
@@ -365,6 +393,54 @@ fn decode_params(
             types::decode_param(bytes.as_deref(), &ty, portal.parameter_format.is_binary(i))
         })
         .collect()
+}
+
+/// How an Execute of a portal ended.
+enum Sent {
+    /// `max_rows` were sent and more remain.
+    Suspended,
+    /// Every row was sent: the CommandComplete tag.
+    Complete(String),
+}
+
+/// Sends up to `max_rows` (0: all) of a started portal's rows, each
+/// straight from the portal's stream to the client. The client's limit
+/// bounds a loop, never an allocation.
+async fn send_portal_rows<C>(
+    client: &mut C,
+    portal: &Portal<Arc<PreparedStatement>>,
+    max_rows: usize,
+) -> PgWireResult<Sent>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let state = portal.state();
+    let mut state = state.lock().await;
+    let PortalExecutionState::Suspended(response) = &mut *state else {
+        // Executed to the end already: nothing more to send.
+        let sql = &portal.statement.statement.sql;
+        return Ok(Sent::Complete(sql::command_tag(sql, 0, 0, true)));
+    };
+    let mut count = 0usize;
+    while max_rows == 0 || count < max_rows {
+        match response.data_rows().next().await {
+            Some(Ok(row)) => {
+                client.feed(PgWireBackendMessage::DataRow(row)).await?;
+                count += 1;
+            }
+            Some(Err(e)) => {
+                *state = PortalExecutionState::Finished;
+                return Err(e);
+            }
+            None => {
+                let tag = format!("{} {count}", response.command_tag());
+                *state = PortalExecutionState::Finished;
+                return Ok(Sent::Complete(tag));
+            }
+        }
+    }
+    Ok(Sent::Suspended)
 }
 
 #[async_trait]
@@ -461,13 +537,9 @@ impl ExtendedQueryHandler for ExtendedHandler {
             let Outcome::Executed(mut results) = response.outcome else {
                 return Err(PgWireError::ApiError("execute returned no result".into()));
             };
-            let result = results.pop().unwrap_or_else(|| {
-                Ok(StatementResult {
-                    tag: String::new(),
-                    columns: None,
-                    rows: vec![],
-                })
-            });
+            let result = results
+                .pop()
+                .unwrap_or_else(|| Ok(StatementResult::no_rows("")));
             client.set_transaction_status(pg_status(response.txn));
             let result =
                 result.inspect_err(|_| client.set_state(PgWireConnectionState::ReadyForQuery))?;
@@ -481,37 +553,20 @@ impl ExtendedQueryHandler for ExtendedHandler {
                 return Ok(());
             };
             let tagged = super::sqlite_api::negotiated(client);
-            let rows = encode_rows(&result, &columns, &portal.result_column_format, tagged)
-                .inspect_err(|_| client.set_state(PgWireConnectionState::ReadyForQuery))?;
             let fields = Arc::new(field_infos(&columns, &portal.result_column_format));
-            let mut response =
-                QueryResponse::new(fields, futures::stream::iter(rows.into_iter().map(Ok)));
-            response.set_command_tag(tag_prefix(&result.tag));
+            let tag = tag_prefix(&result.tag).to_owned();
+            let rows = row_stream(result, portal.result_column_format.clone(), tagged);
+            let mut response = QueryResponse::new(fields, rows);
+            response.set_command_tag(&tag);
             portal.start(response).await;
         }
-        let mut fetched = portal.fetch(max_rows).await?;
-        let tag_prefix = fetched.response.command_tag().to_owned();
-        let mut count = 0;
-        {
-            use futures::StreamExt;
-            let rows = fetched.response.data_rows();
-            while let Some(row) = rows.next().await {
-                client.feed(PgWireBackendMessage::DataRow(row?)).await?;
-                count += 1;
-            }
-        }
+        let sent = send_portal_rows(client, &portal, max_rows).await;
         client.set_state(PgWireConnectionState::ReadyForQuery);
-        if fetched.suspended {
-            client
-                .send(PgWireBackendMessage::PortalSuspended(PortalSuspended::new()))
-                .await?;
-        } else {
-            client
-                .send(PgWireBackendMessage::CommandComplete(CommandComplete::new(
-                    format!("{tag_prefix} {count}"),
-                )))
-                .await?;
-        }
+        let message = match sent? {
+            Sent::Suspended => PgWireBackendMessage::PortalSuspended(PortalSuspended::new()),
+            Sent::Complete(tag) => PgWireBackendMessage::CommandComplete(CommandComplete::new(tag)),
+        };
+        client.send(message).await?;
         Ok(())
     }
 

@@ -47,6 +47,7 @@ pub fn from_wire(result: WireResult) -> Result<StatementResult, SqlError> {
                 .into_iter()
                 .map(|row| row.into_iter().map(Value::from).collect())
                 .collect(),
+            held: Default::default(),
         }),
         WireResult::Err { code, message } => Err(SqlError::new(leak_code(&code), message)),
     }

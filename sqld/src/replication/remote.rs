@@ -348,5 +348,6 @@ fn empty() -> StatementResult {
         tag: String::new(),
         columns: None,
         rows: Vec::new(),
+        held: Default::default(),
     }
 }

@@ -297,3 +297,23 @@ pub fn run_bounded(mut cmd: Command, timeout: Duration, install_hint: &str) -> O
         stderr: err_reader.join().unwrap(),
     }
 }
+
+/// Reads backend messages (type, body) from a raw connection until one of
+/// type `until` (ReadyForQuery: `b'Z'`), failing on a close or the read
+/// timeout.
+pub fn read_messages(s: &mut std::net::TcpStream, until: u8) -> Vec<(u8, Vec<u8>)> {
+    use std::io::Read;
+    let mut messages = Vec::new();
+    loop {
+        let mut header = [0u8; 5];
+        s.read_exact(&mut header)
+            .expect("a message before the connection closed or the read timeout");
+        let len = i32::from_be_bytes(header[1..5].try_into().unwrap()) as usize;
+        let mut body = vec![0u8; len - 4];
+        s.read_exact(&mut body).expect("the rest of the message");
+        messages.push((header[0], body));
+        if header[0] == until {
+            return messages;
+        }
+    }
+}

@@ -201,6 +201,9 @@ fn dry_run(stmt: &mut Statement<'_>, param_count: usize) -> Option<Vec<Value>> {
     let mut rows = stmt.raw_query();
     let row = rows.next().ok()??;
     (0..column_count)
-        .map(|i| row.get_ref(i).ok().map(Value::from))
+        .map(|i| {
+            let value = row.get_ref(i).ok()?;
+            types::owned_value(value, types::InvalidText::AsBytes).ok()
+        })
         .collect()
 }

@@ -20,6 +20,7 @@ use pgwire::api::Type;
 use super::{SessionConfig, StatementGuard};
 use crate::database::{Database, DatabaseError, DbConnection, WriteGateHeld};
 use crate::error::{sqlstate, SqlError};
+use crate::memory::{self, ResultMemory};
 use crate::query::{
     Column, ExecuteMode, Outcome, PreparedStatement, Request, Response, StatementResult, TxnState,
 };
@@ -40,7 +41,7 @@ impl Worker {
         limits: SessionConfig,
         guard: Arc<StatementGuard>,
     ) -> Result<Self, DatabaseError> {
-        let conn = session_connection(&db, &guard)?;
+        let conn = session_connection(&db, &guard, limits.max_result_bytes)?;
         Ok(Worker {
             conn,
             db,
@@ -55,6 +56,7 @@ impl Worker {
             read_frame_no: None,
             min_read_frame: 0,
             write_gate: None,
+            result_memory: ResultMemory::new(limits.max_result_bytes),
             limits,
             txn: TxnState::Idle,
             settings: Settings::default(),
@@ -95,13 +97,29 @@ impl Worker {
     }
 }
 
-/// A session's libsql connection: statement cache sized, and stoppable by
-/// its guard through SQLite's progress handler.
+/// A session's libsql connection: statement cache sized, stoppable by its
+/// guard through SQLite's progress handler, and with no single value
+/// larger than the session's whole result budget (SQLite refuses to make
+/// one, rather than materialise it for the budget to refuse).
 fn session_connection(
     db: &Database,
     guard: &Arc<StatementGuard>,
+    max_result_bytes: usize,
 ) -> Result<DbConnection, DatabaseError> {
     let conn = db.connect()?;
+    let max_value = i32::try_from(max_result_bytes).unwrap_or(i32::MAX);
+    // SAFETY: the handle is the live connection's; sqlite3_limit only
+    // lowers a per-connection limit (below the sandbox's, never above).
+    unsafe {
+        let handle = conn.handle();
+        let current =
+            libsql_sys::ffi::sqlite3_limit(handle, libsql_sys::ffi::SQLITE_LIMIT_LENGTH, -1);
+        libsql_sys::ffi::sqlite3_limit(
+            handle,
+            libsql_sys::ffi::SQLITE_LIMIT_LENGTH,
+            current.min(max_value),
+        );
+    }
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     let guard = guard.clone();
     conn.progress_handler(PROGRESS_STEPS, Some(move || guard.should_stop()));
@@ -134,6 +152,8 @@ pub struct Worker {
     /// write until the transaction ends.
     write_gate: Option<WriteGateHeld>,
     limits: SessionConfig,
+    /// What this session's result rows may hold, wherever they are.
+    result_memory: ResultMemory,
     txn: TxnState,
     settings: Settings,
     /// Parse results by SQL text, valid while the schema version matches.
@@ -266,28 +286,21 @@ impl Worker {
             .iter()
             .map(|c| c.decl_type().and_then(types::type_for_decltype))
             .collect();
+        let invalid_text = match self.limits.sqlite_api {
+            true => types::InvalidText::AsBytes,
+            false => types::InvalidText::Refuse,
+        };
         let mut rows = Vec::new();
-        let mut bytes = 0usize;
+        // Counted before each copy: a row too many is refused, not held.
+        let mut held = self.result_memory.charge();
         let mut cursor = stmt.raw_query();
         while let Some(row) = cursor.next()? {
+            held.add(memory::row_cost(column_count))?;
             let mut values = Vec::with_capacity(column_count);
             for i in 0..column_count {
-                let value: Value = row.get_ref(i)?.into();
-                bytes += match &value {
-                    Value::Text(s) => s.len(),
-                    Value::Blob(b) => b.len(),
-                    _ => 8,
-                };
-                values.push(value);
-            }
-            if bytes > self.limits.max_result_bytes {
-                return Err(SqlError::new(
-                    sqlstate::PROGRAM_LIMIT_EXCEEDED,
-                    format!(
-                        "result set exceeds the server's limit of {} bytes (--max-result-size)",
-                        self.limits.max_result_bytes
-                    ),
-                ));
+                let value = row.get_ref(i)?;
+                held.add(memory::value_cost(&value))?;
+                values.push(types::owned_value(value, invalid_text)?);
             }
             rows.push(values);
         }
@@ -311,6 +324,7 @@ impl Worker {
             tag: self.with_rowid(sql::command_tag(sql, rows.len(), changes, true)),
             columns: Some(columns),
             rows,
+            held,
         })
     }
 
@@ -335,11 +349,7 @@ fn runnable_sql(sql: &str) -> &str {
 }
 
 fn no_rows(tag: &str) -> StatementResult {
-    StatementResult {
-        tag: tag.to_owned(),
-        columns: None,
-        rows: Vec::new(),
-    }
+    StatementResult::no_rows(tag)
 }
 
 /// The Postgres parameter number of SQLite parameter `index`: `$n` (or

@@ -31,7 +31,7 @@ impl Worker {
     pub(super) fn reopen_if_replaced(&mut self, upstream: &dyn Upstream) -> Result<(), SqlError> {
         let generation = upstream.generation();
         if generation != self.opened_in_generation && self.conn.is_autocommit() {
-            self.conn = session_connection(&self.db, &self.guard)
+            self.conn = session_connection(&self.db, &self.guard, self.limits.max_result_bytes)
                 .map_err(|e| SqlError::new(sqlstate::IO_ERROR, e.to_string()))?;
             self.side = None;
             self.prepared.clear();

@@ -81,6 +81,7 @@ impl Settings {
                         ty: Type::TEXT,
                     }]),
                     rows: vec![vec![Value::Text(value)]],
+                    held: Default::default(),
                 })
             }
             SessionCommand::NoOp(tag) => Ok(no_rows(tag)),
