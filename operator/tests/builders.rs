@@ -3,46 +3,15 @@
 //! FoundationDB objects, and spec validation. The shared pod template has
 //! its own tests in `pod_template.rs`.
 
-use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
+mod fixtures;
+
+use fixtures::{cluster, inputs, pod_spec, sqld};
+use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
 use kube::api::ObjectMeta;
 use serde_json::json;
-use sqld_operator::builders::{self, pod, Credentials, Inputs};
-use sqld_operator::crd::{SqldCluster, SqldClusterSpec};
+use sqld_operator::builders::{self, pod, Credentials};
 use sqld_operator::naming;
 use sqld_operator::validation;
-
-fn cluster(spec_yaml: &str) -> SqldCluster {
-    let spec: SqldClusterSpec = serde_yaml::from_str(spec_yaml).unwrap();
-    let mut c = SqldCluster::new("db", spec);
-    c.metadata = ObjectMeta {
-        name: Some("db".into()),
-        namespace: Some("prod".into()),
-        uid: Some("1234-5678".into()),
-        generation: Some(1),
-        ..ObjectMeta::default()
-    };
-    c
-}
-
-fn inputs() -> Inputs {
-    Inputs {
-        external_revision: "rev1".into(),
-        token_revision: String::new(),
-        ready_replicas: None,
-        credentials: Some(Credentials {
-            password: "pw".into(),
-            replication_token: "tok".into(),
-        }),
-    }
-}
-
-fn pod_spec(t: &PodTemplateSpec) -> &PodSpec {
-    t.spec.as_ref().unwrap()
-}
-
-fn sqld(t: &PodTemplateSpec) -> &Container {
-    &pod_spec(t).containers[0]
-}
 
 fn env<'a>(t: &'a PodTemplateSpec, name: &str) -> Option<&'a EnvVar> {
     sqld(t)
@@ -189,7 +158,7 @@ fn every_child_is_owned_and_labelled() {
         let owner = &meta.owner_references.as_ref().unwrap()[0];
         assert_eq!(owner.kind, "SqldCluster");
         assert_eq!(owner.api_version, "sqld.dev/v1alpha1");
-        assert_eq!(owner.uid, "1234-5678");
+        assert_eq!(owner.uid, "cluster-uid");
         assert_eq!(owner.controller, Some(true));
         assert_eq!(meta.namespace.as_deref(), Some("prod"));
         let labels = meta.labels.unwrap();

@@ -5,6 +5,7 @@
 //! the race.
 
 mod fake;
+mod fixtures;
 
 use fake::FakeApi;
 use k8s_openapi::api::coordination::v1::LeaseSpec;

@@ -2,44 +2,13 @@
 //! sqld's command line and environment, probes, shutdown, security context,
 //! resources, scheduling, and the config hash that decides when pods roll.
 
-use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
-use kube::api::ObjectMeta;
-use sqld_operator::builders::{self, pod, Credentials, Inputs};
-use sqld_operator::crd::{SqldCluster, SqldClusterSpec};
+mod fixtures;
+
+use fixtures::{cluster, inputs, pod_spec, sqld};
+use k8s_openapi::api::core::v1::{EnvVar, PodTemplateSpec};
+use sqld_operator::builders::{self, pod, Inputs};
+use sqld_operator::crd::SqldCluster;
 use sqld_operator::naming::{self, Role, ANNOTATION_CONFIG_HASH};
-
-fn cluster(spec_yaml: &str) -> SqldCluster {
-    let spec: SqldClusterSpec = serde_yaml::from_str(spec_yaml).unwrap();
-    let mut c = SqldCluster::new("db", spec);
-    c.metadata = ObjectMeta {
-        name: Some("db".into()),
-        namespace: Some("prod".into()),
-        uid: Some("1234-5678".into()),
-        generation: Some(1),
-        ..ObjectMeta::default()
-    };
-    c
-}
-
-fn inputs() -> Inputs {
-    Inputs {
-        external_revision: "rev1".into(),
-        token_revision: String::new(),
-        ready_replicas: None,
-        credentials: Some(Credentials {
-            password: "pw".into(),
-            replication_token: "tok".into(),
-        }),
-    }
-}
-
-fn pod_spec(t: &PodTemplateSpec) -> &PodSpec {
-    t.spec.as_ref().unwrap()
-}
-
-fn sqld(t: &PodTemplateSpec) -> &Container {
-    &pod_spec(t).containers[0]
-}
 
 fn hash(t: &PodTemplateSpec) -> String {
     t.metadata.as_ref().unwrap().annotations.as_ref().unwrap()[ANNOTATION_CONFIG_HASH].clone()

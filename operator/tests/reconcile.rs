@@ -3,6 +3,7 @@
 //! replicas first, restart and pause annotations, repair drift.
 
 mod fake;
+mod fixtures;
 
 use std::time::Duration;
 

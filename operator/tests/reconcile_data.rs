@@ -4,6 +4,7 @@
 //! kept, and objects of our names that we do not own are left alone.
 
 mod fake;
+mod fixtures;
 
 use fake::scenario::*;
 use fake::FakeApi;

@@ -2,6 +2,7 @@
 //! that every request the reconciler makes is allowed by `rbac::rules()`.
 
 mod fake;
+mod fixtures;
 
 use fake::scenario::*;
 use serde_json::json;

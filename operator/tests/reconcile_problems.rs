@@ -3,6 +3,7 @@
 //! grow but never shrink.
 
 mod fake;
+mod fixtures;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,6 +5,7 @@
 //! is replaced once the spec is reverted.
 
 mod fake;
+mod fixtures;
 
 use fake::scenario::*;
 use fake::FakeApi;

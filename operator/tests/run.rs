@@ -3,6 +3,7 @@
 //! SqldClusters, and a graceful shutdown that releases the lease.
 
 mod fake;
+mod fixtures;
 
 use std::time::Duration;
 

@@ -2,22 +2,18 @@
 //! transition times kept while a condition holds, and the operator's own
 //! HTTP endpoints.
 
+mod fixtures;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::ObjectMeta;
-use sqld_operator::crd::{Phase, SqldCluster, SqldClusterSpec};
+use sqld_operator::crd::{Phase, SqldCluster};
 use sqld_operator::status::{self, Observed, PartState};
 use sqld_operator::validation::Problem;
 
+/// `prod/db` at generation 4, so observedGeneration is seen to follow it.
 fn cluster(replicas: i32) -> SqldCluster {
-    let spec: SqldClusterSpec = serde_yaml::from_str(&format!("replicas: {replicas}")).unwrap();
-    let mut c = SqldCluster::new("db", spec);
-    c.metadata = ObjectMeta {
-        name: Some("db".into()),
-        namespace: Some("ns".into()),
-        generation: Some(4),
-        ..ObjectMeta::default()
-    };
+    let mut c = fixtures::cluster(&format!("replicas: {replicas}"));
+    c.metadata.generation = Some(4);
     c
 }
 

@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use kube::api::ObjectMeta;
 use serde_json::{json, Value};
 use sqld_operator::controller::{reconcile, Context};
-use sqld_operator::crd::{Phase, SqldCluster, SqldClusterSpec};
+use sqld_operator::crd::{Phase, SqldCluster};
 use sqld_operator::metrics::Metrics;
 
 use super::FakeApi;
@@ -25,15 +24,7 @@ pub const SVC: &str = "/api/v1/namespaces/prod/services/";
 /// A fake holding the cluster `spec`, and a context talking to it.
 pub fn setup(spec: &str) -> (FakeApi, Arc<Context>) {
     let fake = FakeApi::new();
-    let spec: SqldClusterSpec = serde_yaml::from_str(spec).unwrap();
-    let mut c = SqldCluster::new("db", spec);
-    c.metadata = ObjectMeta {
-        name: Some("db".into()),
-        namespace: Some("prod".into()),
-        uid: Some("cluster-uid".into()),
-        generation: Some(1),
-        ..ObjectMeta::default()
-    };
+    let c = crate::fixtures::cluster(spec);
     fake.put(CLUSTER, serde_json::to_value(&c).unwrap());
     let ctx = Arc::new(Context::new(fake.client(), Metrics::new(), None));
     (fake, ctx)
