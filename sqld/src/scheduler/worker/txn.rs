@@ -123,3 +123,162 @@ pub(super) fn take_write_gate(db: &Database) -> Result<WriteGateHeld, SqlError> 
         )
     })
 }
+
+/// The state machine driven through a worker on a temporary primary, with
+/// no sockets: each case is a sequence of requests (a simple query's text)
+/// and what each statement answers (its tag, or `!` and its SQLSTATE),
+/// with the session's state after each request.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Worker;
+    use crate::database::Database;
+    use crate::query::{ExecuteMode, Outcome, Request, TxnState};
+    use crate::scheduler::{SessionConfig, StatementGuard};
+
+    use TxnState::{Active as T, Failed as E, Idle as I};
+
+    /// (simple query, answers per statement, state after)
+    type Step = (&'static str, &'static [&'static str], TxnState);
+
+    const POSTGRES: &[(&str, &[Step])] = &[
+        (
+            "a failed statement poisons the transaction until ROLLBACK",
+            &[
+                ("begin", &["BEGIN"], T),
+                ("select nosuch", &["!42703"], E),
+                ("select 1", &["!25P02"], E),
+                ("rollback", &["ROLLBACK"], I),
+                ("select 1", &["SELECT 1"], I),
+            ],
+        ),
+        (
+            "COMMIT of a failed transaction rolls it back",
+            &[
+                ("begin", &["BEGIN"], T),
+                ("create table t(a)", &["CREATE TABLE"], T),
+                ("insert into nosuch values (1)", &["!42P01"], E),
+                ("commit", &["ROLLBACK"], I),
+                (
+                    "select count(*) from sqlite_schema where name = 't'",
+                    &["SELECT 1"],
+                    I,
+                ),
+            ],
+        ),
+        (
+            "redundant BEGIN, COMMIT and ROLLBACK are answered, not errors",
+            &[
+                ("commit", &["COMMIT"], I),
+                ("rollback", &["ROLLBACK"], I),
+                ("begin", &["BEGIN"], T),
+                ("begin", &["BEGIN"], T),
+                ("commit", &["COMMIT"], I),
+            ],
+        ),
+        (
+            "several statements in one query are one implicit transaction",
+            &[
+                (
+                    "create table u(a); insert into u values (1); insert into nosuch values (1)",
+                    &["CREATE TABLE", "INSERT 0 1", "!42P01"],
+                    I,
+                ),
+                ("select * from u", &["!42P01"], I),
+                (
+                    "create table u(a); insert into u values (1)",
+                    &["CREATE TABLE", "INSERT 0 1"],
+                    I,
+                ),
+                ("select * from u", &["SELECT 1"], I),
+            ],
+        ),
+        (
+            "a query that manages its own transaction leaves it open",
+            &[
+                ("begin; create table v(a)", &["BEGIN", "CREATE TABLE"], T),
+                (
+                    "insert into v values (1); commit",
+                    &["INSERT 0 1", "COMMIT"],
+                    I,
+                ),
+            ],
+        ),
+        (
+            "ROLLBACK TO SAVEPOINT recovers a failed transaction",
+            &[
+                ("begin", &["BEGIN"], T),
+                ("savepoint s", &["SAVEPOINT"], T),
+                ("select nosuch", &["!42703"], E),
+                ("rollback to savepoint s", &["ROLLBACK"], T),
+                ("select 1", &["SELECT 1"], T),
+                ("commit", &["COMMIT"], I),
+            ],
+        ),
+    ];
+
+    /// SQLite API dialect: an error leaves the transaction as SQLite has it.
+    const SQLITE_API: &[(&str, &[Step])] = &[(
+        "an error does not poison the transaction",
+        &[
+            ("begin", &["BEGIN"], T),
+            ("select nosuch", &["!42703"], T),
+            ("select 1", &["SELECT 1"], T),
+            ("commit", &["COMMIT"], I),
+        ],
+    )];
+
+    fn worker(dir: &std::path::Path, sqlite_api: bool) -> Worker {
+        let db = Database::open_primary(dir, Duration::from_secs(1)).unwrap();
+        let config = SessionConfig {
+            max_result_bytes: 1 << 20,
+            statement_timeout: None,
+            write_transaction_timeout: None,
+            upstream: None,
+            sqlite_api,
+        };
+        Worker::new(db, config, Arc::new(StatementGuard::default())).unwrap()
+    }
+
+    fn answers(worker: &mut Worker, sql: &str) -> Vec<String> {
+        let request = Request::Execute {
+            sql: sql.into(),
+            params: Vec::new(),
+            mode: ExecuteMode::Batch,
+            column_types: None,
+        };
+        let Outcome::Executed(results) = worker.handle(request).outcome else {
+            panic!("{sql}: not executed");
+        };
+        results
+            .into_iter()
+            .map(|r| match r {
+                Ok(r) => r.tag,
+                Err(e) => format!("!{}", e.code),
+            })
+            .collect()
+    }
+
+    fn run(cases: &[(&str, &[Step])], sqlite_api: bool) {
+        for (case, steps) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let mut w = worker(dir.path(), sqlite_api);
+            for (sql, expected, state) in *steps {
+                assert_eq!(answers(&mut w, sql), *expected, "{case}: {sql}");
+                assert_eq!(w.txn(), *state, "{case}: state after {sql}");
+            }
+        }
+    }
+
+    #[test]
+    fn postgres_transaction_states() {
+        run(POSTGRES, false);
+    }
+
+    #[test]
+    fn sqlite_api_transaction_states() {
+        run(SQLITE_API, true);
+    }
+}
