@@ -1,7 +1,8 @@
 //! Light lexical work on SQL text, done before (or instead of) handing it to
-//! libsql: splitting a simple-query string into statements, recognising
-//! transaction control and the Postgres-only commands clients send on their
-//! own (SET, SHOW, ...), command tags, and guessing parameter types.
+//! libsql: splitting a simple-query string into statements, classifying each
+//! once into a `Statement` (transaction control, the Postgres-only commands
+//! clients send on their own such as SET and SHOW, write intent, command
+//! tag), and guessing parameter types.
 //!
 //! Nothing here parses SQL for meaning; libsql does that. These helpers only
 //! read leading keywords and simple token patterns.
@@ -147,6 +148,90 @@ fn is_one_of(word: &str, keywords: &[&str]) -> bool {
     keywords.iter().any(|k| word.eq_ignore_ascii_case(k))
 }
 
+/// What sqld needs to know about one statement before libsql sees it,
+/// read once from its leading words and carried along, so the text is
+/// scanned once however many decisions depend on it (in the spirit of
+/// mini-redis's `Command`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement<'a> {
+    /// The statement as the client sent it.
+    pub text: &'a str,
+    /// What SQLite runs: Postgres-only spellings of transaction control
+    /// rewritten, anything else as sent.
+    pub runnable: &'a str,
+    pub control: Option<TxnControl>,
+    /// `BEGIN IMMEDIATE` and `BEGIN EXCLUSIVE` take SQLite's write lock at
+    /// once (for `sqlite3_stmt_readonly` they are read-only, like all
+    /// transaction control).
+    pub takes_write_lock: bool,
+    /// A Postgres command sqld answers itself (SET, SHOW, ...).
+    pub session: Option<SessionCommand>,
+    /// `VACUUM ... INTO 'file'`, which writes a copy of the database to a
+    /// path of the client's choosing.
+    pub vacuum_into: bool,
+    /// The first word and, for DDL, the kind of object: the command tag.
+    verb: &'a str,
+    object: &'a str,
+}
+
+/// How many leading words any classification reads.
+const HEAD_WORDS: usize = 8;
+
+impl<'a> Statement<'a> {
+    pub fn classify(text: &'a str) -> Self {
+        let mut head = [""; HEAD_WORDS];
+        for (slot, word) in head.iter_mut().zip(words(text)) {
+            *slot = word;
+        }
+        let control = txn_control(&head);
+        let runnable = control
+            .and_then(|c| rewrite_txn_control(&head, c))
+            .unwrap_or(text);
+        let verb = head[0];
+        let object = if is_one_of(verb, &["CREATE", "DROP", "ALTER"]) {
+            const MODIFIERS: &[&str] = &["UNIQUE", "TEMP", "TEMPORARY", "VIRTUAL", "OR"];
+            head[1..4]
+                .iter()
+                .find(|x| !is_one_of(x, MODIFIERS))
+                .copied()
+                .unwrap_or_default()
+        } else {
+            ""
+        };
+        Statement {
+            text,
+            runnable,
+            control,
+            takes_write_lock: verb.eq_ignore_ascii_case("BEGIN")
+                && is_one_of(head[1], &["IMMEDIATE", "EXCLUSIVE"]),
+            session: session_command(&head, text),
+            vacuum_into: verb.eq_ignore_ascii_case("VACUUM")
+                && head[1..4].iter().any(|x| x.eq_ignore_ascii_case("INTO")),
+            verb,
+            object,
+        }
+    }
+
+    /// The CommandComplete tag Postgres would send for this statement.
+    pub fn tag(&self, rows: usize, changes: u64, returned_rows: bool) -> String {
+        let first = self.verb.to_ascii_uppercase();
+        let first = first.as_str();
+        let count = if returned_rows { rows as u64 } else { changes };
+        match first {
+            "INSERT" | "REPLACE" => format!("INSERT 0 {count}"),
+            "UPDATE" | "DELETE" => format!("{first} {count}"),
+            "CREATE" | "DROP" | "ALTER" => format!("{first} {}", self.object.to_ascii_uppercase()),
+            "BEGIN" | "START" => "BEGIN".into(),
+            "COMMIT" | "END" => "COMMIT".into(),
+            "ROLLBACK" | "ABORT" => "ROLLBACK".into(),
+            "SAVEPOINT" | "RELEASE" | "VACUUM" | "ANALYZE" | "REINDEX" => first.into(),
+            _ if returned_rows => format!("SELECT {rows}"),
+            "" => String::new(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Transaction control, which sqld tracks itself to report `T`/`E` in
 /// ReadyForQuery and to refuse statements in a failed transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,15 +244,14 @@ pub enum TxnControl {
     Release,
 }
 
-pub fn txn_control(sql: &str) -> Option<TxnControl> {
-    let mut w = words(sql);
-    let first = w.next()?;
+fn txn_control(head: &[&str; HEAD_WORDS]) -> Option<TxnControl> {
+    let first = head[0];
     Some(if is_one_of(first, &["BEGIN", "START"]) {
         TxnControl::Begin
     } else if is_one_of(first, &["COMMIT", "END"]) {
         TxnControl::Commit
     } else if is_one_of(first, &["ROLLBACK", "ABORT"]) {
-        if w.take(2).any(|x| x.eq_ignore_ascii_case("TO")) {
+        if head[1..3].iter().any(|x| x.eq_ignore_ascii_case("TO")) {
             TxnControl::RollbackToSavepoint
         } else {
             TxnControl::Rollback
@@ -181,24 +265,14 @@ pub fn txn_control(sql: &str) -> Option<TxnControl> {
     })
 }
 
-/// `BEGIN IMMEDIATE` and `BEGIN EXCLUSIVE` take SQLite's write lock at once
-/// (for `sqlite3_stmt_readonly` they are read-only, like all transaction
-/// control).
-pub fn takes_write_lock(sql: &str) -> bool {
-    let mut w = words(sql);
-    w.next().is_some_and(|f| f.eq_ignore_ascii_case("BEGIN"))
-        && w.next()
-            .is_some_and(|x| is_one_of(x, &["IMMEDIATE", "EXCLUSIVE"]))
-}
-
 /// Rewrites the Postgres spellings of transaction control that SQLite does
 /// not know (`START TRANSACTION`, `BEGIN ISOLATION LEVEL ...`, `COMMIT WORK`,
 /// `ABORT`) into SQLite's. Isolation options are dropped: every transaction
 /// is serializable.
-pub fn rewrite_txn_control(sql: &str, control: TxnControl) -> Option<&'static str> {
-    let w: Vec<&str> = words(sql).take(8).collect();
-    let first = *w.first()?;
-    let sqlite_native = |allowed: &[&str]| w.iter().skip(1).all(|x| is_one_of(x, allowed));
+fn rewrite_txn_control(head: &[&str; HEAD_WORDS], control: TxnControl) -> Option<&'static str> {
+    let first = head[0];
+    let rest = head[1..].iter().filter(|w| !w.is_empty());
+    let sqlite_native = |allowed: &[&str]| rest.clone().all(|x| is_one_of(x, allowed));
     match control {
         TxnControl::Begin => {
             if first.eq_ignore_ascii_case("BEGIN")
@@ -231,7 +305,7 @@ pub enum SessionCommand {
     NoOp(&'static str),
 }
 
-pub fn session_command(sql: &str) -> Option<SessionCommand> {
+fn session_command(head: &[&str; HEAD_WORDS], sql: &str) -> Option<SessionCommand> {
     // Most statements are not session commands: decide on the first word.
     const COMMANDS: &[&str] = &[
         "SET",
@@ -242,7 +316,7 @@ pub fn session_command(sql: &str) -> Option<SessionCommand> {
         "LISTEN",
         "UNLISTEN",
     ];
-    if !words(sql).next().is_some_and(|f| is_one_of(f, COMMANDS)) {
+    if !is_one_of(head[0], COMMANDS) {
         return None;
     }
     let text = strip_comments(sql);
@@ -350,42 +424,6 @@ fn unquote(v: &str) -> String {
         v[1..v.len() - 1].replace("''", "'")
     } else {
         v.to_owned()
-    }
-}
-
-/// True for `VACUUM ... INTO 'file'`, which writes a copy of the database to
-/// a path of the client's choosing.
-pub fn is_vacuum_into(sql: &str) -> bool {
-    let mut w = words(sql).take(4);
-    w.next().is_some_and(|f| f.eq_ignore_ascii_case("VACUUM"))
-        && w.any(|x| x.eq_ignore_ascii_case("INTO"))
-}
-
-/// The CommandComplete tag Postgres would send for this statement.
-pub fn command_tag(sql: &str, rows: usize, changes: u64, returned_rows: bool) -> String {
-    let mut w = words(sql);
-    let first = w.next().map(str::to_ascii_uppercase).unwrap_or_default();
-    let first = first.as_str();
-    let count = if returned_rows { rows as u64 } else { changes };
-    match first {
-        "INSERT" | "REPLACE" => format!("INSERT 0 {count}"),
-        "UPDATE" | "DELETE" => format!("{first} {count}"),
-        "CREATE" | "DROP" | "ALTER" => {
-            const MODIFIERS: &[&str] = &["UNIQUE", "TEMP", "TEMPORARY", "VIRTUAL", "OR"];
-            let object = w
-                .take(3)
-                .find(|x| !is_one_of(x, MODIFIERS))
-                .map(str::to_ascii_uppercase)
-                .unwrap_or_default();
-            format!("{first} {object}")
-        }
-        "BEGIN" | "START" => "BEGIN".into(),
-        "COMMIT" | "END" => "COMMIT".into(),
-        "ROLLBACK" | "ABORT" => "ROLLBACK".into(),
-        "SAVEPOINT" | "RELEASE" | "VACUUM" | "ANALYZE" | "REINDEX" => first.into(),
-        _ if returned_rows => format!("SELECT {rows}"),
-        "" => String::new(),
-        other => other.to_string(),
     }
 }
 
@@ -669,88 +707,97 @@ mod tests {
         let sql = "/* lead */ -- line\n  Begin/*x*/Immediate;('a b' \"c;d\"--tail\nnäive";
         let w: Vec<&str> = words(sql).collect();
         assert_eq!(w, ["Begin", "Immediate", "'a b'", "\"c;d\"", "näive"]);
-        assert!(takes_write_lock("/* why */ begin immediate"));
-        assert!(!takes_write_lock("begin -- immediate"));
+        assert!(Statement::classify("/* why */ begin immediate").takes_write_lock);
+        assert!(!Statement::classify("begin -- immediate").takes_write_lock);
         assert_eq!(words("-- only a comment").count(), 0);
         assert_eq!(words("/* unterminated").count(), 0);
-        assert!(is_vacuum_into("vacuum main into '/tmp/x'"));
+        assert!(Statement::classify("vacuum main into '/tmp/x'").vacuum_into);
         assert_eq!(
-            command_tag("create temp table t(x)", 0, 0, false),
+            Statement::classify("create temp table t(x)").tag(0, 0, false),
             "CREATE TABLE"
         );
-        assert_eq!(command_tag("update t set x = 1", 0, 3, false), "UPDATE 3");
+        assert_eq!(
+            Statement::classify("update t set x = 1").tag(0, 3, false),
+            "UPDATE 3"
+        );
+    }
+
+    /// What SQLite is given instead, if anything.
+    fn rewritten(sql: &str) -> Option<&str> {
+        let s = Statement::classify(sql);
+        (s.runnable != sql).then_some(s.runnable)
     }
 
     #[test]
     fn transaction_control() {
-        assert_eq!(txn_control("begin"), Some(TxnControl::Begin));
         assert_eq!(
-            txn_control("START TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+            Statement::classify("begin").control,
             Some(TxnControl::Begin)
         );
         assert_eq!(
-            txn_control("rollback to savepoint a"),
+            Statement::classify("START TRANSACTION ISOLATION LEVEL SERIALIZABLE").control,
+            Some(TxnControl::Begin)
+        );
+        assert_eq!(
+            Statement::classify("rollback to savepoint a").control,
             Some(TxnControl::RollbackToSavepoint)
         );
-        assert_eq!(txn_control("select 1"), None);
-        assert_eq!(
-            rewrite_txn_control("START TRANSACTION", TxnControl::Begin),
-            Some("BEGIN")
-        );
-        assert_eq!(
-            rewrite_txn_control("BEGIN IMMEDIATE", TxnControl::Begin),
-            None
-        );
-        assert_eq!(
-            rewrite_txn_control("COMMIT WORK", TxnControl::Commit),
-            Some("COMMIT")
-        );
+        assert_eq!(Statement::classify("select 1").control, None);
+        assert_eq!(rewritten("START TRANSACTION"), Some("BEGIN"));
+        assert_eq!(rewritten("BEGIN IMMEDIATE"), None);
+        assert_eq!(rewritten("COMMIT WORK"), Some("COMMIT"));
     }
 
     #[test]
     fn session_commands() {
         assert_eq!(
-            session_command("SET extra_float_digits = 3"),
+            Statement::classify("SET extra_float_digits = 3").session,
             Some(SessionCommand::Set {
                 name: "extra_float_digits".into(),
                 value: "3".into()
             })
         );
         assert_eq!(
-            session_command("set application_name to 'my app';"),
+            Statement::classify("set application_name to 'my app';").session,
             Some(SessionCommand::Set {
                 name: "application_name".into(),
                 value: "my app".into()
             })
         );
         assert_eq!(
-            session_command("SET TIME ZONE 'UTC'"),
+            Statement::classify("SET TIME ZONE 'UTC'").session,
             Some(SessionCommand::Set {
                 name: "TimeZone".into(),
                 value: "UTC".into()
             })
         );
         assert_eq!(
-            session_command("show server_version"),
+            Statement::classify("show server_version").session,
             Some(SessionCommand::Show("server_version".into()))
         );
-        assert_eq!(session_command("select 1"), None);
+        assert_eq!(Statement::classify("select 1").session, None);
     }
 
     #[test]
     fn command_tags() {
         assert_eq!(
-            command_tag("insert into t values (1)", 0, 1, false),
+            Statement::classify("insert into t values (1)").tag(0, 1, false),
             "INSERT 0 1"
         );
-        assert_eq!(command_tag("UPDATE t SET a = 1", 0, 3, false), "UPDATE 3");
-        assert_eq!(command_tag("select * from t", 5, 0, true), "SELECT 5");
         assert_eq!(
-            command_tag("create unique index i on t(a)", 0, 0, false),
+            Statement::classify("UPDATE t SET a = 1").tag(0, 3, false),
+            "UPDATE 3"
+        );
+        assert_eq!(
+            Statement::classify("select * from t").tag(5, 0, true),
+            "SELECT 5"
+        );
+        assert_eq!(
+            Statement::classify("create unique index i on t(a)").tag(0, 0, false),
             "CREATE INDEX"
         );
         assert_eq!(
-            command_tag("/* c */ delete from t", 0, 2, false),
+            Statement::classify("/* c */ delete from t").tag(0, 2, false),
             "DELETE 2"
         );
     }

@@ -420,7 +420,9 @@ where
     let PortalExecutionState::Suspended(response) = &mut *state else {
         // Executed to the end already: nothing more to send.
         let sql = &portal.statement.statement.sql;
-        return Ok(Sent::Complete(sql::command_tag(sql, 0, 0, true)));
+        return Ok(Sent::Complete(
+            sql::Statement::classify(sql).tag(0, 0, true),
+        ));
     };
     let mut count = 0usize;
     while max_rows == 0 || count < max_rows {

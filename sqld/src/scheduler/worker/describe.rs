@@ -9,7 +9,7 @@ use libsql_sys::rusqlite::types::Value;
 use libsql_sys::rusqlite::{Connection, Statement, TransactionState};
 use pgwire::api::Type;
 
-use super::{param_number, runnable_sql, Worker};
+use super::{param_number, Worker};
 use crate::database::{Database, DbConnection};
 use crate::error::{sqlstate, SqlError};
 use crate::query::{Column, PreparedStatement};
@@ -53,7 +53,8 @@ fn describe(conn: &Connection, sql: &str) -> Result<PreparedStatement, SqlError>
         param_types: Vec::new(),
         columns: Vec::new(),
     };
-    if let Some(cmd) = sql::session_command(sql) {
+    let statement = sql::Statement::classify(sql);
+    if let Some(cmd) = statement.session {
         if let SessionCommand::Show(name) = cmd {
             prepared.columns.push(Column {
                 name: name.to_ascii_lowercase(),
@@ -62,8 +63,7 @@ fn describe(conn: &Connection, sql: &str) -> Result<PreparedStatement, SqlError>
         }
         return Ok(prepared);
     }
-    let runnable = runnable_sql(sql);
-    let mut stmt = conn.prepare(runnable)?;
+    let mut stmt = conn.prepare(statement.runnable)?;
     let count = stmt.parameter_count();
     let hints = sql::param_hints(sql);
     let decltypes = if hints.columns.is_empty() {

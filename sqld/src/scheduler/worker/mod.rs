@@ -168,24 +168,27 @@ impl Worker {
         mode: ExecuteMode,
         column_types: Option<&[Type]>,
     ) -> Vec<Result<StatementResult, SqlError>> {
-        let pieces = match mode {
+        let pieces: Vec<sql::Statement> = match mode {
             ExecuteMode::Batch => sql::split_statements(sql),
             ExecuteMode::Single => vec![sql],
-        };
+        }
+        .into_iter()
+        .map(sql::Statement::classify)
+        .collect();
         // Like Postgres, several statements sent in one simple query run as
         // one implicit transaction, unless they manage transactions
         // themselves.
         let implicit_txn = pieces.len() > 1
             && self.txn == TxnState::Idle
             && self.conn.is_autocommit()
-            && pieces.iter().all(|p| sql::txn_control(p).is_none());
+            && pieces.iter().all(|p| p.control.is_none());
         if implicit_txn {
             if let Err(e) = self.conn.execute_batch("BEGIN") {
                 return vec![Err(e.into())];
             }
         }
         let mut results = Vec::with_capacity(pieces.len());
-        for piece in pieces {
+        for piece in &pieces {
             if self.guard.should_stop() {
                 self.poison_on_error();
                 results.push(Err(SqlError::canceled()));
@@ -209,21 +212,21 @@ impl Worker {
 
     fn run_statement(
         &mut self,
-        sql: &str,
+        statement: &sql::Statement,
         params: &[Value],
         column_types: Option<&[Type]>,
     ) -> Result<StatementResult, SqlError> {
-        let control = sql::txn_control(sql);
+        let control = statement.control;
         if self.remote.is_some() {
-            return self.forward(sql, params, column_types, None);
+            return self.forward(statement.text, params, column_types, None);
         }
         if self.txn == TxnState::Failed {
-            return self.run_in_failed_transaction(sql, control);
+            return self.run_in_failed_transaction(statement.runnable, control);
         }
-        if let Some(cmd) = sql::session_command(sql) {
-            return self.settings.apply(cmd);
+        if let Some(cmd) = &statement.session {
+            return self.settings.apply(cmd.clone());
         }
-        if sql::is_vacuum_into(sql) {
+        if statement.vacuum_into {
             return Err(SqlError::new(
                 sqlstate::INSUFFICIENT_PRIVILEGE,
                 "not authorized: VACUUM INTO writes to the server's file system",
@@ -234,10 +237,10 @@ impl Worker {
                 return Ok(no_rows(tag));
             }
         }
-        let result = match self.must_forward(sql) {
+        let result = match self.must_forward(statement.runnable) {
             // The primary's answer sets the transaction state.
-            Ok(true) => return self.forward_first_write(sql, params, column_types),
-            Ok(false) => self.run_here(sql, params, column_types),
+            Ok(true) => return self.forward_first_write(statement.text, params, column_types),
+            Ok(false) => self.run_here(statement, params, column_types),
             Err(e) => Err(e),
         };
         match (&result, control) {
@@ -255,14 +258,14 @@ impl Worker {
     /// Runs a statement on this session's own connection.
     fn run_here(
         &mut self,
-        sql: &str,
+        statement: &sql::Statement,
         params: &[Value],
         column_types: Option<&[Type]>,
     ) -> Result<StatementResult, SqlError> {
-        let mut stmt = self.conn.prepare_cached(runnable_sql(sql))?;
+        let mut stmt = self.conn.prepare_cached(statement.runnable)?;
         if self.limits.upstream.is_none()
             && self.write_gate.is_none()
-            && (!stmt.readonly() || sql::takes_write_lock(sql))
+            && (!stmt.readonly() || statement.takes_write_lock)
         {
             self.write_gate = Some(take_write_gate(&self.db)?);
             self.guard.limit_write_transaction(
@@ -277,7 +280,7 @@ impl Worker {
             stmt.raw_execute()?;
             drop(stmt);
             let changes = self.conn.changes();
-            let tag = sql::command_tag(sql, 0, changes, false);
+            let tag = statement.tag(0, changes, false);
             return Ok(no_rows(&self.with_rowid(tag)));
         }
         let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
@@ -321,7 +324,7 @@ impl Worker {
             })
             .collect();
         Ok(StatementResult {
-            tag: self.with_rowid(sql::command_tag(sql, rows.len(), changes, true)),
+            tag: self.with_rowid(statement.tag(rows.len(), changes, true)),
             columns: Some(columns),
             rows,
             held,
@@ -338,14 +341,6 @@ impl Worker {
             _ => tag,
         }
     }
-}
-
-/// The SQL handed to SQLite: Postgres-only spellings of transaction
-/// control rewritten, everything else as sent.
-fn runnable_sql(sql: &str) -> &str {
-    sql::txn_control(sql)
-        .and_then(|c| sql::rewrite_txn_control(sql, c))
-        .unwrap_or(sql)
 }
 
 fn no_rows(tag: &str) -> StatementResult {

@@ -5,7 +5,7 @@
 use libsql_sys::rusqlite::types::Value;
 use pgwire::api::Type;
 
-use super::{runnable_sql, session_connection, Worker};
+use super::{session_connection, Worker};
 use crate::error::{sqlstate, SqlError};
 use crate::query::{StatementResult, TxnState};
 use crate::scheduler::{ForwardStatement, Upstream};
@@ -40,16 +40,16 @@ impl Worker {
         Ok(())
     }
 
-    /// On a replica, whether the statement writes, so that the primary
-    /// must run it (by `sqlite3_stmt_readonly`, not by its text). First the
-    /// session catches up to read its own writes; a read inside a local
-    /// transaction records the frame its snapshot saw.
-    pub(super) fn must_forward(&mut self, sql: &str) -> Result<bool, SqlError> {
+    /// On a replica, whether the statement (as SQLite runs it) writes, so
+    /// that the primary must run it (by `sqlite3_stmt_readonly`, not by its
+    /// text). First the session catches up to read its own writes; a read
+    /// inside a local transaction records the frame its snapshot saw.
+    pub(super) fn must_forward(&mut self, runnable: &str) -> Result<bool, SqlError> {
         self.catch_up()?;
         let Some(upstream) = self.limits.upstream.clone() else {
             return Ok(false);
         };
-        let writes = !self.conn.prepare_cached(runnable_sql(sql))?.readonly();
+        let writes = !self.conn.prepare_cached(runnable)?.readonly();
         if !writes && !self.conn.is_autocommit() && self.read_frame_no.is_none() {
             self.read_frame_no = Some(upstream.applied());
         }
