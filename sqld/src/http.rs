@@ -14,9 +14,8 @@ use tokio::net::TcpListener;
 
 use crate::database::Database;
 use crate::metrics::METRICS;
-use crate::replication::remote::RemoteSessions;
-use crate::replication::status::ReplicaStatus;
 use crate::replication::token::Token;
+use crate::role::{CurrentRole, Role};
 use crate::shutdown::Shutdown;
 
 #[derive(Clone)]
@@ -27,17 +26,9 @@ pub struct HttpState {
     /// Bearer token the replication endpoints require (`None` only with
     /// `--dev`).
     pub replication_token: Option<Token>,
-    /// On a primary: runs the writes replicas forward.
-    pub remote_sessions: Option<Arc<RemoteSessions>>,
-    /// On a replica: its progress, which readiness depends on.
-    pub replica: Option<ReplicaReadiness>,
-}
-
-#[derive(Clone)]
-pub struct ReplicaReadiness {
-    pub status: Arc<ReplicaStatus>,
-    /// Not ready while further behind the primary than this.
-    pub max_lag_frames: u64,
+    /// Primary or replica: what the internal API serves, and what
+    /// readiness and the replication metrics mean.
+    pub role: CurrentRole,
 }
 
 /// `/health`, `/ready` and `/metrics`.
@@ -52,13 +43,13 @@ pub fn router(state: HttpState) -> Router {
 /// The internal API: replication and forwarded writes, on a primary (a
 /// replica has none to serve).
 pub fn internal_router(state: &HttpState) -> Router {
-    match state.db.log() {
-        Some(log) => crate::replication::api::router(
-            log.clone(),
-            state.remote_sessions.clone(),
+    match &*state.role.get() {
+        Role::Primary(primary) => crate::replication::api::router(
+            primary.log.clone(),
+            Some(primary.remote_sessions.clone()),
             state.replication_token.clone(),
         ),
-        None => Router::new(),
+        Role::Replica(_) => Router::new(),
     }
 }
 
@@ -69,7 +60,7 @@ async fn ready(State(state): State<HttpState>) -> impl IntoResponse {
             "not ready: shutting down\n".to_owned(),
         );
     }
-    if let Some(replica) = &state.replica {
+    if let Role::Replica(replica) = &*state.role.get() {
         if !replica.status.bootstrapped.load(Ordering::SeqCst) {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -91,8 +82,8 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     let (db, wal) = state.db.file_sizes();
     METRICS.database_size.set(db as i64);
     METRICS.wal_size.set(wal as i64);
-    match (&state.replica, state.db.log()) {
-        (Some(replica), _) => {
+    match &*state.role.get() {
+        Role::Replica(replica) => {
             METRICS
                 .replication_lag_frames
                 .set(replica.status.lag_frames() as i64);
@@ -100,15 +91,14 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
                 .replication_lag_seconds
                 .set(replica.status.lag_seconds());
         }
-        (None, Some(log)) => {
+        Role::Primary(primary) => {
             METRICS
                 .replication_frame_no
-                .set(log.info().current_frame_no as i64);
+                .set(primary.log.info().current_frame_no as i64);
             METRICS
                 .replicas_connected
                 .set(crate::replication::api::replicas_connected() as i64);
         }
-        (None, None) => {}
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

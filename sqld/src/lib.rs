@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod pg;
 pub mod query;
 pub mod replication;
+pub mod role;
 pub mod scheduler;
 pub mod server;
 pub mod service;
@@ -38,10 +39,8 @@ use tokio::net::TcpListener;
 use crate::config::{nonzero, AuthMethod, Config};
 use crate::database::{Checkpointer, Database};
 use crate::pg::{FactoryConfig, PgConnectionFactory, ProtocolLimits, Users};
-use crate::replication::follower::Follower;
-use crate::replication::link::ReplicaLink;
-use crate::replication::remote::{RemoteSessionBounds, RemoteSessions};
-use crate::replication::status::ReplicaStatus;
+use crate::replication::remote::RemoteSessionBounds;
+use crate::role::{CurrentRole, Following, Role};
 use crate::scheduler::SessionConfig;
 
 /// Runs the server until SIGTERM or SIGINT, then shuts down gracefully.
@@ -106,32 +105,29 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let (trigger, shutdown) = shutdown::channel();
     let ready = Arc::new(AtomicBool::new(true));
-    let replica_status = config
-        .primary_url
-        .as_ref()
-        .map(|_| Arc::new(ReplicaStatus::default()));
-    let upstream = match (&config.primary_url, &replica_status, &primary_http) {
-        (Some(url), Some(status), Some(http)) => Some(Arc::new(ReplicaLink::new(
-            http.clone(),
-            url,
-            sent_token.clone(),
-            status.clone(),
-            tokio::runtime::Handle::current(),
-        )) as Arc<dyn scheduler::Upstream>),
-        _ => None,
-    };
-    let session_config = SessionConfig {
+    let mut session_config = SessionConfig {
         max_result_bytes: config.max_result_size,
         statement_timeout: nonzero(config.statement_timeout),
         write_transaction_timeout: nonzero(config.write_transaction_timeout),
-        upstream,
+        upstream: None,
         sqlite_api: false,
     };
     let stack = service::query_stack();
-    // The primary runs replicas' forwarded writes in sessions of its own.
-    let remote_sessions = db.log().map(|_| {
-        let sessions = Arc::new(RemoteSessions::new(
-            db.clone(),
+    // The one place that decides what this process is.
+    let role = match (&config.primary_url, primary_http) {
+        (Some(url), Some(http)) => Role::replica(
+            &db,
+            Following {
+                primary_url: url,
+                http,
+                token: sent_token,
+                db_dir: &config.db_path,
+                max_lag_frames: config.max_replica_lag_frames,
+            },
+            shutdown.clone(),
+        )?,
+        _ => Role::primary(
+            &db,
             session_config.clone(),
             stack.clone(),
             RemoteSessionBounds::new(
@@ -139,32 +135,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 nonzero(config.idle_in_transaction_timeout),
                 nonzero(config.write_transaction_timeout),
             ),
-        ));
-        tokio::spawn(sessions.clone().reap(shutdown.clone()));
-        sessions
-    });
-    if let (Some(url), Some(status), Some(http)) =
-        (&config.primary_url, &replica_status, primary_http)
-    {
-        let follower = Follower::new(
-            http,
-            url,
-            sent_token,
-            db.clone(),
-            &config.db_path,
-            status.clone(),
-        )?;
-        tokio::spawn(follower.run(shutdown.clone()));
-    }
+            shutdown.clone(),
+        )
+        .context("a primary's database has a replication log")?,
+    };
+    session_config.upstream = role.upstream();
+    let role = CurrentRole::new(role);
     let http_state = http::HttpState {
         db: db.clone(),
         ready: ready.clone(),
         replication_token: token,
-        remote_sessions,
-        replica: replica_status.map(|status| http::ReplicaReadiness {
-            status,
-            max_lag_frames: config.max_replica_lag_frames,
-        }),
+        role,
     };
     spawn_compaction(
         db.clone(),

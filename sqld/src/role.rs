@@ -1,0 +1,130 @@
+//! What this process is in its cluster, as one value: the primary, which
+//! owns the replication log and runs the writes replicas forward, or a
+//! replica, which follows a primary through its link and forwards writes
+//! to it. `Role::start` builds it in one place from the configuration;
+//! everything that depends on the role asks the `CurrentRole` handle, the
+//! one seam through which promotion and demotion will change it while the
+//! process runs.
+
+use std::sync::{Arc, RwLock};
+
+use crate::database::Database;
+use crate::replication::follower::{Follower, FollowerError};
+use crate::replication::link::ReplicaLink;
+use crate::replication::log::ReplicationLog;
+use crate::replication::remote::{RemoteSessionBounds, RemoteSessions};
+use crate::replication::status::ReplicaStatus;
+use crate::scheduler::{SessionConfig, Upstream};
+use crate::service::QueryStack;
+use crate::shutdown::Shutdown;
+
+pub enum Role {
+    Primary(Primary),
+    Replica(Replica),
+}
+
+pub struct Primary {
+    pub log: Arc<ReplicationLog>,
+    /// Sessions running replicas' forwarded transactions.
+    pub remote_sessions: Arc<RemoteSessions>,
+}
+
+pub struct Replica {
+    /// How far the replica has applied what the primary committed.
+    pub status: Arc<ReplicaStatus>,
+    /// Where the replica's sessions forward writes.
+    pub link: Arc<ReplicaLink>,
+    /// Not ready while further behind the primary than this.
+    pub max_lag_frames: u64,
+}
+
+/// What a replica needs to reach its primary.
+pub struct Following<'a> {
+    pub primary_url: &'a str,
+    pub http: reqwest::Client,
+    pub token: Option<String>,
+    pub db_dir: &'a std::path::Path,
+    pub max_lag_frames: u64,
+}
+
+impl Role {
+    /// The primary's role on its open database: its log, and sessions for
+    /// forwarded writes (reaped in the background until shutdown).
+    pub fn primary(
+        db: &Database,
+        sessions: SessionConfig,
+        stack: QueryStack,
+        bounds: RemoteSessionBounds,
+        shutdown: Shutdown,
+    ) -> Option<Role> {
+        let log = db.log()?.clone();
+        let remote_sessions = Arc::new(RemoteSessions::new(db.clone(), sessions, stack, bounds));
+        tokio::spawn(remote_sessions.clone().reap(shutdown));
+        Some(Role::Primary(Primary {
+            log,
+            remote_sessions,
+        }))
+    }
+
+    /// A replica's role: its link to the primary, and the follower that
+    /// applies the primary's frames (running in the background until
+    /// shutdown).
+    pub fn replica(
+        db: &Database,
+        following: Following<'_>,
+        shutdown: Shutdown,
+    ) -> Result<Role, FollowerError> {
+        let status = Arc::new(ReplicaStatus::default());
+        let link = Arc::new(ReplicaLink::new(
+            following.http.clone(),
+            following.primary_url,
+            following.token.clone(),
+            status.clone(),
+            tokio::runtime::Handle::current(),
+        ));
+        let follower = Follower::new(
+            following.http,
+            following.primary_url,
+            following.token,
+            db.clone(),
+            following.db_dir,
+            status.clone(),
+        )?;
+        tokio::spawn(follower.run(shutdown));
+        Ok(Role::Replica(Replica {
+            status,
+            link,
+            max_lag_frames: following.max_lag_frames,
+        }))
+    }
+
+    /// Where sessions send what they cannot run themselves: the primary,
+    /// on a replica; nowhere, on the primary.
+    pub fn upstream(&self) -> Option<Arc<dyn Upstream>> {
+        match self {
+            Role::Primary(_) => None,
+            Role::Replica(replica) => Some(replica.link.clone()),
+        }
+    }
+}
+
+/// The process's role now, shared by everything that depends on it.
+#[derive(Clone)]
+pub struct CurrentRole(Arc<RwLock<Arc<Role>>>);
+
+impl CurrentRole {
+    pub fn new(role: Role) -> Self {
+        CurrentRole(Arc::new(RwLock::new(Arc::new(role))))
+    }
+
+    pub fn get(&self) -> Arc<Role> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Makes this process `role` (promotion, demotion), returning what it
+    /// was. Sessions already open keep the upstream they started with.
+    pub fn set(&self, role: Role) -> Arc<Role> {
+        let mut current = self.0.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *current, Arc::new(role))
+    }
+}
