@@ -29,6 +29,9 @@ pub struct HttpState {
     pub replication_token: Option<Token>,
     /// On a primary: runs the writes replicas forward.
     pub remote_sessions: Option<Arc<RemoteSessions>>,
+    /// `--max-message-size`: a forwarded statement may be as large as one
+    /// a client sends the primary directly.
+    pub max_message_size: usize,
     /// On a replica: its progress, which readiness depends on.
     pub replica: Option<ReplicaReadiness>,
 }
@@ -57,6 +60,7 @@ pub fn internal_router(state: &HttpState) -> Router {
             log.clone(),
             state.remote_sessions.clone(),
             state.replication_token.clone(),
+            crate::replication::api::forward_body_limit(state.max_message_size),
         ),
         None => Router::new(),
     }

@@ -160,6 +160,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ready: ready.clone(),
         replication_token: token,
         remote_sessions,
+        max_message_size: config.max_message_size,
         replica: replica_status.map(|status| http::ReplicaReadiness {
             status,
             max_lag_frames: config.max_replica_lag_frames,

@@ -590,3 +590,29 @@ async fn sessions_see_the_new_schema_after_a_re_bootstrap() {
         .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE));
 }
+
+#[tokio::test]
+async fn large_parameters_are_forwarded_intact() {
+    let primary = Sqld::start();
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    let r = replica.connect().await;
+    r.batch_execute("create table big(id integer primary key, b blob, t text)")
+        .await
+        .unwrap();
+    // Every byte value, and text that JSON has to escape throughout.
+    let blob: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+    let text: String = "\"\\\u{1}é\n".repeat(200_000);
+    r.execute("insert into big values (1, $1, $2)", &[&blob, &text])
+        .await
+        .unwrap();
+    let p = primary.connect().await;
+    for (side, c) in [("primary", &p), ("replica", &r)] {
+        let row = c
+            .query_one("select b, t from big where id = 1", &[])
+            .await
+            .unwrap();
+        assert!(row.get::<_, Vec<u8>>(0) == blob, "blob on the {side}");
+        assert!(row.get::<_, String>(1) == text, "text on the {side}");
+    }
+}
