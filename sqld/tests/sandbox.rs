@@ -163,3 +163,46 @@ async fn huge_values_fail_with_program_limit_exceeded() {
     assert_eq!(printed, None);
     c.query_one("select 1", &[]).await.unwrap();
 }
+
+/// `PRAGMA optimize` and `ANALYZE` cover every attached database, the
+/// session's catalog included: they work, and the catalog stays closed.
+#[tokio::test]
+async fn optimize_and_analyze_are_allowed() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    c.batch_execute(
+        "create table t(a integer, b text); create index t_b on t(b);
+         insert into t values (1, 'x'), (2, 'y'), (3, 'z');",
+    )
+    .await
+    .unwrap();
+    for sql in [
+        "PRAGMA optimize",
+        "PRAGMA optimize(0x10002)",
+        "PRAGMA main.optimize",
+        "ANALYZE",
+        "ANALYZE t",
+    ] {
+        c.batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+    let analyzed = common::scalar(
+        &c,
+        "select count(*) from main.sqlite_stat1 where idx = 't_b'",
+    )
+    .await;
+    assert_eq!(analyzed, 1);
+    for sql in [
+        "CREATE TABLE pg_catalog.planted(x)",
+        "DROP TABLE pg_catalog.sqlite_stat1",
+        "DELETE FROM pg_catalog.pg_type",
+    ] {
+        let err = c.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(
+            err.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {err:?}"
+        );
+    }
+}

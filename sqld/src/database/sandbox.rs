@@ -89,8 +89,12 @@ const DENIED_TABLES: &[&str] = &[
     "zipfile",
 ];
 
-/// The compatibility catalog is sqld's, not the client's to change.
+/// The compatibility catalog is sqld's, not the client's to change...
 const CATALOG_DATABASE: &str = "pg_catalog";
+/// ...but for the planner's statistics, which ANALYZE and `PRAGMA optimize`
+/// (run on every attached database) write there. The catalog lives in
+/// the session's memory, so they change only that session's query plans.
+const STAT_TABLES: &[&str] = &["sqlite_stat1", "sqlite_stat4"];
 
 /// Largest string or blob one value may be (SQLite's SQLITE_LIMIT_LENGTH,
 /// 1 GB by default): `randomblob`, `zeroblob`, `printf` widths and
@@ -152,9 +156,10 @@ fn authorize(ctx: AuthContext<'_>) -> Authorization {
         AuthAction::Read { table_name, .. } => allow_if(!named(DENIED_TABLES, table_name)),
         AuthAction::Insert { table_name }
         | AuthAction::Update { table_name, .. }
-        | AuthAction::Delete { table_name } => {
-            allow_if(!in_catalog && !named(DENIED_TABLES, table_name))
-        }
+        | AuthAction::Delete { table_name } => allow_if(
+            (!in_catalog || named(STAT_TABLES, table_name)) && !named(DENIED_TABLES, table_name),
+        ),
+        AuthAction::Analyze { .. } => Authorization::Allow,
         // Schema changes, anywhere but in the catalog.
         AuthAction::CreateIndex { .. }
         | AuthAction::CreateTable { .. }
@@ -166,8 +171,7 @@ fn authorize(ctx: AuthContext<'_>) -> Authorization {
         | AuthAction::DropView { .. }
         | AuthAction::DropVtable { .. }
         | AuthAction::AlterTable { .. }
-        | AuthAction::Reindex { .. }
-        | AuthAction::Analyze { .. } => allow_if(!in_catalog),
+        | AuthAction::Reindex { .. } => allow_if(!in_catalog),
         AuthAction::CreateTempIndex { .. }
         | AuthAction::CreateTempTable { .. }
         | AuthAction::CreateTempTrigger { .. }
