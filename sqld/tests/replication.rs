@@ -616,3 +616,34 @@ async fn large_parameters_are_forwarded_intact() {
         assert!(row.get::<_, String>(1) == text, "text on the {side}");
     }
 }
+
+#[tokio::test]
+async fn a_replica_session_writes_again_once_a_denied_trigger_is_dropped() {
+    let primary = Sqld::start();
+    let p = primary.connect().await;
+    p.batch_execute(
+        "create table t(a integer);
+         create trigger t_ins after insert on t
+           begin select load_extension('/tmp/evil.so'); end;",
+    )
+    .await
+    .unwrap();
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    let r = replica.connect().await;
+    let err = r
+        .batch_execute("insert into t values (1)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    p.batch_execute("drop trigger t_ins").await.unwrap();
+    // The drop reaches the replica asynchronously; the insert then works
+    // on the same session.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(e) = r.batch_execute("insert into t values (1)").await {
+        assert_eq!(e.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+        assert!(Instant::now() < deadline, "still denied: {e}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count(&p, "t").await, 1);
+}

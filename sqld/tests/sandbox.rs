@@ -206,3 +206,43 @@ async fn optimize_and_analyze_are_allowed() {
         );
     }
 }
+
+/// Once the trigger carrying a denied function is dropped, other sessions
+/// write again at once, without reconnecting, by either protocol.
+#[tokio::test]
+async fn dropping_a_denied_trigger_frees_other_sessions() {
+    let sqld = Sqld::start();
+    let author = sqld.connect().await;
+    author
+        .batch_execute(
+            "create table t(a integer);
+             create trigger t_ins after insert on t
+               begin select load_extension('/tmp/evil.so'); end;",
+        )
+        .await
+        .unwrap();
+    let simple = sqld.connect().await;
+    let extended = sqld.connect().await;
+    for _ in 0..2 {
+        let err = simple
+            .batch_execute("insert into t values (1)")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+        let err = extended
+            .execute("insert into t values ($1)", &[&2i64])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    }
+    author.batch_execute("drop trigger t_ins").await.unwrap();
+    simple
+        .batch_execute("insert into t values (1)")
+        .await
+        .unwrap();
+    extended
+        .execute("insert into t values ($1)", &[&2i64])
+        .await
+        .unwrap();
+    assert_eq!(common::scalar(&author, "select count(*) from t").await, 2);
+}

@@ -18,7 +18,9 @@ use libsql_sys::rusqlite::Statement;
 use pgwire::api::Type;
 
 use super::{SessionConfig, StatementGuard};
-use crate::database::{Database, DatabaseError, DbConnection, WriteGateHeld};
+use crate::database::{
+    prepare_with_current_schema, Database, DatabaseError, DbConnection, WriteGateHeld,
+};
 use crate::error::{sqlstate, SqlError};
 use crate::query::{
     Column, ExecuteMode, Outcome, PreparedStatement, Request, Response, StatementResult, TxnState,
@@ -239,7 +241,9 @@ impl Worker {
         params: &[Value],
         column_types: Option<&[Type]>,
     ) -> Result<StatementResult, SqlError> {
-        let mut stmt = self.conn.prepare_cached(runnable_sql(sql))?;
+        let mut stmt = prepare_with_current_schema(&self.conn, || {
+            self.conn.prepare_cached(runnable_sql(sql))
+        })?;
         if self.limits.upstream.is_none()
             && self.write_gate.is_none()
             && (!stmt.readonly() || sql::takes_write_lock(sql))
