@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AuthMethod {
@@ -64,7 +65,8 @@ pub struct Config {
     pub users_file: Option<PathBuf>,
 
     /// Password of the user named by --user (an alternative to
-    /// --users-file).
+    /// --users-file). Prefer SQLD_PASSWORD or --users-file: any local user
+    /// can read a command line (ps, /proc/<pid>/cmdline).
     #[arg(long, env = "SQLD_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
 
@@ -152,7 +154,9 @@ pub struct Config {
     /// it as a bearer token, the primary requires it. Without it (and
     /// without --replication-token-file) a primary listening on loopback
     /// generates one in <db-path>/replication-token; only --dev runs the
-    /// endpoints open.
+    /// endpoints open. Prefer SQLD_REPLICATION_TOKEN or
+    /// --replication-token-file: any local user can read a command line
+    /// (ps, /proc/<pid>/cmdline).
     #[arg(long, env = "SQLD_REPLICATION_TOKEN", hide_env_values = true)]
     pub replication_token: Option<String>,
 
@@ -210,7 +214,54 @@ impl Config {
     }
 }
 
+/// Secret-bearing flags, with the safer ways to give the same secret.
+const SECRET_FLAGS: &[(&str, &str, &str)] = &[
+    ("password", "--password", "SQLD_PASSWORD or --users-file"),
+    (
+        "replication_token",
+        "--replication-token",
+        "SQLD_REPLICATION_TOKEN or --replication-token-file",
+    ),
+];
+
+/// A warning for each secret given as a command-line argument, which any
+/// local user can read (unlike the environment, readable by the process's
+/// owner only, or a file with restricted permissions).
+pub fn secrets_on_command_line(matches: &ArgMatches) -> Vec<String> {
+    SECRET_FLAGS
+        .iter()
+        .filter(|(id, _, _)| matches.value_source(id) == Some(ValueSource::CommandLine))
+        .map(|(_, flag, instead)| {
+            format!(
+                "{flag} was given on the command line, where any local user can read it \
+                 (ps, /proc/<pid>/cmdline); use {instead} instead"
+            )
+        })
+        .collect()
+}
+
 /// A zero duration on the command line means "no limit".
 pub fn nonzero(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn secrets_given_as_flags_are_told_apart_from_defaults() {
+        let matches = Config::command()
+            .try_get_matches_from(["sqld", "--password", "pw", "--replication-token", "t"])
+            .unwrap();
+        let warnings = secrets_on_command_line(&matches);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("--password ") && warnings[0].contains("SQLD_PASSWORD"));
+        assert!(warnings[1].contains("--replication-token-file"));
+        let matches = Config::command()
+            .try_get_matches_from(["sqld", "--user", "u"])
+            .unwrap();
+        assert!(secrets_on_command_line(&matches).is_empty());
+    }
 }

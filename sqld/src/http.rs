@@ -29,6 +29,9 @@ pub struct HttpState {
     /// Primary or replica: what the internal API serves, and what
     /// readiness and the replication metrics mean.
     pub role: CurrentRole,
+    /// `--max-message-size`: a forwarded statement may be as large as one
+    /// a client sends the primary directly.
+    pub max_message_size: usize,
 }
 
 /// `/health`, `/ready` and `/metrics`.
@@ -48,6 +51,7 @@ pub fn internal_router(state: &HttpState) -> Router {
             primary.log.clone(),
             Some(primary.remote_sessions.clone()),
             state.replication_token.clone(),
+            crate::replication::api::forward_body_limit(state.max_message_size),
         ),
         Role::Replica(_) => Router::new(),
     }

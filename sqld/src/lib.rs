@@ -146,6 +146,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ready: ready.clone(),
         replication_token: token,
         role,
+        max_message_size: config.max_message_size,
     };
     spawn_compaction(
         db.clone(),

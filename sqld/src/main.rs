@@ -1,10 +1,11 @@
-use clap::Parser;
-use sqld::config::{Config, LogFormat};
+use clap::{CommandFactory, FromArgMatches};
+use sqld::config::{secrets_on_command_line, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config = Config::parse();
+    let matches = Config::command().get_matches();
+    let config = Config::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let filter = EnvFilter::try_from_env("SQLD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     match config.log_format {
         LogFormat::Json => tracing_subscriber::fmt()
@@ -12,6 +13,9 @@ async fn main() -> std::process::ExitCode {
             .with_env_filter(filter)
             .init(),
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+    }
+    for warning in secrets_on_command_line(&matches) {
+        tracing::warn!("{warning}");
     }
     let result = match config.command.clone() {
         Some(sqld::config::Command::DevCluster(cluster)) => sqld::dev_cluster::run(cluster).await,

@@ -590,3 +590,60 @@ async fn sessions_see_the_new_schema_after_a_re_bootstrap() {
         .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE));
 }
+
+#[tokio::test]
+async fn large_parameters_are_forwarded_intact() {
+    let primary = Sqld::start();
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    let r = replica.connect().await;
+    r.batch_execute("create table big(id integer primary key, b blob, t text)")
+        .await
+        .unwrap();
+    // Every byte value, and text that JSON has to escape throughout.
+    let blob: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+    let text: String = "\"\\\u{1}é\n".repeat(200_000);
+    r.execute("insert into big values (1, $1, $2)", &[&blob, &text])
+        .await
+        .unwrap();
+    let p = primary.connect().await;
+    for (side, c) in [("primary", &p), ("replica", &r)] {
+        let row = c
+            .query_one("select b, t from big where id = 1", &[])
+            .await
+            .unwrap();
+        assert!(row.get::<_, Vec<u8>>(0) == blob, "blob on the {side}");
+        assert!(row.get::<_, String>(1) == text, "text on the {side}");
+    }
+}
+
+#[tokio::test]
+async fn a_replica_session_writes_again_once_a_denied_trigger_is_dropped() {
+    let primary = Sqld::start();
+    let p = primary.connect().await;
+    p.batch_execute(
+        "create table t(a integer);
+         create trigger t_ins after insert on t
+           begin select load_extension('/tmp/evil.so'); end;",
+    )
+    .await
+    .unwrap();
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    let r = replica.connect().await;
+    let err = r
+        .batch_execute("insert into t values (1)")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    p.batch_execute("drop trigger t_ins").await.unwrap();
+    // The drop reaches the replica asynchronously; the insert then works
+    // on the same session.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Err(e) = r.batch_execute("insert into t values (1)").await {
+        assert_eq!(e.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+        assert!(Instant::now() < deadline, "still denied: {e}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(count(&p, "t").await, 1);
+}

@@ -163,3 +163,86 @@ async fn huge_values_fail_with_program_limit_exceeded() {
     assert_eq!(printed, None);
     c.query_one("select 1", &[]).await.unwrap();
 }
+
+/// `PRAGMA optimize` and `ANALYZE` cover every attached database, the
+/// session's catalog included: they work, and the catalog stays closed.
+#[tokio::test]
+async fn optimize_and_analyze_are_allowed() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    c.batch_execute(
+        "create table t(a integer, b text); create index t_b on t(b);
+         insert into t values (1, 'x'), (2, 'y'), (3, 'z');",
+    )
+    .await
+    .unwrap();
+    for sql in [
+        "PRAGMA optimize",
+        "PRAGMA optimize(0x10002)",
+        "PRAGMA main.optimize",
+        "ANALYZE",
+        "ANALYZE t",
+    ] {
+        c.batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+    let analyzed = common::scalar(
+        &c,
+        "select count(*) from main.sqlite_stat1 where idx = 't_b'",
+    )
+    .await;
+    assert_eq!(analyzed, 1);
+    for sql in [
+        "CREATE TABLE pg_catalog.planted(x)",
+        "DROP TABLE pg_catalog.sqlite_stat1",
+        "DELETE FROM pg_catalog.pg_type",
+    ] {
+        let err = c.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(
+            err.code(),
+            Some(&SqlState::INSUFFICIENT_PRIVILEGE),
+            "{sql}: {err:?}"
+        );
+    }
+}
+
+/// Once the trigger carrying a denied function is dropped, other sessions
+/// write again at once, without reconnecting, by either protocol.
+#[tokio::test]
+async fn dropping_a_denied_trigger_frees_other_sessions() {
+    let sqld = Sqld::start();
+    let author = sqld.connect().await;
+    author
+        .batch_execute(
+            "create table t(a integer);
+             create trigger t_ins after insert on t
+               begin select load_extension('/tmp/evil.so'); end;",
+        )
+        .await
+        .unwrap();
+    let simple = sqld.connect().await;
+    let extended = sqld.connect().await;
+    for _ in 0..2 {
+        let err = simple
+            .batch_execute("insert into t values (1)")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+        let err = extended
+            .execute("insert into t values ($1)", &[&2i64])
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(&SqlState::INSUFFICIENT_PRIVILEGE));
+    }
+    author.batch_execute("drop trigger t_ins").await.unwrap();
+    simple
+        .batch_execute("insert into t values (1)")
+        .await
+        .unwrap();
+    extended
+        .execute("insert into t values ($1)", &[&2i64])
+        .await
+        .unwrap();
+    assert_eq!(common::scalar(&author, "select count(*) from t").await, 2);
+}

@@ -95,5 +95,9 @@ pub fn install(conn: &Connection, database_name: &str) -> Result<()> {
             len
         ])?;
     }
-    Ok(())
+    // Creates the catalog's sqlite_stat1 now: a client's ANALYZE (or
+    // `PRAGMA optimize`, which covers every attached database) may then
+    // refresh the statistics, while the sandbox keeps it from adding
+    // tables to the catalog.
+    conn.execute_batch("ANALYZE pg_catalog")
 }

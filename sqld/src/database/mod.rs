@@ -8,6 +8,7 @@ pub use catalog::server_version as catalog_server_version;
 mod checkpointer;
 pub use checkpointer::Checkpointer;
 mod sandbox;
+pub use sandbox::prepare_with_current_schema;
 mod write_gate;
 pub use write_gate::{WriteGate, WriteGateHeld};
 
@@ -16,10 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libsql_sys::rusqlite::OpenFlags;
-use libsql_sys::wal::wrapper::{WalWrapper, WrappedWal};
-use libsql_sys::wal::{Sqlite3Wal, Sqlite3WalManager};
+use libsql_sys::wal::wrapper::WrappedWal;
+use libsql_sys::wal::Sqlite3Wal;
 
-use crate::replication::capture::CaptureWal;
+use crate::replication::capture::{CaptureWal, CaptureWalManager};
 use crate::replication::frame::Frame;
 use crate::replication::inject::{checkpoint_if_large, inject_transactions};
 use crate::replication::log::{FramesAfter, LogError, LogStart, ReplicationLog};
@@ -39,7 +40,8 @@ const MMAP_BYTES: u64 = 1 << 30;
 /// Frames read from the log at a time when replaying it after a crash.
 const REPLAY_BATCH_FRAMES: usize = 1024;
 
-/// A libsql connection whose WAL writes go through `CaptureWal`.
+/// A libsql connection whose WAL writes go through `CaptureWal` (see
+/// `CaptureWalManager`).
 pub type DbConnection = libsql_sys::Connection<WrappedWal<CaptureWal, Sqlite3Wal>>;
 
 #[derive(Debug, thiserror::Error)]
@@ -222,7 +224,7 @@ impl Database {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let wal = WalWrapper::new(CaptureWal::new(self.log.clone()), Sqlite3WalManager::new());
+        let wal = CaptureWalManager::new(&self.file, self.log.clone());
         let auto_checkpoint = if self.log.is_some() {
             BACKSTOP_CHECKPOINT_PAGES
         } else {
@@ -424,5 +426,48 @@ mod tests {
             .unwrap();
         recovered.sync_log().unwrap();
         assert!(recovered.log().unwrap().info().current_frame_no > last);
+    }
+
+    #[test]
+    fn writes_to_an_attached_database_are_not_replicated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Database::open_primary(&tmp.path().join("db"), Duration::from_secs(1)).unwrap();
+        let frame_no = || db.log().unwrap().info().current_frame_no;
+        // Below the sandbox, which would refuse the ATTACH.
+        let conn = db.raw_connection().unwrap();
+        let other = tmp.path().join("other.db");
+        conn.execute("attach ?1 as s", [other.to_str().unwrap()])
+            .unwrap();
+        let mode: String = conn
+            .query_row("pragma s.journal_mode=wal", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let before = frame_no();
+        conn.execute_batch("create table s.poison(a); insert into s.poison values (1)")
+            .unwrap();
+        db.sync_log().unwrap();
+        assert_eq!(frame_no(), before, "the attached file's pages were logged");
+
+        // The database's own writes still are, on the same connection.
+        conn.execute_batch("create table t(x)").unwrap();
+        db.sync_log().unwrap();
+        assert!(frame_no() > before);
+        // And a database rebuilt from the log is the main one, intact.
+        let crashed = tmp.path().join("crashed");
+        crash_copy(&tmp.path().join("db"), &crashed);
+        std::fs::remove_file(crashed.join("data.db-wal")).unwrap();
+        drop(conn);
+        let rebuilt = Database::open_primary(&crashed, Duration::from_secs(1)).unwrap();
+        let conn = rebuilt.raw_connection().unwrap();
+        let tables: String = conn
+            .query_row("select group_concat(name) from sqlite_schema", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(tables, "t");
+        let check: String = conn
+            .query_row("pragma integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
     }
 }

@@ -12,7 +12,9 @@
 //! that calls a denied function fails there too.
 
 use libsql_sys::rusqlite::hooks::{AuthAction, AuthContext, Authorization};
-use libsql_sys::rusqlite::Connection;
+use libsql_sys::rusqlite::{Connection, Error};
+
+use crate::error::{sqlstate, sqlstate_for};
 
 /// PRAGMAs a client may run. Those not listed either touch files, change
 /// durability or locking, or weaken integrity checks, and are denied.
@@ -89,8 +91,12 @@ const DENIED_TABLES: &[&str] = &[
     "zipfile",
 ];
 
-/// The compatibility catalog is sqld's, not the client's to change.
+/// The compatibility catalog is sqld's, not the client's to change...
 const CATALOG_DATABASE: &str = "pg_catalog";
+/// ...but for the planner's statistics, which ANALYZE and `PRAGMA optimize`
+/// (run on every attached database) write there. The catalog lives in
+/// the session's memory, so they change only that session's query plans.
+const STAT_TABLES: &[&str] = &["sqlite_stat1", "sqlite_stat4"];
 
 /// Largest string or blob one value may be (SQLite's SQLITE_LIMIT_LENGTH,
 /// 1 GB by default): `randomblob`, `zeroblob`, `printf` widths and
@@ -109,6 +115,40 @@ pub fn install(conn: &Connection) {
         libsql_sys::ffi::sqlite3_limit(db, libsql_sys::ffi::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES);
         libsql_sys::ffi::sqlite3_limit(db, libsql_sys::ffi::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_BYTES);
     }
+}
+
+/// Prepares a statement with `prepare` and, if the sandbox denied it, once
+/// more against the current schema. SQLite compiles triggers and views
+/// into a statement from the connection's copy of the schema, and checks
+/// that copy only when a statement runs, not when a prepare fails: without
+/// this, a session kept being denied a trigger another session had
+/// dropped. (SQLite itself does the same after "no such table".)
+pub fn prepare_with_current_schema<T>(
+    conn: &Connection,
+    mut prepare: impl FnMut() -> libsql_sys::rusqlite::Result<T>,
+) -> libsql_sys::rusqlite::Result<T> {
+    match prepare() {
+        Err(e) if is_denial(&e) => {
+            // Reading the schema table notices a changed schema cookie, and
+            // SQLite then reloads the schema.
+            match conn.query_row("SELECT count(*) FROM main.sqlite_schema", [], |_| Ok(())) {
+                Ok(()) => prepare(),
+                Err(_) => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+/// A statement refused by the sandbox (or by SQLite's own distrust of
+/// functions in the schema): mostly SQLITE_ERROR with a message.
+fn is_denial(e: &Error) -> bool {
+    let (code, message) = match e {
+        Error::SqliteFailure(err, message) => (err.extended_code, message.as_deref()),
+        Error::SqlInputError { error, msg, .. } => (error.extended_code, Some(msg.as_str())),
+        _ => return false,
+    };
+    sqlstate_for(code, message.unwrap_or_default()) == sqlstate::INSUFFICIENT_PRIVILEGE
 }
 
 fn named(list: &[&str], name: &str) -> bool {
@@ -152,9 +192,10 @@ fn authorize(ctx: AuthContext<'_>) -> Authorization {
         AuthAction::Read { table_name, .. } => allow_if(!named(DENIED_TABLES, table_name)),
         AuthAction::Insert { table_name }
         | AuthAction::Update { table_name, .. }
-        | AuthAction::Delete { table_name } => {
-            allow_if(!in_catalog && !named(DENIED_TABLES, table_name))
-        }
+        | AuthAction::Delete { table_name } => allow_if(
+            (!in_catalog || named(STAT_TABLES, table_name)) && !named(DENIED_TABLES, table_name),
+        ),
+        AuthAction::Analyze { .. } => Authorization::Allow,
         // Schema changes, anywhere but in the catalog.
         AuthAction::CreateIndex { .. }
         | AuthAction::CreateTable { .. }
@@ -166,8 +207,7 @@ fn authorize(ctx: AuthContext<'_>) -> Authorization {
         | AuthAction::DropView { .. }
         | AuthAction::DropVtable { .. }
         | AuthAction::AlterTable { .. }
-        | AuthAction::Reindex { .. }
-        | AuthAction::Analyze { .. } => allow_if(!in_catalog),
+        | AuthAction::Reindex { .. } => allow_if(!in_catalog),
         AuthAction::CreateTempIndex { .. }
         | AuthAction::CreateTempTable { .. }
         | AuthAction::CreateTempTrigger { .. }

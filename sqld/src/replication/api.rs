@@ -23,7 +23,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -76,6 +76,22 @@ const CONCURRENT_FRAME_READS: usize = 8;
 static FRAME_READS: tokio::sync::Semaphore =
     tokio::sync::Semaphore::const_new(CONCURRENT_FRAME_READS);
 
+/// How much larger than its text JSON can make a string: a control
+/// character becomes `\u00XX`.
+const JSON_WORST_EXPANSION: usize = 6;
+/// Room for the rest of a forwarded request (names, column types...).
+const FORWARD_BODY_HEADROOM: usize = 64 * 1024;
+
+/// The largest forwarded request the primary reads: a client may send the
+/// statement (Parse or Query) and its parameters (Bind) in two messages of
+/// up to `max_message_size` each, and every one of their bytes may be
+/// escaped in the JSON (blobs only grow by a third, as base64).
+pub fn forward_body_limit(max_message_size: usize) -> usize {
+    max_message_size
+        .saturating_mul(2 * JSON_WORST_EXPANSION)
+        .saturating_add(FORWARD_BODY_HEADROOM)
+}
+
 #[derive(Clone)]
 struct ApiState {
     log: Arc<ReplicationLog>,
@@ -87,6 +103,7 @@ pub fn router(
     log: Arc<ReplicationLog>,
     sessions: Option<Arc<RemoteSessions>>,
     token: Option<Token>,
+    max_forward_body: usize,
 ) -> Router {
     let state = ApiState {
         log,
@@ -97,7 +114,10 @@ pub fn router(
         .route(INFO_PATH, get(info))
         .route(SNAPSHOT_PATH, get(snapshot))
         .route(FRAMES_PATH, get(frames))
-        .route(EXECUTE_PATH, post(execute))
+        .route(
+            EXECUTE_PATH,
+            post(execute).layer(DefaultBodyLimit::max(max_forward_body)),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }

@@ -5,12 +5,23 @@
 //! Connections run with `cache_spill=OFF`, so SQLite writes a transaction's
 //! pages in one call, at commit; pages seen before a commit are kept until
 //! it (or dropped on rollback) all the same.
+//!
+//! A connection opens a WAL for every WAL-mode database attached to it, all
+//! through the same manager: `CaptureWalManager` logs only the WAL of the
+//! database file itself, so pages of another file never enter the log.
 
+use std::ffi::{c_int, CStr};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use libsql_sys::wal::wrapper::WrapWal;
-use libsql_sys::wal::{PageHeaders, Result as WalResult, UndoHandler, Wal};
+use libsql_sys::wal::wrapper::{WalWrapper, WrapWal, WrappedWal};
+use libsql_sys::wal::{
+    PageHeaders, Result as WalResult, Sqlite3Db, Sqlite3File, Sqlite3Wal, Sqlite3WalManager,
+    UndoHandler, Vfs, Wal, WalManager,
+};
 
 use super::log::ReplicationLog;
 
@@ -28,6 +39,84 @@ impl CaptureWal {
             log,
             pending: Vec::new(),
         }
+    }
+}
+
+/// Opens each WAL of a connection: the database file's with `CaptureWal`
+/// logging its commits, any other (an attached file's) unlogged.
+#[derive(Clone)]
+pub struct CaptureWalManager {
+    /// The database whose commits are replicated.
+    main: PathBuf,
+    logged: WalWrapper<CaptureWal, Sqlite3WalManager>,
+    unlogged: WalWrapper<CaptureWal, Sqlite3WalManager>,
+}
+
+impl CaptureWalManager {
+    pub fn new(main: &Path, log: Option<Arc<ReplicationLog>>) -> Self {
+        CaptureWalManager {
+            main: main.to_owned(),
+            logged: WalWrapper::new(CaptureWal::new(log), Sqlite3WalManager::new()),
+            unlogged: WalWrapper::new(CaptureWal::new(None), Sqlite3WalManager::new()),
+        }
+    }
+
+    /// Whether SQLite's `db_path` (a full path, perhaps through symlinks) is
+    /// the main database file: compared by identity, not by spelling.
+    fn is_main(&self, db_path: &CStr) -> bool {
+        let path = Path::new(std::ffi::OsStr::from_bytes(db_path.to_bytes()));
+        match (std::fs::metadata(path), std::fs::metadata(&self.main)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+}
+
+impl WalManager for CaptureWalManager {
+    type Wal = WrappedWal<CaptureWal, Sqlite3Wal>;
+
+    fn use_shared_memory(&self) -> bool {
+        self.logged.use_shared_memory()
+    }
+
+    fn open(
+        &self,
+        vfs: &mut Vfs,
+        file: &mut Sqlite3File,
+        no_shm_mode: c_int,
+        max_log_size: i64,
+        db_path: &CStr,
+    ) -> WalResult<Self::Wal> {
+        let manager = if self.is_main(db_path) {
+            &self.logged
+        } else {
+            &self.unlogged
+        };
+        manager.open(vfs, file, no_shm_mode, max_log_size, db_path)
+    }
+
+    // Both wrappers close, destroy and probe WALs the same way (SQLite's).
+    fn close(
+        &self,
+        wal: &mut Self::Wal,
+        db: &mut Sqlite3Db,
+        sync_flags: c_int,
+        scratch: Option<&mut [u8]>,
+    ) -> WalResult<()> {
+        self.unlogged.close(wal, db, sync_flags, scratch)
+    }
+
+    fn destroy_log(&self, vfs: &mut Vfs, db_path: &CStr) -> WalResult<()> {
+        self.unlogged.destroy_log(vfs, db_path)
+    }
+
+    fn log_exists(&self, vfs: &mut Vfs, db_path: &CStr) -> WalResult<bool> {
+        self.unlogged.log_exists(vfs, db_path)
+    }
+
+    fn destroy(self) {
+        self.logged.destroy();
+        self.unlogged.destroy();
     }
 }
 

@@ -68,11 +68,22 @@ impl Token {
     /// Whether an `Authorization` header value carries this token, compared
     /// in constant time so the answer's timing tells nothing about it.
     pub fn admits(&self, authorization: Option<&[u8]>) -> bool {
-        let Some(given) = authorization.and_then(|v| v.strip_prefix(b"Bearer ")) else {
+        let Some(given) = authorization.and_then(bearer_credentials) else {
             return false;
         };
         bool::from(given.ct_eq(self.0.as_bytes()))
     }
+}
+
+/// The credentials of a `Bearer` header value. RFC 7235: the scheme is
+/// case-insensitive and one or more spaces separate it from them.
+fn bearer_credentials(value: &[u8]) -> Option<&[u8]> {
+    const SCHEME: &[u8] = b"bearer";
+    let (scheme, rest) = value.split_at_checked(SCHEME.len())?;
+    if !scheme.eq_ignore_ascii_case(SCHEME) || !rest.starts_with(b" ") {
+        return None;
+    }
+    Some(rest.trim_ascii_start())
 }
 
 /// What the command line says about the token.
@@ -163,13 +174,24 @@ mod tests {
     #[test]
     fn admits_only_the_exact_bearer_token() {
         let t = Token::new("s3cret");
-        assert!(t.admits(Some(b"Bearer s3cret")));
+        // The scheme in any case (RFC 7235), then one or more spaces.
+        for right in [
+            &b"Bearer s3cret"[..],
+            b"bearer s3cret",
+            b"BEARER s3cret",
+            b"bEaReR  s3cret",
+        ] {
+            assert!(t.admits(Some(right)), "{right:?}");
+        }
         for wrong in [
             &b"Bearer s3cre"[..],
             b"Bearer s3cret2",
-            b"bearer s3cret",
+            b"Bearer S3CRET",
+            b"Bearers3cret",
+            b"Basic s3cret",
             b"s3cret",
             b"Bearer ",
+            b"Bearer",
             b"",
         ] {
             assert!(!t.admits(Some(wrong)), "{wrong:?}");

@@ -10,7 +10,7 @@ use libsql_sys::rusqlite::{Connection, Statement, TransactionState};
 use pgwire::api::Type;
 
 use super::{param_number, Worker};
-use crate::database::{Database, DbConnection};
+use crate::database::{prepare_with_current_schema, Database, DbConnection};
 use crate::error::{sqlstate, SqlError};
 use crate::query::{Column, PreparedStatement};
 use crate::sql::{self, SessionCommand};
@@ -63,7 +63,7 @@ fn describe(conn: &Connection, sql: &str) -> Result<PreparedStatement, SqlError>
         }
         return Ok(prepared);
     }
-    let mut stmt = conn.prepare(statement.runnable)?;
+    let mut stmt = prepare_with_current_schema(conn, || conn.prepare(statement.runnable))?;
     let count = stmt.parameter_count();
     let hints = sql::param_hints(sql);
     let decltypes = if hints.columns.is_empty() {

@@ -18,7 +18,9 @@ use libsql_sys::rusqlite::Statement;
 use pgwire::api::Type;
 
 use super::{SessionConfig, StatementGuard};
-use crate::database::{Database, DatabaseError, DbConnection, WriteGateHeld};
+use crate::database::{
+    prepare_with_current_schema, Database, DatabaseError, DbConnection, WriteGateHeld,
+};
 use crate::error::{sqlstate, SqlError};
 use crate::memory::{self, ResultMemory};
 use crate::query::{
@@ -262,7 +264,9 @@ impl Worker {
         params: &[Value],
         column_types: Option<&[Type]>,
     ) -> Result<StatementResult, SqlError> {
-        let mut stmt = self.conn.prepare_cached(statement.runnable)?;
+        let mut stmt = prepare_with_current_schema(&self.conn, || {
+            self.conn.prepare_cached(statement.runnable)
+        })?;
         if self.limits.upstream.is_none()
             && self.write_gate.is_none()
             && (!stmt.readonly() || statement.takes_write_lock)

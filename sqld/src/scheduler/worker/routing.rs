@@ -6,6 +6,7 @@ use libsql_sys::rusqlite::types::Value;
 use pgwire::api::Type;
 
 use super::{session_connection, Worker};
+use crate::database::prepare_with_current_schema;
 use crate::error::{sqlstate, SqlError};
 use crate::query::{StatementResult, TxnState};
 use crate::scheduler::{ForwardStatement, Upstream};
@@ -49,7 +50,9 @@ impl Worker {
         let Some(upstream) = self.limits.upstream.clone() else {
             return Ok(false);
         };
-        let writes = !self.conn.prepare_cached(runnable)?.readonly();
+        let writes =
+            !prepare_with_current_schema(&self.conn, || self.conn.prepare_cached(runnable))?
+                .readonly();
         if !writes && !self.conn.is_autocommit() && self.read_frame_no.is_none() {
             self.read_frame_no = Some(upstream.applied());
         }
