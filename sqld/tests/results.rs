@@ -207,3 +207,48 @@ fn suspended_portals_share_the_sessions_result_budget() {
         "the closed portal's budget was given back"
     );
 }
+
+/// A statement with parameters and no result columns is described as
+/// ParameterDescription then NoData, as Postgres does. An empty
+/// RowDescription made pgjdbc take every execution of a prepared INSERT
+/// (from its fifth, when it starts describing) for one that returned
+/// rows, and fail it after the row was committed.
+#[test]
+fn a_statement_without_result_columns_is_described_as_no_data() {
+    let sqld = Sqld::start();
+    let mut s = logged_in(&sqld);
+    send(&mut s, &[message(b'Q', b"create table t(a int)\0")]);
+    read_messages(&mut s, b'Z');
+    let describe_statement = message(b'D', b"S\0");
+    send(
+        &mut s,
+        &[
+            message(b'P', b"\0insert into t values ($1)\0\0\0"),
+            describe_statement.clone(),
+            message(b'S', b""),
+        ],
+    );
+    assert_eq!(kinds(&read_messages(&mut s, b'Z')), "1tnZ");
+    // A statement that returns rows still gets its RowDescription, and a
+    // portal without columns NoData.
+    send(
+        &mut s,
+        &[
+            parse("select a from t"),
+            describe_statement,
+            message(b'S', b""),
+        ],
+    );
+    assert_eq!(kinds(&read_messages(&mut s, b'Z')), "1tTZ");
+    send(
+        &mut s,
+        &[
+            parse("delete from t"),
+            bind(""),
+            message(b'D', b"P\0"),
+            execute("", 0),
+            message(b'S', b""),
+        ],
+    );
+    assert_eq!(kinds(&read_messages(&mut s, b'Z')), "12nCZ");
+}

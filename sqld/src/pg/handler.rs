@@ -23,10 +23,10 @@ use pgwire::api::{
     ClientInfo, ClientPortalStore, ConnectionHandle, PgWireConnectionState, Type, DEFAULT_NAME,
 };
 use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::data::{DataRow, RowDescription};
+use pgwire::messages::data::{DataRow, NoData, ParameterDescription, RowDescription};
 use pgwire::messages::extendedquery::{
-    Close, CloseComplete, Execute, Parse, ParseComplete, PortalSuspended, TARGET_TYPE_BYTE_PORTAL,
-    TARGET_TYPE_BYTE_STATEMENT,
+    Close, CloseComplete, Describe, Execute, Parse, ParseComplete, PortalSuspended,
+    TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
 use pgwire::messages::response::{
     CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus,
@@ -475,6 +475,57 @@ impl ExtendedQueryHandler for ExtendedHandler {
         Ok(())
     }
 
+    /// pgwire's Describe, except that a statement with parameters and no
+    /// result columns is described as ParameterDescription then NoData, as
+    /// Postgres does (pgwire sends an empty RowDescription, and pgjdbc then
+    /// takes every execution of such a statement for one that returned
+    /// rows: "A result was returned when none was expected").
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let (parameters, fields) = match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => match client.portal_store().get_statement(name) {
+                Some(Entry::Value(stmt)) => (
+                    Some(stmt.statement.param_types.clone()),
+                    field_infos(&stmt.statement.columns, &Format::UnifiedText),
+                ),
+                Some(Entry::Empty) => (Some(Vec::new()), Vec::new()),
+                None => return Err(PgWireError::StatementNotFound(name.to_owned())),
+            },
+            TARGET_TYPE_BYTE_PORTAL => match client.portal_store().get_portal(name) {
+                Some(Entry::Value(portal)) => (
+                    None,
+                    field_infos(
+                        &portal.statement.statement.columns,
+                        &portal.result_column_format,
+                    ),
+                ),
+                Some(Entry::Empty) => (None, Vec::new()),
+                None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+            },
+            other => return Err(PgWireError::InvalidTargetType(other)),
+        };
+        if let Some(types) = parameters {
+            let oids = types.iter().map(|t| t.oid()).collect();
+            client
+                .feed(PgWireBackendMessage::ParameterDescription(
+                    ParameterDescription::new(oids),
+                ))
+                .await?;
+        }
+        let described = match fields.is_empty() {
+            true => PgWireBackendMessage::NoData(NoData::new()),
+            false => row_description(&fields),
+        };
+        client.send(described).await?;
+        Ok(())
+    }
+
     /// pgwire's Close, forgetting a closed statement's place in the bound.
     async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
     where
@@ -590,7 +641,7 @@ impl ExtendedQueryHandler for ExtendedHandler {
     async fn do_describe_statement<C>(
         &self,
         _client: &mut C,
-        stmt: &StoredStatement<Self::Statement>,
+        _stmt: &StoredStatement<Self::Statement>,
     ) -> PgWireResult<DescribeStatementResponse>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -598,17 +649,13 @@ impl ExtendedQueryHandler for ExtendedHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let prepared = &stmt.statement;
-        Ok(DescribeStatementResponse::new(
-            prepared.param_types.clone(),
-            field_infos(&prepared.columns, &Format::UnifiedText),
-        ))
+        unreachable!("on_describe is overridden and never calls do_describe_statement")
     }
 
     async fn do_describe_portal<C>(
         &self,
         _client: &mut C,
-        portal: &Portal<Self::Statement>,
+        _portal: &Portal<Self::Statement>,
     ) -> PgWireResult<DescribePortalResponse>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -616,9 +663,6 @@ impl ExtendedQueryHandler for ExtendedHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        Ok(DescribePortalResponse::new(field_infos(
-            &portal.statement.statement.columns,
-            &portal.result_column_format,
-        )))
+        unreachable!("on_describe is overridden and never calls do_describe_portal")
     }
 }
