@@ -26,6 +26,14 @@ if ! command -v cc >/dev/null; then
     echo "setup: installing a C compiler (client library tests)"
     apt_install gcc libc6-dev
 fi
+if ! command -v java >/dev/null; then
+    echo "setup: installing a JDK (pgjdbc tests)"
+    apt_install default-jdk-headless
+fi
+if [ ! -e /usr/share/java/postgresql.jar ]; then
+    echo "setup: installing pgjdbc (libpostgresql-jdbc-java)"
+    apt_install libpostgresql-jdbc-java
+fi
 if ! python3 -c 'import sqlite3' 2>/dev/null; then
     echo "setup: python3 lacks its sqlite3 module (client library tests)"
     exit 1
