@@ -1,12 +1,13 @@
 //! One client must not be able to stop the others: malformed
-//! authentication, connections that never authenticate, a write lock held
-//! while idle, a statement whose client has left, and a forwarded
-//! transaction its replica abandoned all end, and free what they held.
+//! authentication, connections that never authenticate (or authenticate
+//! one byte a second), a write lock held while idle, a statement whose
+//! client has left, and a forwarded transaction its replica abandoned all
+//! end, and free what they held.
 
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{eventually, integers, message, metric_sample, startup_packet, Sqld};
@@ -246,4 +247,168 @@ async fn prepared_statements_per_connection_are_bounded_and_deallocate_frees_the
     for i in 0..100 {
         c.prepare(&format!("select 'after {i}'")).await.unwrap();
     }
+}
+
+/// Connects from `from` (any 127.x.y.z address reaches loopback), sends
+/// the first 8 bytes of a startup packet, then one byte a second; returns
+/// how long the connection lived before the server closed it.
+fn trickle_startup(from: Ipv4Addr, to: SocketAddr) -> Duration {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::from((from, 0)).into()).unwrap();
+    socket.connect(&to.into()).unwrap();
+    let mut s: TcpStream = socket.into();
+    let started = Instant::now();
+    let packet = startup_packet("sqld");
+    s.write_all(&packet[..8]).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut buf = [0u8; 256];
+    for byte in &packet[8..] {
+        match s.read(&mut buf) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            // Closed, reset, or refused with a message.
+            _ => return started.elapsed(),
+        }
+        if s.write_all(&[*byte]).is_err() {
+            return started.elapsed();
+        }
+    }
+    panic!("the whole startup packet trickled in and the server kept the connection");
+}
+
+#[tokio::test]
+async fn startups_trickling_in_byte_by_byte_end_at_the_startup_timeout_without_locking_others_out()
+{
+    let sqld = Sqld::start_with(&[
+        "--dev",
+        "--startup-timeout",
+        "2s",
+        "--max-connections",
+        "4",
+        "--max-authenticating",
+        "16",
+        "--max-authenticating-per-address",
+        "4",
+    ]);
+    let pg = sqld.pg_addr;
+    // Three addresses, each at its share: more connections than
+    // --max-connections, all still authenticating.
+    let tricklers: Vec<_> = (2..5)
+        .flat_map(|host| std::iter::repeat_n(Ipv4Addr::new(127, 0, 0, host), 4))
+        .map(|from| std::thread::spawn(move || trickle_startup(from, pg)))
+        .collect();
+    eventually(
+        "the trickling connections hold their places",
+        Duration::from_secs(5),
+        || authenticating(&sqld) == 12,
+    );
+    // Authenticated sessions do not compete with them for places.
+    let c = sqld.connect().await;
+    c.query_one("select 1", &[]).await.unwrap();
+    for t in tricklers {
+        let lived = t.join().unwrap();
+        assert!(
+            lived < Duration::from_millis(3500),
+            "a trickling startup lived {lived:?} with a 2 s startup timeout"
+        );
+    }
+    eventually(
+        "their places are free again",
+        Duration::from_secs(5),
+        || authenticating(&sqld) == 0,
+    );
+    c.query_one("select 1", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn connections_still_authenticating_are_bounded_in_total() {
+    let sqld = Sqld::start_with(&[
+        "--dev",
+        "--max-authenticating",
+        "4",
+        "--startup-timeout",
+        "30s",
+    ]);
+    let keeper = sqld.connect().await;
+    let pg = sqld.pg_addr;
+    // From four addresses: the per-address share does not bind, the total does.
+    let idle: Vec<TcpStream> = (2..6)
+        .map(|host| {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            socket
+                .bind(&SocketAddr::from((Ipv4Addr::new(127, 0, 0, host), 0)).into())
+                .unwrap();
+            socket.connect(&pg.into()).unwrap();
+            socket.into()
+        })
+        .collect();
+    eventually(
+        "the idle connections hold every place",
+        Duration::from_secs(5),
+        || authenticating(&sqld) == 4,
+    );
+    let refused = read_to_close(TcpStream::connect(pg).unwrap());
+    assert!(refused.windows(5).any(|w| w == b"53300"), "{refused:?}");
+    keeper.query_one("select 1", &[]).await.unwrap();
+    drop(idle);
+    eventually("the places come back", Duration::from_secs(5), || {
+        authenticating(&sqld) == 0
+    });
+    sqld.connect()
+        .await
+        .query_one("select 1", &[])
+        .await
+        .unwrap();
+}
+
+/// Reads backend messages up to ReadyForQuery; returns the types seen.
+fn read_until_ready(s: &mut TcpStream) -> Vec<u8> {
+    let mut kinds = Vec::new();
+    loop {
+        let mut header = [0u8; 5];
+        s.read_exact(&mut header).unwrap();
+        let len = u32::from_be_bytes(header[1..].try_into().unwrap()) as usize;
+        let mut body = vec![0u8; len - 4];
+        s.read_exact(&mut body).unwrap();
+        kinds.push(header[0]);
+        if header[0] == b'Z' {
+            return kinds;
+        }
+    }
+}
+
+/// The server side of the connection from local port `client_port` to
+/// `server_port`: its `tr:tm->when` field in /proc/net/tcp.
+fn server_socket_timer(server_port: u16, client_port: u16) -> String {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next().unwrap(), 16).unwrap();
+    table
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| port(f[1]) == server_port && port(f[2]) == client_port)
+        .map(|f| f[5].to_owned())
+        .expect("the server's socket in /proc/net/tcp")
+}
+
+#[tokio::test]
+async fn accepted_connections_have_tcp_keepalive() {
+    let sqld = Sqld::start();
+    let mut s = TcpStream::connect(sqld.pg_addr).unwrap();
+    s.write_all(&startup_packet("sqld")).unwrap();
+    read_until_ready(&mut s);
+    // An idle established socket has a timer pending only with keepalive
+    // on (timer 2); its first probe is due within the 60 s idle time.
+    let timer = server_socket_timer(sqld.port(), s.local_addr().unwrap().port());
+    let (kind, when) = timer.split_once(':').unwrap();
+    assert_eq!(kind, "02", "no keepalive timer: {timer}");
+    let ticks = u64::from_str_radix(when, 16).unwrap();
+    assert!(
+        (3_000..=6_000).contains(&ticks),
+        "first probe in {ticks} ticks"
+    );
 }
