@@ -125,6 +125,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         write_transaction_timeout: nonzero(config.write_transaction_timeout),
         upstream,
         sqlite_api: false,
+        shutdown: Some(shutdown.clone()),
     };
     let stack = service::query_stack();
     // The primary runs replicas' forwarded writes in sessions of its own.

@@ -1,8 +1,9 @@
 //! One client must not be able to stop the others: malformed
 //! authentication, connections that never authenticate (or authenticate
 //! one byte a second), a write lock held while idle, a statement whose
-//! client has left, and a forwarded transaction its replica abandoned all
-//! end, and free what they held.
+//! client has left or that never ends, huge distinct statements, and a
+//! forwarded transaction its replica abandoned all end, and free what they
+//! held.
 
 mod common;
 
@@ -11,7 +12,12 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{eventually, integers, message, metric_sample, startup_packet, Sqld};
+
 use tokio_postgres::error::SqlState;
+
+/// A statement that never ends by itself.
+const ENDLESS: &str =
+    "with recursive c(x) as (select 1 union all select x + 1 from c) select count(*) from c";
 
 /// The `sqld_connections` gauge.
 fn open_connections(sqld: &Sqld) -> i64 {
@@ -365,6 +371,18 @@ async fn connections_still_authenticating_are_bounded_in_total() {
         .unwrap();
 }
 
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        / 1024
+}
+
 /// Reads backend messages up to ReadyForQuery; returns the types seen.
 fn read_until_ready(s: &mut TcpStream) -> Vec<u8> {
     let mut kinds = Vec::new();
@@ -379,6 +397,111 @@ fn read_until_ready(s: &mut TcpStream) -> Vec<u8> {
             return kinds;
         }
     }
+}
+
+#[tokio::test]
+async fn huge_distinct_statements_are_not_kept_for_the_session() {
+    let sqld = Sqld::start();
+    let mut s = TcpStream::connect(sqld.pg_addr).unwrap();
+    s.write_all(&startup_packet("sqld")).unwrap();
+    read_until_ready(&mut s);
+    let before = rss_mib(sqld.child.id());
+    let filler = "x".repeat(8 * 1024 * 1024);
+    // 40 distinct 8 MiB statements, unnamed Parse, then as simple queries.
+    for i in 0..40 {
+        let mut parse = vec![0];
+        parse.extend_from_slice(format!("select '{filler}' as c{i}").as_bytes());
+        parse.extend_from_slice(&[0, 0, 0]);
+        let mut batch = message(b'P', &parse);
+        batch.extend(message(b'S', &[]));
+        s.write_all(&batch).unwrap();
+        let kinds = read_until_ready(&mut s);
+        assert!(!kinds.contains(&b'E'), "Parse {i} failed: {kinds:?}");
+    }
+    for i in 0..40 {
+        let mut query = format!("select '{filler}' as q{i}").into_bytes();
+        query.push(0);
+        s.write_all(&message(b'Q', &query)).unwrap();
+        let kinds = read_until_ready(&mut s);
+        assert!(!kinds.contains(&b'E'), "query {i} failed: {kinds:?}");
+    }
+    let grown = rss_mib(sqld.child.id()).saturating_sub(before);
+    // Kept, they held 640 MiB and more; a few in flight are fine.
+    assert!(grown < 256, "the server grew by {grown} MiB");
+}
+
+async fn show(c: &tokio_postgres::Client, setting: &str) -> String {
+    let rows = c.simple_query(&format!("show {setting}")).await.unwrap();
+    rows.iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap().to_owned()),
+            _ => None,
+        })
+        .expect("a row")
+}
+
+#[tokio::test]
+async fn a_sessions_statement_timeout_interrupts_its_statements() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    assert_eq!(show(&c, "statement_timeout").await, "0");
+    for (value, shown) in [("'100ms'", "100ms"), ("250", "250ms")] {
+        c.batch_execute(&format!("set statement_timeout = {value}"))
+            .await
+            .unwrap();
+        assert_eq!(show(&c, "statement_timeout").await, shown);
+        let started = Instant::now();
+        let err = c.simple_query(ENDLESS).await.expect_err("interrupted");
+        assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    c.batch_execute("set statement_timeout to '1min'")
+        .await
+        .unwrap();
+    assert_eq!(show(&c, "statement_timeout").await, "1min");
+    c.batch_execute("reset statement_timeout").await.unwrap();
+    assert_eq!(show(&c, "statement_timeout").await, "0");
+    c.batch_execute("set statement_timeout = '2s'")
+        .await
+        .unwrap();
+    c.batch_execute("set statement_timeout = default")
+        .await
+        .unwrap();
+    assert_eq!(show(&c, "statement_timeout").await, "0");
+    let err = c
+        .batch_execute("set statement_timeout = 'soon'")
+        .await
+        .expect_err("not a duration");
+    assert_eq!(
+        err.code(),
+        Some(&SqlState::INVALID_PARAMETER_VALUE),
+        "{err:?}"
+    );
+    c.query_one("select 1", &[]).await.unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_interrupts_a_statement_that_never_ends() {
+    let mut sqld = Sqld::start_with(&["--dev", "--shutdown-grace-period", "60s"]);
+    let c = sqld.connect().await;
+    let endless = tokio::spawn(async move { c.simple_query(ENDLESS).await.map(drop) });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || sqld.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        started.elapsed()
+    );
+    let err = endless.await.unwrap().expect_err("interrupted");
+    assert_eq!(err.code(), Some(&SqlState::ADMIN_SHUTDOWN), "{err:?}");
 }
 
 /// The server side of the connection from local port `client_port` to
