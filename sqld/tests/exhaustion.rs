@@ -535,3 +535,51 @@ async fn accepted_connections_have_tcp_keepalive() {
         "first probe in {ticks} ticks"
     );
 }
+
+#[tokio::test]
+async fn forwarded_transactions_open_on_the_primary_are_capped() {
+    let primary = Sqld::start_with(&[
+        "--dev",
+        "--replication-token",
+        "secret",
+        "--max-connections",
+        "4",
+    ]);
+    let pid = primary.child.id();
+    let descriptors = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let begin = || {
+        let body = r#"{"session":null,"begin_after_frame":null,"sql":"BEGIN","params":[],"column_types":null}"#;
+        let mut s = TcpStream::connect(primary.http_addr).unwrap();
+        write!(
+            s,
+            "POST /v1/replication/execute HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Authorization: Bearer secret\r\nx-sqld-replica-id: r1\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        out
+    };
+    for i in 0..4 {
+        let answer = begin();
+        assert!(answer.contains("\"session\":\""), "BEGIN {i}: {answer}");
+    }
+    let held = descriptors();
+    for _ in 0..200 {
+        let answer = begin();
+        assert!(answer.contains("53300"), "{answer}");
+        assert!(
+            answer.contains("too many forwarded transactions"),
+            "{answer}"
+        );
+    }
+    let now = descriptors();
+    assert!(now <= held + 8, "descriptors grew from {held} to {now}");
+}
