@@ -224,6 +224,35 @@ async fn a_forwarded_transaction_abandoned_by_its_replica_is_rolled_back() {
 }
 
 #[tokio::test]
+async fn a_forwarded_transaction_is_rolled_back_when_its_client_disconnects() {
+    // The idle timeout would take a minute to reap it.
+    let primary = Sqld::start();
+    let p = primary.connect().await;
+    p.batch_execute("create table t(a integer)").await.unwrap();
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
+    let (r, connection) = tokio_postgres::connect(&replica.conn_str(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    r.batch_execute("begin; insert into t values (1)")
+        .await
+        .unwrap();
+    // The client goes away in the middle of its transaction.
+    drop(r);
+    let _ = driver.await;
+    let started = Instant::now();
+    p.batch_execute("insert into t values (2)").await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the primary's writers waited {:?}",
+        started.elapsed()
+    );
+    let rows = integers(&p, "select a from t order by a").await;
+    assert_eq!(rows, vec![2], "the abandoned write was rolled back");
+}
+
+#[tokio::test]
 async fn prepared_statements_per_connection_are_bounded_and_deallocate_frees_them() {
     let sqld = Sqld::start();
     let c = sqld.connect().await;
