@@ -359,6 +359,43 @@ async fn startups_trickling_in_byte_by_byte_end_at_the_startup_timeout_without_l
 }
 
 #[tokio::test]
+async fn a_message_trickling_in_inside_a_transaction_ends_at_the_idle_timeout() {
+    let sqld = Sqld::start_with(&["--dev", "--idle-in-transaction-timeout", "1s"]);
+    let mut s = TcpStream::connect(sqld.pg_addr).unwrap();
+    s.write_all(&startup_packet("sqld")).unwrap();
+    read_until_ready(&mut s);
+    s.write_all(&message(b'Q', b"begin\0")).unwrap();
+    read_until_ready(&mut s);
+    // The next message arrives a byte every 200 ms: 8 s for all of it.
+    let started = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 256];
+    for byte in message(b'Q', b"select 1 as trickled\0") {
+        if s.write_all(&[byte]).is_err() {
+            break;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "the connection lived {:?} past its idle timeout of 1 s",
+        started.elapsed()
+    );
+    assert!(answer.windows(5).any(|w| w == b"25P03"), "{answer:?}");
+}
+
+#[tokio::test]
 async fn connections_still_authenticating_are_bounded_in_total() {
     let sqld = Sqld::start_with(&[
         "--dev",
