@@ -43,6 +43,7 @@ pub const SQLD_FLAGS: &[SqldFlag] = &[
     flag("--tls-cert", "SQLD_TLS_CERT"),
     flag("--tls-key", "SQLD_TLS_KEY"),
     flag("--max-connections", "SQLD_MAX_CONNECTIONS"),
+    flag("--max-authenticating", "SQLD_MAX_AUTHENTICATING"),
     flag(
         "--max-authenticating-per-address",
         "SQLD_MAX_AUTHENTICATING_PER_ADDRESS",

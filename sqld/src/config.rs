@@ -82,9 +82,18 @@ pub struct Config {
     #[arg(long, env = "SQLD_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Connections beyond this are refused with SQLSTATE 53300.
+    /// Authenticated sessions beyond this are refused with SQLSTATE 53300.
+    /// Connections still authenticating are not counted here but against
+    /// --max-authenticating.
     #[arg(long, env = "SQLD_MAX_CONNECTIONS", default_value_t = 128)]
     pub max_connections: usize,
+
+    /// Connections, from all addresses together, that may be open before
+    /// they have authenticated; beyond it new ones are refused at once
+    /// (53300), so connections that never finish their startup cannot lock
+    /// out authenticated sessions.
+    #[arg(long, env = "SQLD_MAX_AUTHENTICATING", default_value_t = 64)]
+    pub max_authenticating: usize,
 
     /// Connections one client address may have open before they have
     /// authenticated; beyond it new ones are refused at once (53300), so

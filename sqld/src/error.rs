@@ -90,6 +90,13 @@ impl SqlError {
         )
     }
 
+    pub fn admin_shutdown() -> Self {
+        Self::new(
+            sqlstate::ADMIN_SHUTDOWN,
+            "terminating statement due to administrator command (the server is shutting down)",
+        )
+    }
+
     pub fn in_failed_transaction() -> Self {
         Self::new(
             sqlstate::IN_FAILED_TRANSACTION,

@@ -111,6 +111,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         write_transaction_timeout: nonzero(config.write_transaction_timeout),
         upstream: None,
         sqlite_api: false,
+        shutdown: Some(shutdown.clone()),
     };
     let stack = service::query_stack();
     // The one place that decides what this process is.
@@ -167,6 +168,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(http::serve(listener, api, internal_tls, shutdown.clone()))
     });
 
+    let admission_limits = pg::AdmissionLimits {
+        max_connections: config.max_connections,
+        max_authenticating: config.max_authenticating,
+        max_authenticating_per_address: config.max_authenticating_per_address,
+    };
     let factory = PgConnectionFactory::new(
         FactoryConfig {
             db: db.clone(),
@@ -179,12 +185,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 max_message_size: config.max_message_size,
                 startup_timeout: config.startup_timeout,
                 idle_in_transaction_timeout: nonzero(config.idle_in_transaction_timeout),
-                max_authenticating_per_address: config.max_authenticating_per_address,
+                admission: admission_limits,
             },
         },
         shutdown.clone(),
     );
-    let server = server::Server::new(pg_listener, config.max_connections);
+    let server = server::Server::new(
+        pg_listener,
+        pg::admission::Admission::max_sockets(admission_limits),
+    );
     let serving = tokio::spawn(server.serve(factory, shutdown, config.shutdown_grace_period));
 
     wait_for_signal().await;

@@ -1,8 +1,8 @@
-//! `Server::serve`: the accept loop. It bounds the number of connections
-//! (refusing the excess with SQLSTATE 53300, as Postgres does), hands each
-//! socket to the connection service on a thread of its own, and on shutdown
-//! stops accepting and waits, up to a grace period, for connections to
-//! finish.
+//! `Server::serve`: the accept loop. It bounds the number of open sockets
+//! (refusing the excess with SQLSTATE 53300, as Postgres does), turns on
+//! TCP keepalive, hands each socket to the connection service on a thread
+//! of its own, and on shutdown stops accepting and waits, up to a grace
+//! period, for connections to finish.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,12 +25,19 @@ use crate::shutdown::Shutdown;
 const REFUSAL_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Refusals answered at once; beyond this, excess sockets are just closed.
 const MAX_PENDING_REFUSALS: usize = 64;
+/// TCP keepalive on client sockets, as Postgres deployments commonly tune
+/// it: a peer that vanished (a half-open connection, holding a transaction
+/// perhaps) is found out after 60 s of silence plus 6 probes 10 s apart.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 6;
 
 pub struct Server {
     listener: TcpListener,
-    /// One permit per open connection: `--max-connections`.
+    /// One permit per open socket (authenticated and authenticating
+    /// connections, see `pg::admission`).
     connections: Arc<Semaphore>,
-    max_connections: usize,
+    max_sockets: usize,
     /// Bounds the tasks that tell refused clients why.
     refusals: Arc<Semaphore>,
     /// The open connections' sockets: at shutdown their read sides are
@@ -72,11 +79,11 @@ impl OpenSockets {
 }
 
 impl Server {
-    pub fn new(listener: TcpListener, max_connections: usize) -> Self {
+    pub fn new(listener: TcpListener, max_sockets: usize) -> Self {
         Server {
             listener,
-            connections: Arc::new(Semaphore::new(max_connections)),
-            max_connections,
+            connections: Arc::new(Semaphore::new(max_sockets)),
+            max_sockets,
             refusals: Arc::new(Semaphore::new(MAX_PENDING_REFUSALS)),
             open: Arc::default(),
         }
@@ -103,6 +110,9 @@ impl Server {
                 }
             };
             let _ = socket.set_nodelay(true);
+            if let Err(e) = keep_alive(&socket) {
+                tracing::debug!(error = %e, "cannot enable TCP keepalive");
+            }
             match self.connections.clone().try_acquire_owned() {
                 Ok(permit) => {
                     METRICS.connections_total.inc();
@@ -131,7 +141,7 @@ impl Server {
         }
         tracing::info!("stopped accepting connections; waiting for open ones to finish");
         self.open.shut_reads();
-        let all = self.connections.acquire_many(self.max_connections as u32);
+        let all = self.connections.acquire_many(self.max_sockets as u32);
         if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!(?grace, "grace period over with connections still open");
         }
@@ -190,6 +200,14 @@ where
         open.remove(id);
     }
     spawned.map(drop)
+}
+
+fn keep_alive(socket: &TcpStream) -> std::io::Result<()> {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    socket2::SockRef::from(socket).set_tcp_keepalive(&keepalive)
 }
 
 /// Calls its function when dropped.

@@ -20,7 +20,9 @@ fn run_java(program: &str, sqld: &Sqld, options: &str) -> String {
         Path::new(DRIVER).exists(),
         "pgjdbc is not installed: apt-get install libpostgresql-jdbc-java"
     );
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/jdbc").join(program);
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/jdbc")
+        .join(program);
     let url = format!("jdbc:postgresql://127.0.0.1:{}/sqld{options}", sqld.port());
     let mut cmd = Command::new("java");
     cmd.arg("-cp").arg(DRIVER).arg(source).arg(url);

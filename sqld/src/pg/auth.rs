@@ -24,6 +24,7 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::startup::{PasswordMessageFamily, SASLInitialResponse};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
+use super::admission::Place;
 use crate::config::AuthMethod;
 use crate::database::catalog_server_version;
 use crate::error::sqlstate;
@@ -286,12 +287,29 @@ impl StartupHandler for Startup {
             _ => return Ok(()),
         };
         if let AuthOutcome::Authenticated { final_message, .. } = outcome {
+            take_authenticated_place(client)?;
             self.driver
                 .complete_authentication(client, final_message)
                 .await?;
         }
         Ok(())
     }
+}
+
+/// An authenticated session needs one of `--max-connections` places;
+/// without one it is refused before it is told it is in.
+fn take_authenticated_place<C: ClientInfo>(client: &C) -> PgWireResult<()> {
+    let Some(place) = client.session_extensions().get::<Place>() else {
+        return Ok(());
+    };
+    place.authenticate().map_err(|refusal| {
+        crate::metrics::METRICS.connections_rejected.inc();
+        PgWireError::UserError(Box::new(ErrorInfo::new(
+            "FATAL".to_owned(),
+            sqlstate::TOO_MANY_CONNECTIONS.to_owned(),
+            refusal.message().to_owned(),
+        )))
+    })
 }
 
 #[cfg(test)]

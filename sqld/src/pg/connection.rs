@@ -18,6 +18,7 @@ use pgwire::tokio::server::{
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
+use super::admission::{Place, Refusal};
 use super::io::{holds_complete_message, GuardedIo};
 use super::stream::ClientStream;
 use super::PgShared;
@@ -71,12 +72,15 @@ pub async fn drive(
 ) -> std::io::Result<()> {
     let limits = &shared.limits;
     let address = tcp.peer_addr()?.ip();
-    let Some(admitted) = shared.admission.enter(address) else {
-        refuse_at_once(&tcp, address);
-        return Ok(());
+    // Traded for an authenticated place when authentication succeeds
+    // (see `auth`), freed with the connection.
+    let admitted = match shared.admission.enter(address) {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            refuse_at_once(&tcp, address, refusal);
+            return Ok(());
+        }
     };
-    // Held until authentication completes (or the connection ends).
-    let mut admitted = Some(admitted);
     let startup_deadline = tokio::time::Instant::now() + limits.startup_timeout;
     match tokio::time::timeout_at(startup_deadline, plausible_first_packet(&tcp)).await {
         Ok(Ok(true)) => {}
@@ -98,6 +102,7 @@ pub async fn drive(
     new_parts.write_buf = parts.write_buf;
     let mut socket: Framed<_, PgWireMessageServerCodec<_>> = Framed::from_parts(new_parts);
     socket.session_extensions().insert(client_socket);
+    socket.session_extensions().insert(Place::new(admitted));
 
     let copy = Arc::new(NoopHandler);
     socket.get_mut().set_deferred(true);
@@ -116,9 +121,6 @@ pub async fn drive(
             PgWireConnectionState::AwaitingStartup
                 | PgWireConnectionState::AuthenticationInProgress
         );
-        if !authenticating {
-            admitted.take();
-        }
         // Answer once nothing more is pipelined: the client may be waiting.
         if (authenticating || !holds_complete_message(socket.read_buffer()))
             && flush_now(&mut socket).await.is_err()
@@ -134,11 +136,7 @@ pub async fn drive(
             .get::<Arc<Session>>()
             .and_then(|s| s.write_deadline())
             .filter(|_| in_transaction)
-            // A zero read timeout would mean none at all.
-            .map(|d| {
-                d.saturating_duration_since(std::time::Instant::now())
-                    .max(Duration::from_millis(1))
-            });
+            .map(|d| d.saturating_duration_since(now.into_std()));
         let idle_timeout = limits
             .idle_in_transaction_timeout
             .filter(|_| in_transaction);
@@ -150,18 +148,16 @@ pub async fn drive(
         if let Some(limit) = idle_limit {
             idle_expired.as_mut().reset(now + limit);
         }
-        let read_timeout = if authenticating {
-            match startup_deadline.checked_duration_since(now) {
-                Some(left) if !left.is_zero() => Some(left),
-                _ => break,
-            }
+        // The whole startup has one deadline, however its bytes arrive.
+        let read_deadline = if authenticating {
+            Some(startup_deadline)
         } else {
-            idle_limit
+            idle_limit.map(|limit| now + limit)
         };
         socket
             .get_mut()
             .stream_mut()
-            .set_read_timeout(read_timeout)?;
+            .set_read_deadline(read_deadline.map(tokio::time::Instant::into_std));
         let next = tokio::select! {
             _ = &mut stopping, if !authenticating => Err(Stop::Shutdown),
             _ = &mut startup_expired, if authenticating => Err(Stop::Quietly),
@@ -170,11 +166,11 @@ pub async fn drive(
         };
         let next = match next {
             Ok(Some(Ok(msg))) => Ok(msg),
-            // A blocking read's timeout: the startup or idle timer's.
+            // A blocking read's deadline: the startup or idle one.
             Ok(Some(Err(PgWireError::IoError(e)))) if e.kind() == std::io::ErrorKind::TimedOut => {
                 Err(match idle_limit {
-                    Some(_) => idle_stop,
-                    None => Stop::Quietly,
+                    Some(_) if !authenticating => idle_stop,
+                    _ => Stop::Quietly,
                 })
             }
             // Garbage, an oversized message or a closed socket.
@@ -264,22 +260,18 @@ async fn plausible_first_packet(tcp: &TcpStream) -> std::io::Result<bool> {
     }
 }
 
-/// Tells a client over its address's share of unauthenticated connections
-/// why it is refused, without reading from it (the point is not to hold
-/// its slot): a FATAL ErrorResponse, which libpq shows whether it sent a
+/// Tells a client refused a place to authenticate in why, without reading
+/// from it (the point is not to hold its slot): a FATAL ErrorResponse, which libpq shows whether it sent a
 /// startup packet or an SSLRequest first.
-fn refuse_at_once(tcp: &TcpStream, address: std::net::IpAddr) {
+fn refuse_at_once(tcp: &TcpStream, address: std::net::IpAddr, refusal: Refusal) {
     crate::metrics::METRICS.connections_rejected.inc();
-    tracing::debug!(%address, "refused: too many connections from this address are authenticating");
+    tracing::debug!(%address, reason = refusal.message(), "refused a connection");
     let mut fields = Vec::new();
     for (kind, value) in [
         (b'S', "FATAL"),
         (b'V', "FATAL"),
         (b'C', sqlstate::TOO_MANY_CONNECTIONS),
-        (
-            b'M',
-            "too many connections from this address are still authenticating",
-        ),
+        (b'M', refusal.message()),
     ] {
         fields.push(kind);
         fields.extend_from_slice(value.as_bytes());

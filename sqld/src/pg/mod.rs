@@ -3,7 +3,7 @@
 //! (`connection`) with the shared handlers (`auth` for startup, `handler`
 //! for queries), reading through `io`'s guard from the client's `stream`.
 
-mod admission;
+pub(crate) mod admission;
 pub(crate) mod auth;
 mod connection;
 mod handler;
@@ -25,6 +25,7 @@ use pgwire::tokio::TlsAcceptor;
 use tokio::net::TcpStream;
 use tower::Service;
 
+pub use admission::AdmissionLimits;
 pub use auth::{Users, UsersError};
 use handler::{ExtendedHandler, SqlHandler};
 
@@ -40,8 +41,8 @@ pub struct ProtocolLimits {
     pub max_message_size: usize,
     pub startup_timeout: Duration,
     pub idle_in_transaction_timeout: Option<Duration>,
-    /// Connections one client address may have authenticating at once.
-    pub max_authenticating_per_address: usize,
+    /// Places for authenticated and authenticating connections.
+    pub admission: AdmissionLimits,
 }
 
 /// What every connection shares: the handlers and limits.
@@ -90,7 +91,7 @@ impl PgConnectionFactory {
             simple: sql,
             cancel: Arc::new(DefaultCancelHandler::new(cancels)),
             tls: config.tls,
-            admission: admission::Admission::new(config.limits.max_authenticating_per_address),
+            admission: admission::Admission::new(config.limits.admission),
             limits: config.limits,
         };
         PgConnectionFactory {

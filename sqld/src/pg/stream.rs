@@ -5,15 +5,16 @@
 //! thread's runtime.
 //!
 //! A blocking read cannot be raced against a timer or the shutdown signal,
-//! so instead it waits at most the read timeout the driver sets before
-//! each message (then fails with `TimedOut`), and the server ends reads at
-//! shutdown by shutting the socket's read side (`server`).
+//! so the driver gives the stream a deadline instead (startup, idle in a
+//! transaction): every read fails with `TimedOut` once it has passed, however
+//! slowly the bytes trickle in, and the server ends reads at shutdown by
+//! shutting the socket's read side (`server`).
 
 use std::io::{self, Write};
 use std::net::Shutdown;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pgwire::tokio::server::MaybeTls;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -32,6 +33,7 @@ impl ClientStream {
                 tcp.set_nonblocking(false)?;
                 ClientStream::Blocking(BlockingTcp {
                     tcp,
+                    deadline: None,
                     read_timeout: None,
                 })
             }
@@ -39,30 +41,35 @@ impl ClientStream {
         })
     }
 
-    /// How long the next read may wait (blocking streams; the driver's
-    /// timers cover the others).
-    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            ClientStream::Blocking(b) if b.read_timeout != timeout => {
-                b.tcp.set_read_timeout(timeout)?;
-                b.read_timeout = timeout;
-                Ok(())
-            }
-            _ => Ok(()),
+    /// When reads must stop waiting for the client (blocking streams; the
+    /// driver's timers cover the others).
+    pub fn set_read_deadline(&mut self, deadline: Option<Instant>) {
+        if let ClientStream::Blocking(b) = self {
+            b.deadline = deadline;
         }
     }
 }
 
+/// A read may wait this much past its deadline before SO_RCVTIMEO is
+/// lowered again: so a session that reads each message in one recv does
+/// not pay a setsockopt per message for a deadline that keeps moving.
+const DEADLINE_SLACK: Duration = Duration::from_millis(100);
+
 pub struct BlockingTcp {
     tcp: std::net::TcpStream,
+    /// No read waits past this. SO_RCVTIMEO bounds one recv, not a
+    /// message, so it alone would let one byte a second hold a connection.
+    deadline: Option<Instant>,
     /// What SO_RCVTIMEO is set to, to set it only when it changes.
     read_timeout: Option<Duration>,
 }
 
 impl BlockingTcp {
     fn read(&mut self, buf: &mut ReadBuf<'_>) -> io::Result<()> {
-        let socket = socket2::SockRef::from(&self.tcp);
+        let mut woken = false;
         loop {
+            self.arm_timeout(woken)?;
+            let socket = socket2::SockRef::from(&self.tcp);
             // SAFETY: recv only writes into the unfilled part, and exactly
             // `n` bytes of it are then marked initialised and filled.
             let result = socket.recv(unsafe { buf.unfilled_mut() });
@@ -73,16 +80,46 @@ impl BlockingTcp {
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // SO_RCVTIMEO expired.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "no message within the read timeout",
-                    ))
-                }
+                // SO_RCVTIMEO expired: only a wake-up, the deadline decides
+                // (checked by `arm_timeout` on the next round).
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => woken = true,
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Fails once the deadline has passed; otherwise makes sure the next
+    /// recv cannot wait (much) past it, touching SO_RCVTIMEO only when it
+    /// would, or when it woke a recv before the deadline (it was set for
+    /// an earlier one).
+    fn arm_timeout(&mut self, woken: bool) -> io::Result<()> {
+        let Some(deadline) = self.deadline else {
+            return self.set_timeout(None);
+        };
+        let now = Instant::now();
+        let left = deadline.saturating_duration_since(now);
+        if left.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no message before the read deadline",
+            ));
+        }
+        let late = match self.read_timeout {
+            Some(timeout) => now + timeout > deadline + DEADLINE_SLACK,
+            None => true,
+        };
+        if late || woken {
+            self.set_timeout(Some(left))?;
+        }
+        Ok(())
+    }
+
+    fn set_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if self.read_timeout != timeout {
+            self.tcp.set_read_timeout(timeout)?;
+            self.read_timeout = timeout;
+        }
+        Ok(())
     }
 }
 

@@ -8,8 +8,9 @@
 //! concurrently and writers queue at the database's write gate.
 //!
 //! A running statement is stopped by SQLite's progress handler when its
-//! statement timeout passes or its client sends a CancelRequest
-//! (`StatementGuard`); another thread can also interrupt it directly.
+//! statement timeout passes, its client sends a CancelRequest or leaves,
+//! its write transaction runs out of time, or the server shuts down
+//! (`StatementGuard`).
 
 mod upstream;
 mod worker;
@@ -26,6 +27,7 @@ use tower::Service;
 use crate::database::{Database, DatabaseError};
 use crate::error::{sqlstate, SqlError};
 use crate::query::{Outcome, Request, Response};
+use crate::shutdown::Shutdown;
 
 pub use upstream::{ForwardStatement, Forwarded, Upstream};
 
@@ -35,7 +37,8 @@ pub struct SessionConfig {
     /// A result set larger than this (in bytes of values) fails with 54000
     /// rather than exhausting the server's memory.
     pub max_result_bytes: usize,
-    /// Statements running longer than this are canceled (57014).
+    /// Statements running longer than this are canceled (57014), unless
+    /// the session SETs its own `statement_timeout`.
     pub statement_timeout: Option<Duration>,
     /// A transaction holding the write lock longer is rolled back (25P04).
     pub write_transaction_timeout: Option<Duration>,
@@ -43,6 +46,8 @@ pub struct SessionConfig {
     pub upstream: Option<Arc<dyn Upstream>>,
     /// The session speaks the SQLite API dialect (see `pg::sqlite_api`).
     pub sqlite_api: bool,
+    /// Running statements are interrupted (57P01) once this fires.
+    pub shutdown: Option<Shutdown>,
 }
 
 /// One request for one session's database connection.
@@ -61,7 +66,6 @@ pub struct Session {
     pub id: u64,
     worker: Mutex<worker::Worker>,
     guard: Arc<StatementGuard>,
-    statement_timeout: Option<Duration>,
 }
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
@@ -70,14 +74,15 @@ impl Session {
     /// Opens a libsql connection for a new session, on the calling thread.
     pub fn open(db: &Database, config: SessionConfig) -> Result<Arc<Session>, DatabaseError> {
         let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
-        let guard = Arc::new(StatementGuard::default());
-        let statement_timeout = config.statement_timeout;
+        let guard = Arc::new(StatementGuard {
+            shutdown: config.shutdown.clone(),
+            ..StatementGuard::default()
+        });
         let worker = worker::Worker::new(db.clone(), config, guard.clone())?;
         Ok(Arc::new(Session {
             id,
             worker: Mutex::new(worker),
             guard,
-            statement_timeout,
         }))
     }
 
@@ -100,7 +105,7 @@ impl Session {
         // A poisoned lock means a request panicked; the connection and its
         // transaction state are still consistent enough to roll back.
         let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
-        self.guard.arm(self.statement_timeout, query.cancel);
+        self.guard.arm(worker.statement_timeout(), query.cancel);
         // The write transaction ran out of time between statements.
         if self.guard.write_deadline_passed() {
             worker.abort_transaction();
@@ -157,8 +162,8 @@ impl Service<Query> for SchedulerService {
 const CLIENT_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 /// What may stop the statement running now: its deadline, its client's
-/// CancelRequest, the deadline of the write transaction it runs in, and
-/// its client going away. SQLite's progress handler asks, every few
+/// CancelRequest, the deadline of the write transaction it runs in, its
+/// client going away, and server shutdown. SQLite's progress handler asks, every few
 /// hundred virtual-machine steps, on the session's own thread.
 #[derive(Default)]
 pub struct StatementGuard {
@@ -174,6 +179,8 @@ pub struct StatementGuard {
     client: std::sync::OnceLock<std::os::fd::RawFd>,
     client_checked: Mutex<Option<Instant>>,
     client_gone: AtomicBool,
+    shutdown: Option<Shutdown>,
+    shut_down: AtomicBool,
 }
 
 impl StatementGuard {
@@ -189,7 +196,9 @@ impl StatementGuard {
     fn disarm(&self) -> Option<SqlError> {
         *lock(&self.deadline) = None;
         *lock(&self.cancel) = None;
-        if self.write_timed_out.load(Ordering::SeqCst) {
+        if self.shut_down.load(Ordering::SeqCst) {
+            Some(SqlError::admin_shutdown())
+        } else if self.write_timed_out.load(Ordering::SeqCst) {
             Some(SqlError::write_transaction_timeout())
         } else if self.client_gone.load(Ordering::SeqCst) {
             Some(SqlError::client_disconnected())
@@ -231,7 +240,15 @@ impl StatementGuard {
             || self.cancelled.load(Ordering::Relaxed)
             || self.write_timed_out.load(Ordering::Relaxed)
             || self.client_gone.load(Ordering::Relaxed)
+            || self.shut_down.load(Ordering::Relaxed)
         {
+            return true;
+        }
+        // Shutdown interrupts statements, as Postgres' fast shutdown does:
+        // one that never ends must not hold the process for the whole
+        // grace period.
+        if self.shutdown.as_ref().is_some_and(Shutdown::is_shutdown) {
+            self.shut_down.store(true, Ordering::SeqCst);
             return true;
         }
         let now = Instant::now();

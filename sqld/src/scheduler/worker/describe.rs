@@ -36,10 +36,28 @@ impl Worker {
             return Ok(prepared.clone());
         }
         let prepared = Arc::new(describe(conn, sql)?);
-        self.prepared
-            .insert(sql.to_owned(), (schema_version, prepared.clone()));
+        if cacheable(sql) {
+            if self.prepared.len() >= MAX_CACHED_DESCRIPTIONS {
+                self.prepared.clear();
+            }
+            self.prepared
+                .insert(sql.to_owned(), (schema_version, prepared.clone()));
+        }
         Ok(prepared)
     }
+}
+
+/// Descriptions kept per session, and the longest SQL whose description is
+/// kept: the cache holds the SQL twice (key and statement), so without
+/// bounds distinct Parse messages would grow it for the session's
+/// lifetime (40 of 8 MB held 640 MB). Together at most 8 MiB per session.
+const MAX_CACHED_DESCRIPTIONS: usize = 256;
+const MAX_CACHED_SQL: usize = 16 * 1024;
+
+/// Whether statements of this SQL are kept for reuse (here, and in
+/// rusqlite's statement cache: see `Worker::execute`).
+pub(super) fn cacheable(sql: &str) -> bool {
+    sql.len() <= MAX_CACHED_SQL
 }
 
 fn schema_version(conn: &Connection) -> i64 {

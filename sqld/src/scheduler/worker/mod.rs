@@ -59,11 +59,16 @@ impl Worker {
             min_read_frame: 0,
             write_gate: None,
             result_memory: ResultMemory::new(limits.max_result_bytes),
+            settings: Settings::new(limits.statement_timeout),
             limits,
             txn: TxnState::Idle,
-            settings: Settings::default(),
             prepared: HashMap::new(),
         })
+    }
+
+    /// The session's `statement_timeout` (SET, else the server's).
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        self.settings.statement_timeout()
     }
 
     /// Runs one request, then waits until its commits are durable.
@@ -208,6 +213,10 @@ impl Worker {
         }
         if self.conn.is_autocommit() {
             self.release_write_gate();
+        }
+        // rusqlite's cache is bounded in statements, not bytes.
+        if !describe::cacheable(sql) {
+            self.conn.flush_prepared_statement_cache();
         }
         results
     }

@@ -119,3 +119,14 @@ impl Worker {
         forwarded.result
     }
 }
+
+/// A session that ends inside a forwarded transaction (its client left)
+/// rolls it back on the primary at once: left to the primary's idle
+/// timeout, it would hold the primary's write lock until then.
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if self.remote.is_some() {
+            let _ = self.forward("ROLLBACK", &[], None, None);
+        }
+    }
+}

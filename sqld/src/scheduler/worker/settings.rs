@@ -1,24 +1,31 @@
 //! Per-session settings: what SET, SHOW and RESET read and write, with the
-//! values Postgres drivers expect to find at startup.
+//! values Postgres drivers expect to find at startup. `statement_timeout`
+//! is the one that acts: it bounds the session's statements.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use crate::database::catalog_server_version;
 use libsql_sys::rusqlite::types::Value;
 use pgwire::api::Type;
 
 use super::no_rows;
-use crate::error::SqlError;
+use crate::error::{sqlstate, SqlError};
 use crate::query::{Column, StatementResult};
 use crate::sql::SessionCommand;
 
 /// Per-session settings for SET and SHOW.
 pub(super) struct Settings {
-    pub(super) values: HashMap<String, String>,
+    values: HashMap<String, String>,
+    /// The server's `--statement-timeout`: what RESET and DEFAULT restore.
+    server_statement_timeout: Option<Duration>,
+    statement_timeout: Option<Duration>,
 }
 
-impl Default for Settings {
-    fn default() -> Self {
+const STATEMENT_TIMEOUT: &str = "statement_timeout";
+
+impl Settings {
+    pub(super) fn new(statement_timeout: Option<Duration>) -> Self {
         let defaults = [
             ("server_version", catalog_server_version()),
             ("server_encoding", "UTF8".into()),
@@ -37,32 +44,52 @@ impl Default for Settings {
             ("is_superuser", "on".into()),
             ("intervalstyle", "postgres".into()),
             ("lc_messages", "C".into()),
-            ("statement_timeout", "0".into()),
+            (STATEMENT_TIMEOUT, format_millis(statement_timeout)),
         ];
         Settings {
             values: defaults
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
+            server_statement_timeout: statement_timeout,
+            statement_timeout,
         }
     }
-}
 
-impl Settings {
+    pub(super) fn statement_timeout(&self) -> Option<Duration> {
+        self.statement_timeout
+    }
+
     pub(super) fn apply(&mut self, cmd: SessionCommand) -> Result<StatementResult, SqlError> {
         match cmd {
             SessionCommand::Set { name, value } => {
-                self.values.insert(name.to_ascii_lowercase(), value);
+                let name = name.to_ascii_lowercase();
+                if value.eq_ignore_ascii_case("default") {
+                    self.reset(&name);
+                } else if name == STATEMENT_TIMEOUT {
+                    let timeout = parse_millis(&value).ok_or_else(|| {
+                        SqlError::new(
+                            sqlstate::INVALID_PARAMETER_VALUE,
+                            format!(
+                                "invalid value for parameter \"{STATEMENT_TIMEOUT}\": \"{value}\""
+                            ),
+                        )
+                    })?;
+                    // 0 turns the timeout off, as in Postgres.
+                    self.statement_timeout = (!timeout.is_zero()).then_some(timeout);
+                    self.values
+                        .insert(name, format_millis(self.statement_timeout));
+                } else {
+                    self.values.insert(name, value);
+                }
                 Ok(no_rows("SET"))
             }
             SessionCommand::Reset(name) => {
                 let name = name.to_ascii_lowercase();
                 if name == "all" {
-                    *self = Settings::default();
-                } else if let Some(v) = Settings::default().values.remove(&name) {
-                    self.values.insert(name, v);
+                    *self = Settings::new(self.server_statement_timeout);
                 } else {
-                    self.values.remove(&name);
+                    self.reset(&name);
                 }
                 Ok(no_rows("RESET"))
             }
@@ -86,5 +113,113 @@ impl Settings {
             }
             SessionCommand::NoOp(tag) => Ok(no_rows(tag)),
         }
+    }
+}
+
+impl Settings {
+    /// Back to the value the session started with.
+    fn reset(&mut self, name: &str) {
+        let mut defaults = Settings::new(self.server_statement_timeout);
+        if name == STATEMENT_TIMEOUT {
+            self.statement_timeout = self.server_statement_timeout;
+        }
+        match defaults.values.remove(name) {
+            Some(v) => self.values.insert(name.to_owned(), v),
+            None => self.values.remove(name),
+        };
+    }
+}
+
+/// A Postgres time setting in milliseconds: an integer (milliseconds) or a
+/// number with a unit (`us`, `ms`, `s`, `min`, `h`, `d`), as in
+/// `'100ms'`, `'2s'`, `'1.5min'`.
+fn parse_millis(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let millis_per_unit = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1_000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    let millis = (number * millis_per_unit).round();
+    // Postgres' bound for the setting (INT_MAX milliseconds).
+    (millis <= i32::MAX as f64).then(|| Duration::from_millis(millis as u64))
+}
+
+/// SHOW's spelling: the largest unit that divides the value, as Postgres
+/// prints it (`0` when off).
+fn format_millis(timeout: Option<Duration>) -> String {
+    let Some(millis) = timeout.map(|t| t.as_millis()) else {
+        return "0".to_owned();
+    };
+    let units = [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("min", 60_000),
+        ("s", 1_000),
+    ];
+    for (unit, size) in units {
+        if millis >= size && millis % size == 0 {
+            return format!("{}{unit}", millis / size);
+        }
+    }
+    format!("{millis}ms")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_settings_read_and_print_as_postgres_does() {
+        let ms = |v| parse_millis(v).map(|d| d.as_millis());
+        assert_eq!(ms("100"), Some(100));
+        assert_eq!(ms("100ms"), Some(100));
+        assert_eq!(ms("2s"), Some(2_000));
+        assert_eq!(ms("2 s"), Some(2_000));
+        assert_eq!(ms("1.5min"), Some(90_000));
+        assert_eq!(ms("1h"), Some(3_600_000));
+        assert_eq!(ms("0"), Some(0));
+        assert_eq!(ms("soon"), None);
+        assert_eq!(ms("5 fortnights"), None);
+        assert_eq!(ms("-1"), None);
+        let show = |m| format_millis(Some(Duration::from_millis(m)));
+        assert_eq!(show(100), "100ms");
+        assert_eq!(show(2_000), "2s");
+        assert_eq!(show(60_000), "1min");
+        assert_eq!(show(1_500), "1500ms");
+        assert_eq!(format_millis(None), "0");
+    }
+
+    #[test]
+    fn statement_timeout_is_set_and_reset_to_the_servers() {
+        let server = Some(Duration::from_secs(30));
+        let mut s = Settings::new(server);
+        let set = |s: &mut Settings, v: &str| {
+            s.apply(SessionCommand::Set {
+                name: "statement_timeout".into(),
+                value: v.into(),
+            })
+        };
+        set(&mut s, "100").unwrap();
+        assert_eq!(s.statement_timeout(), Some(Duration::from_millis(100)));
+        set(&mut s, "0").unwrap();
+        assert_eq!(s.statement_timeout(), None);
+        set(&mut s, "DEFAULT").unwrap();
+        assert_eq!(s.statement_timeout(), server);
+        set(&mut s, "1min").unwrap();
+        s.apply(SessionCommand::Reset("statement_timeout".into()))
+            .unwrap();
+        assert_eq!(s.statement_timeout(), server);
+        assert!(set(&mut s, "fast").is_err());
+        assert_eq!(s.statement_timeout(), server);
     }
 }

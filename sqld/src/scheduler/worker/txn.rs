@@ -238,6 +238,7 @@ mod tests {
             write_transaction_timeout: None,
             upstream: None,
             sqlite_api,
+            shutdown: None,
         };
         Worker::new(db, config, Arc::new(StatementGuard::default())).unwrap()
     }
