@@ -60,6 +60,7 @@ pub const SQLD_FLAGS: &[SqldFlag] = &[
         "SQLD_WRITE_TRANSACTION_TIMEOUT",
     ),
     flag("--startup-timeout", "SQLD_STARTUP_TIMEOUT"),
+    flag("--client-write-timeout", "SQLD_CLIENT_WRITE_TIMEOUT"),
     flag("--busy-timeout", "SQLD_BUSY_TIMEOUT"),
     flag("--shutdown-grace-period", "SQLD_SHUTDOWN_GRACE_PERIOD"),
     flag("--primary-url", "SQLD_PRIMARY_URL"),

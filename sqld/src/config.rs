@@ -135,6 +135,13 @@ pub struct Config {
     #[arg(long, env = "SQLD_STARTUP_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub startup_timeout: Duration,
 
+    /// A client that takes none of the bytes the server has for it (a
+    /// reply, result rows) for this long is disconnected, its transaction
+    /// rolled back: a client that stops reading must not keep the write
+    /// lock, or a connection, forever. 0 disables.
+    #[arg(long, env = "SQLD_CLIENT_WRITE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub client_write_timeout: Duration,
+
     /// How long a writer waits for the write lock before failing (55P03).
     #[arg(long, env = "SQLD_BUSY_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub busy_timeout: Duration,

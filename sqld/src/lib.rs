@@ -184,6 +184,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             limits: ProtocolLimits {
                 max_message_size: config.max_message_size,
                 startup_timeout: config.startup_timeout,
+                client_write_timeout: nonzero(config.client_write_timeout),
                 idle_in_transaction_timeout: nonzero(config.idle_in_transaction_timeout),
                 admission: admission_limits,
             },

@@ -649,3 +649,50 @@ async fn forwarded_transactions_open_on_the_primary_are_capped() {
     let now = descriptors();
     assert!(now <= held + 8, "descriptors grew from {held} to {now}");
 }
+
+/// A client that holds the write lock and then stops reading (a large
+/// result fills its socket) once blocked its connection's thread in a send
+/// for good, and every writer with it. Past `--client-write-timeout` the
+/// connection is dropped and its transaction rolled back.
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_connection_and_its_write_lock() {
+    let sqld = Sqld::start_with(&["--dev", "--client-write-timeout", "1s"]);
+    let writer = sqld.connect().await;
+    writer.batch_execute("create table t(a)").await.unwrap();
+
+    let mut stuck = TcpStream::connect(sqld.pg_addr).unwrap();
+    socket2::SockRef::from(&stuck)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    stuck.write_all(&startup_packet("sqld")).unwrap();
+    stuck
+        .write_all(&message(b'Q', b"begin immediate\0"))
+        .unwrap();
+    // Read the answers so far (login, BEGIN), then never again.
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.windows(6).any(|w| w == b"Z\0\0\0\x05T") {
+        let n = stuck.read(&mut buf).unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let big = "with recursive c(x) as (select 1 union all select x + 1 from c limit 20000) \
+               select randomblob(1000) from c\0";
+    stuck.write_all(&message(b'Q', big.as_bytes())).unwrap();
+
+    let started = Instant::now();
+    writer
+        .batch_execute("insert into t values (1)")
+        .await
+        .expect("the write lock comes back once the stuck client is dropped");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    eventually(
+        "only the writer's connection is left",
+        Duration::from_secs(5),
+        || open_connections(&sqld) == 1,
+    );
+    drop(stuck);
+}

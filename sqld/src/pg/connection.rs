@@ -95,7 +95,8 @@ pub async fn drive(
     // Re-frame over the guarded stream; bytes already buffered by the
     // negotiation are fed to the guard so it stays in step.
     let parts = socket.into_parts();
-    let mut io = GuardedIo::new(ClientStream::new(parts.io)?, limits.max_message_size);
+    let stream = ClientStream::new(parts.io, limits.client_write_timeout)?;
+    let mut io = GuardedIo::new(stream, limits.max_message_size);
     io.observe_buffered(&parts.read_buf)?;
     let mut new_parts = FramedParts::new(io, parts.codec);
     new_parts.read_buf = parts.read_buf;

@@ -40,6 +40,8 @@ use crate::shutdown::Shutdown;
 pub struct ProtocolLimits {
     pub max_message_size: usize,
     pub startup_timeout: Duration,
+    /// A blocked send to the client gives up after this (plain TCP).
+    pub client_write_timeout: Option<Duration>,
     pub idle_in_transaction_timeout: Option<Duration>,
     /// Places for authenticated and authenticating connections.
     pub admission: AdmissionLimits,

@@ -25,12 +25,15 @@ pub enum ClientStream {
 }
 
 impl ClientStream {
-    /// Plain TCP becomes blocking; anything else stays as it is.
-    pub fn new(negotiated: MaybeTls) -> io::Result<Self> {
+    /// Plain TCP becomes blocking, its sends bounded by `write_timeout`
+    /// (SO_SNDTIMEO: a send that moves no byte for that long fails);
+    /// anything else stays as it is.
+    pub fn new(negotiated: MaybeTls, write_timeout: Option<Duration>) -> io::Result<Self> {
         Ok(match negotiated {
             MaybeTls::Plain(tcp) => {
                 let tcp = tcp.into_std()?;
                 tcp.set_nonblocking(false)?;
+                tcp.set_write_timeout(write_timeout)?;
                 ClientStream::Blocking(BlockingTcp {
                     tcp,
                     deadline: None,
