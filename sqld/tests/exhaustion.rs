@@ -650,39 +650,34 @@ async fn forwarded_transactions_open_on_the_primary_are_capped() {
     assert!(now <= held + 8, "descriptors grew from {held} to {now}");
 }
 
-/// A client that holds the write lock and then stops reading (a large
-/// result fills its socket) once blocked its connection's thread in a send
-/// for good, and every writer with it. Past `--client-write-timeout` the
-/// connection is dropped and its transaction rolled back.
-#[tokio::test]
-async fn a_client_that_stops_reading_loses_its_connection_and_its_write_lock() {
-    let sqld = Sqld::start_with(&["--dev", "--client-write-timeout", "1s"]);
-    let writer = sqld.connect().await;
-    writer.batch_execute("create table t(a)").await.unwrap();
+/// A query holding the write lock, then one whose result (about 40 MB)
+/// cannot fit in any socket buffer.
+fn lock_then_flood() -> Vec<u8> {
+    let big = "with recursive c(x) as (select 1 union all select x + 1 from c limit 20000) \
+               select randomblob(1000) from c\0";
+    [
+        startup_packet("sqld"),
+        message(b'Q', b"begin immediate\0"),
+        message(b'Q', big.as_bytes()),
+    ]
+    .concat()
+}
 
-    let mut stuck = TcpStream::connect(sqld.pg_addr).unwrap();
-    socket2::SockRef::from(&stuck)
-        .set_recv_buffer_size(4096)
-        .unwrap();
-    stuck.write_all(&startup_packet("sqld")).unwrap();
-    stuck
-        .write_all(&message(b'Q', b"begin immediate\0"))
-        .unwrap();
-    // Read the answers so far (login, BEGIN), then never again.
-    stuck
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+/// Reads until the answer to `begin immediate` (ReadyForQuery, in a
+/// transaction), then the caller stops reading.
+fn read_until_in_transaction(r: &mut impl Read) {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !seen.windows(6).any(|w| w == b"Z\0\0\0\x05T") {
-        let n = stuck.read(&mut buf).unwrap();
-        assert!(n > 0);
+        let n = r.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before BEGIN was answered");
         seen.extend_from_slice(&buf[..n]);
     }
-    let big = "with recursive c(x) as (select 1 union all select x + 1 from c limit 20000) \
-               select randomblob(1000) from c\0";
-    stuck.write_all(&message(b'Q', big.as_bytes())).unwrap();
+}
 
+/// The stuck client holds the write lock: another writer gets it back
+/// once the server has dropped the stuck connection.
+async fn writer_gets_the_lock_back(sqld: &Sqld, writer: &tokio_postgres::Client) {
     let started = Instant::now();
     writer
         .batch_execute("insert into t values (1)")
@@ -692,7 +687,66 @@ async fn a_client_that_stops_reading_loses_its_connection_and_its_write_lock() {
     eventually(
         "only the writer's connection is left",
         Duration::from_secs(5),
-        || open_connections(&sqld) == 1,
+        || open_connections(sqld) == 1,
     );
+}
+
+/// A client that holds the write lock and then stops reading (a large
+/// result fills its socket) once blocked its connection's thread in a send
+/// for good, and every writer with it. Past `--client-write-timeout` the
+/// connection is dropped and its transaction rolled back.
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_connection_and_its_write_lock() {
+    let sqld = Sqld::start_with(&["--dev", "--client-write-timeout", "1s"]);
+    let writer = sqld.connect().await;
+    writer.batch_execute("create table t(a)").await.unwrap();
+    let mut stuck = TcpStream::connect(sqld.pg_addr).unwrap();
+    socket2::SockRef::from(&stuck)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    stuck
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stuck.write_all(&lock_then_flood()).unwrap();
+    read_until_in_transaction(&mut stuck);
+    writer_gets_the_lock_back(&sqld, &writer).await;
     drop(stuck);
+}
+
+/// The same over TLS, where the stream is the runtime's (openssl s_client
+/// stops reading the socket once nobody reads what it prints).
+#[tokio::test]
+async fn a_tls_client_that_stops_reading_loses_its_connection_and_its_write_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cert, key) = common::self_signed_cert(tmp.path());
+    let sqld = Sqld::start_with(&[
+        "--dev",
+        "--client-write-timeout",
+        "1s",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let writer = sqld.connect().await;
+    writer.batch_execute("create table t(a)").await.unwrap();
+    let mut stuck = std::process::Command::new("openssl")
+        .args(["s_client", "-quiet", "-ign_eof", "-alpn", "postgresql"])
+        .arg("-connect")
+        .arg(sqld.pg_addr.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl is needed for a TLS client");
+    stuck
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(&lock_then_flood())
+        .unwrap();
+    read_until_in_transaction(stuck.stdout.as_mut().unwrap());
+    writer_gets_the_lock_back(&sqld, &writer).await;
+    let _ = stuck.kill();
+    let _ = stuck.wait();
 }

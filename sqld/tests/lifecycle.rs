@@ -156,31 +156,7 @@ fn password_mode_without_users_fails_clearly() {
 #[test]
 fn tls_with_psql_sslmode_require() {
     let tmp = tempfile::tempdir().unwrap();
-    let cert = tmp.path().join("server.crt");
-    let key = tmp.path().join("server.key");
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is needed to make a test certificate");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = common::self_signed_cert(tmp.path());
     let sqld = Sqld::start_with(&[
         "--dev",
         "--tls-cert",

@@ -21,13 +21,50 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 pub enum ClientStream {
     Blocking(BlockingTcp),
-    Async(MaybeTls),
+    Async(AsyncStream),
+}
+
+/// A TLS stream on the thread's runtime, with the same bound on sends as
+/// SO_SNDTIMEO gives plain TCP: a write or flush that moves nothing for
+/// `write_timeout` fails.
+pub struct AsyncStream {
+    stream: MaybeTls,
+    write_timeout: Option<Duration>,
+    /// Armed when a write or flush first waits; cleared when one proceeds.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl AsyncStream {
+    /// `attempt`'s result, or TimedOut once it has waited `write_timeout`.
+    fn bounded<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        attempt: impl FnOnce(Pin<&mut MaybeTls>, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let polled = attempt(Pin::new(&mut self.stream), cx);
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let Some(timeout) = self.write_timeout else {
+            return Poll::Pending;
+        };
+        let stalled = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match std::future::Future::poll(stalled.as_mut(), cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took no bytes within the client write timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl ClientStream {
-    /// Plain TCP becomes blocking, its sends bounded by `write_timeout`
-    /// (SO_SNDTIMEO: a send that moves no byte for that long fails);
-    /// anything else stays as it is.
+    /// Plain TCP becomes blocking, anything else stays on the runtime;
+    /// either way a send that moves no byte for `write_timeout` fails.
     pub fn new(negotiated: MaybeTls, write_timeout: Option<Duration>) -> io::Result<Self> {
         Ok(match negotiated {
             MaybeTls::Plain(tcp) => {
@@ -40,7 +77,11 @@ impl ClientStream {
                     read_timeout: None,
                 })
             }
-            other => ClientStream::Async(other),
+            other => ClientStream::Async(AsyncStream {
+                stream: other,
+                write_timeout,
+                stalled: None,
+            }),
         })
     }
 
@@ -134,7 +175,7 @@ impl AsyncRead for ClientStream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ClientStream::Blocking(b) => Poll::Ready(b.read(buf)),
-            ClientStream::Async(s) => Pin::new(s).poll_read(cx, buf),
+            ClientStream::Async(s) => Pin::new(&mut s.stream).poll_read(cx, buf),
         }
     }
 }
@@ -147,14 +188,14 @@ impl AsyncWrite for ClientStream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             ClientStream::Blocking(b) => Poll::Ready(b.tcp.write(buf)),
-            ClientStream::Async(s) => Pin::new(s).poll_write(cx, buf),
+            ClientStream::Async(s) => s.bounded(cx, |stream, cx| stream.poll_write(cx, buf)),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             ClientStream::Blocking(_) => Poll::Ready(Ok(())),
-            ClientStream::Async(s) => Pin::new(s).poll_flush(cx),
+            ClientStream::Async(s) => s.bounded(cx, |stream, cx| stream.poll_flush(cx)),
         }
     }
 
@@ -164,7 +205,7 @@ impl AsyncWrite for ClientStream {
                 Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
                 _ => Poll::Ready(Ok(())),
             },
-            ClientStream::Async(s) => Pin::new(s).poll_shutdown(cx),
+            ClientStream::Async(s) => Pin::new(&mut s.stream).poll_shutdown(cx),
         }
     }
 }

@@ -317,3 +317,27 @@ pub fn read_messages(s: &mut std::net::TcpStream, until: u8) -> Vec<(u8, Vec<u8>
         }
     }
 }
+
+/// A self-signed certificate for localhost and its key, made with openssl
+/// in `dir`: (certificate, key).
+pub fn self_signed_cert(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = dir.join("server.crt");
+    let key = dir.join("server.key");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is needed to make a test certificate");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert, key)
+}
