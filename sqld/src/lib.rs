@@ -113,7 +113,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         sqlite_api: false,
         shutdown: Some(shutdown.clone()),
     };
-    let stack = service::query_stack();
     // The one place that decides what this process is.
     let role = match (&config.primary_url, primary_http) {
         (Some(url), Some(http)) => Role::replica(
@@ -130,7 +129,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ => Role::primary(
             &db,
             session_config.clone(),
-            stack.clone(),
             RemoteSessionBounds::new(
                 config.max_connections,
                 nonzero(config.idle_in_transaction_timeout),
@@ -177,7 +175,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         FactoryConfig {
             db: db.clone(),
             session_limits: session_config,
-            stack,
             auth,
             users,
             tls,

@@ -15,7 +15,6 @@ use crate::replication::log::ReplicationLog;
 use crate::replication::remote::{RemoteSessionBounds, RemoteSessions};
 use crate::replication::status::ReplicaStatus;
 use crate::scheduler::{SessionConfig, Upstream};
-use crate::service::QueryStack;
 use crate::shutdown::Shutdown;
 
 pub enum Role {
@@ -53,12 +52,11 @@ impl Role {
     pub fn primary(
         db: &Database,
         sessions: SessionConfig,
-        stack: QueryStack,
         bounds: RemoteSessionBounds,
         shutdown: Shutdown,
     ) -> Option<Role> {
         let log = db.log()?.clone();
-        let remote_sessions = Arc::new(RemoteSessions::new(db.clone(), sessions, stack, bounds));
+        let remote_sessions = Arc::new(RemoteSessions::new(db.clone(), sessions, bounds));
         tokio::spawn(remote_sessions.clone().reap(shutdown));
         Some(Role::Primary(Primary {
             log,

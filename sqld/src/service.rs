@@ -1,61 +1,80 @@
-//! The tower stack every `Query` goes through:
-//! tracing -> metrics -> `SchedulerService` (which also enforces the
-//! statement timeout, from inside SQLite: see `scheduler`).
+//! A session as a tower service: every `Query` of one session goes through
+//! its own stack, made when the session opens,
+//! tracing -> metrics -> [offload] -> `SchedulerService`
+//! (which runs it on the session's connection and enforces the statement
+//! timeout from inside SQLite: see `scheduler`).
 //!
 //! Behaviour that applies to every statement lives here as layers, so the
-//! protocol handlers and the scheduler each keep to their one job.
+//! protocol handlers and the scheduler each keep to their one job: the
+//! span that says which session a log line belongs to, the statement
+//! counters and latency, and where the statement runs (inline on a client
+//! connection's own thread, or on the blocking pool for callers on the
+//! shared runtime). Errors are `SqlError`s all the way down.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tower::util::BoxCloneSyncService;
-use tower::{BoxError, Layer, Service, ServiceBuilder};
+use tower::{Layer, Service, ServiceBuilder};
 use tracing::Instrument;
 
-use crate::error::SqlError;
+use crate::error::{sqlstate, SqlError};
 use crate::metrics::METRICS;
 use crate::query::{Outcome, Response};
-use crate::scheduler::{Query, SchedulerService};
+use crate::scheduler::{Query, SchedulerService, Session};
 
-/// The type-erased stack the protocol handlers call.
-pub type QueryStack = BoxCloneSyncService<Query, Response, BoxError>;
+/// One session's stack, as the protocol handlers and the primary's remote
+/// sessions call it.
+pub type SessionStack = BoxCloneSyncService<Query, Response, SqlError>;
 
-/// Builds the stack.
-pub fn query_stack() -> QueryStack {
-    let stack = ServiceBuilder::new()
-        .layer(TraceLayer)
-        .layer(MetricsLayer)
-        .map_err(BoxError::from)
-        .service(SchedulerService);
-    BoxCloneSyncService::new(stack)
+/// Where a session's statements run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// On the calling thread: a client connection has a thread of its own.
+    Inline,
+    /// On the runtime's blocking pool: for callers on the shared runtime
+    /// (the HTTP server running replicas' forwarded statements), which a
+    /// statement blocking in SQLite must not stall.
+    Blocking,
 }
 
-/// Turns what a layer may fail with into the error the client sees.
-pub fn to_sql_error(e: BoxError) -> SqlError {
-    match e.downcast::<SqlError>() {
-        Ok(e) => *e,
-        Err(e) => SqlError::new(crate::error::sqlstate::INTERNAL_ERROR, e.to_string()),
-    }
+/// Builds `session`'s stack.
+pub fn session_stack(session: Arc<Session>, placement: Placement) -> SessionStack {
+    let stack = ServiceBuilder::new()
+        .layer(TraceLayer {
+            session: session.id,
+        })
+        .layer(MetricsLayer)
+        .option_layer((placement == Placement::Blocking).then_some(OffloadLayer))
+        .service(SchedulerService::new(session));
+    BoxCloneSyncService::new(stack)
 }
 
 /// Runs each request in a `query` span (session id and request kind), so
 /// whatever is logged below it says which session it belongs to.
 #[derive(Debug, Clone, Copy)]
-pub struct TraceLayer;
+pub struct TraceLayer {
+    session: u64,
+}
 
 impl<S> Layer<S> for TraceLayer {
     type Service = TraceService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        TraceService { inner }
+        TraceService {
+            inner,
+            session: self.session,
+        }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct TraceService<S> {
     inner: S,
+    session: u64,
 }
 
 impl<S> Service<Query> for TraceService<S>
@@ -72,13 +91,11 @@ where
     }
 
     fn call(&mut self, query: Query) -> Self::Future {
-        let span = tracing::debug_span!(
-            "query",
-            session = query.session.id,
-            kind = query.request.kind()
-        );
+        let span =
+            tracing::debug_span!("query", session = self.session, kind = query.request.kind());
         tracing::trace!(parent: &span, request = ?query.request, "request");
-        self.inner.call(query).instrument(span)
+        let _entered = span.enter();
+        self.inner.call(query).instrument(span.clone())
     }
 }
 
@@ -102,24 +119,23 @@ pub struct MetricsService<S> {
 
 impl<S> Service<Query> for MetricsService<S>
 where
-    S: Service<Query, Response = Response>,
-    S::Error: Into<BoxError>,
+    S: Service<Query, Response = Response, Error = SqlError>,
     S::Future: Send + 'static,
 {
     type Response = Response;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, BoxError>> + Send>>;
+    type Error = SqlError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, SqlError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, query: Query) -> Self::Future {
         let kind = query.request.kind();
+        let start = Instant::now();
         let fut = self.inner.call(query);
         Box::pin(async move {
-            let start = Instant::now();
-            let result = fut.await.map_err(Into::into);
+            let result = fut.await;
             METRICS
                 .statement_duration
                 .with_label_values(&[kind])
@@ -140,15 +156,59 @@ where
                     }
                 }
                 Ok(_) => METRICS.record_statement(kind, "ok"),
-                Err(e) => {
-                    let class = match e.downcast_ref::<SqlError>() {
-                        Some(e) => e.class(),
-                        None => "57",
-                    };
-                    METRICS.record_error(kind, class);
-                }
+                Err(e) => METRICS.record_error(kind, e.class()),
             }
             result
+        })
+    }
+}
+
+/// Runs the inner service's calls on the runtime's blocking pool, in the
+/// caller's span.
+#[derive(Debug, Clone, Copy)]
+pub struct OffloadLayer;
+
+impl<S> Layer<S> for OffloadLayer {
+    type Service = OffloadService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        OffloadService { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OffloadService<S> {
+    inner: S,
+}
+
+impl<S> Service<Query> for OffloadService<S>
+where
+    S: Service<Query, Response = Response, Error = SqlError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = SqlError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, SqlError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, query: Query) -> Self::Future {
+        // The service that was polled ready makes the call; a clone stays
+        // for the next one (tower's contract).
+        let clone = self.inner.clone();
+        let mut ready = std::mem::replace(&mut self.inner, clone);
+        let span = tracing::Span::current();
+        let running = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            ready.call(query)
+        });
+        Box::pin(async move {
+            let call = running
+                .await
+                .map_err(|e| SqlError::new(sqlstate::INTERNAL_ERROR, e.to_string()))?;
+            call.await
         })
     }
 }

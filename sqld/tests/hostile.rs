@@ -296,14 +296,26 @@ async fn two_thousand_malformed_connections_leak_nothing() {
     (0..100).for_each(broken);
     let descriptors = settled();
     (0..2000).for_each(broken);
-    common::eventually(
-        "the gauge, descriptors and slots back to their starting values",
-        Duration::from_secs(20),
-        || {
-            common::metric(&sqld, "sqld_connections") == 1.0
-                && open_descriptors(&sqld) <= descriptors
-        },
-    );
+    // Back where they were (the connection threads close as they see
+    // their sockets end).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (gauge, open) = (
+            common::metric(&sqld, "sqld_connections"),
+            open_descriptors(&sqld),
+        );
+        // A few descriptors may come and go (SQLite keeps those of closed
+        // database connections for reuse); a leak per connection would be
+        // hundreds.
+        if gauge == 1.0 && open <= descriptors + 4 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after 30 s: {gauge} connections (1 expected), {open} descriptors (about {descriptors} expected)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // All 16 slots are free again.
     let mut clients = Vec::new();
     for _ in 0..15 {

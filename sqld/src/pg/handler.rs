@@ -42,7 +42,7 @@ use crate::query::{
     Column, ExecuteMode, Outcome, PreparedStatement, Request, Response, StatementResult, TxnState,
 };
 use crate::scheduler::{Query, Session, SessionConfig};
-use crate::service::QueryStack;
+use crate::service::{self, Placement, SessionStack};
 use crate::{sql, types};
 
 /// Handles every query message of every connection; per-connection state
@@ -50,18 +50,18 @@ use crate::{sql, types};
 pub struct SqlHandler {
     db: Database,
     limits: SessionConfig,
-    stack: QueryStack,
 }
 
 impl SqlHandler {
-    pub fn new(db: Database, limits: SessionConfig, stack: QueryStack) -> Self {
-        SqlHandler { db, limits, stack }
+    pub fn new(db: Database, limits: SessionConfig) -> Self {
+        SqlHandler { db, limits }
     }
 
-    /// The connection's session, opened on first use.
-    async fn session<C: ClientInfo + ?Sized>(&self, client: &C) -> Result<Arc<Session>, SqlError> {
-        if let Some(session) = client.session_extensions().get::<Arc<Session>>() {
-            return Ok((*session).clone());
+    /// The connection's session's stack, the session opened on first use.
+    /// The session itself is kept beside it, for the connection driver.
+    async fn session<C: ClientInfo + ?Sized>(&self, client: &C) -> Result<SessionStack, SqlError> {
+        if let Some(stack) = client.session_extensions().get::<SessionStack>() {
+            return Ok((*stack).clone());
         }
         let limits = SessionConfig {
             sqlite_api: super::sqlite_api::negotiated(client),
@@ -75,8 +75,10 @@ impl SqlHandler {
         {
             session.watch_client(socket.0);
         }
-        client.session_extensions().insert(session.clone());
-        Ok(session)
+        let stack = service::session_stack(session.clone(), Placement::Inline);
+        client.session_extensions().insert(session);
+        client.session_extensions().insert(stack.clone());
+        Ok(stack)
     }
 
     /// Sends a request down the stack; a CancelRequest for this connection
@@ -86,20 +88,12 @@ impl SqlHandler {
         client: &C,
         request: Request,
     ) -> Result<Response, SqlError> {
-        let session = self.session(client).await?;
+        let stack = self.session(client).await?;
         let cancel = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
             Some(handle) => Some(handle.start_query().await),
             None => None,
         };
-        self.stack
-            .clone()
-            .oneshot(Query {
-                session,
-                request,
-                cancel,
-            })
-            .await
-            .map_err(crate::service::to_sql_error)
+        stack.oneshot(Query { request, cancel }).await
     }
 }
 

@@ -32,7 +32,6 @@ use handler::{ExtendedHandler, SqlHandler};
 use crate::config::AuthMethod;
 use crate::database::Database;
 use crate::scheduler::SessionConfig;
-use crate::service::QueryStack;
 use crate::shutdown::Shutdown;
 
 /// Protocol limits, from the command line.
@@ -68,7 +67,6 @@ pub struct PgConnectionFactory {
 pub struct FactoryConfig {
     pub db: Database,
     pub session_limits: SessionConfig,
-    pub stack: QueryStack,
     pub auth: AuthMethod,
     pub users: Arc<Users>,
     pub tls: Option<TlsAcceptor>,
@@ -78,11 +76,7 @@ pub struct FactoryConfig {
 impl PgConnectionFactory {
     pub fn new(config: FactoryConfig, shutdown: Shutdown) -> Self {
         let cancels = Arc::new(ConnectionManager::new());
-        let sql = Arc::new(SqlHandler::new(
-            config.db,
-            config.session_limits,
-            config.stack,
-        ));
+        let sql = Arc::new(SqlHandler::new(config.db, config.session_limits));
         let shared = PgShared {
             startup: Arc::new(auth::Startup::new(
                 config.auth,

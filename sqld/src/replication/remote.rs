@@ -25,7 +25,7 @@ use crate::database::Database;
 use crate::error::{sqlstate, SqlError};
 use crate::query::{ExecuteMode, Outcome, Request, StatementResult, TxnState};
 use crate::scheduler::{Query, Session, SessionConfig};
-use crate::service::{to_sql_error, QueryStack};
+use crate::service::{self, Placement, SessionStack};
 
 /// A remote transaction left idle this long is rolled back, unless the
 /// primary's idle-in-transaction timeout says otherwise.
@@ -76,7 +76,6 @@ fn to_wire(result: Result<StatementResult, SqlError>) -> WireResult {
 pub struct RemoteSessions {
     db: Database,
     limits: SessionConfig,
-    stack: QueryStack,
     bounds: RemoteSessionBounds,
     open: Mutex<HashMap<String, RemoteSession>>,
 }
@@ -105,7 +104,9 @@ impl RemoteSessionBounds {
 }
 
 struct RemoteSession {
-    session: Arc<Session>,
+    /// The session's stack (which owns the session: dropping it rolls the
+    /// transaction back).
+    stack: SessionStack,
     /// The replica that opened it (its `x-sqld-replica-id`).
     owner: Option<String>,
     opened: Instant,
@@ -113,16 +114,10 @@ struct RemoteSession {
 }
 
 impl RemoteSessions {
-    pub fn new(
-        db: Database,
-        limits: SessionConfig,
-        stack: QueryStack,
-        bounds: RemoteSessionBounds,
-    ) -> Self {
+    pub fn new(db: Database, limits: SessionConfig, bounds: RemoteSessionBounds) -> Self {
         RemoteSessions {
             db,
             limits,
-            stack,
             bounds,
             open: Mutex::new(HashMap::new()),
         }
@@ -170,21 +165,14 @@ impl RemoteSessions {
 
     async fn run(
         &self,
-        session: &Arc<Session>,
+        stack: &SessionStack,
         request: Request,
     ) -> Result<(Vec<Result<StatementResult, SqlError>>, TxnState), SqlError> {
-        // Statements run inline, blocking: off the HTTP server's threads.
-        let stack = self.stack.clone();
         let query = Query {
-            session: session.clone(),
             request,
             cancel: None,
         };
-        let response =
-            tokio::task::spawn_blocking(move || futures::executor::block_on(stack.oneshot(query)))
-                .await
-                .map_err(|e| SqlError::new(sqlstate::INTERNAL_ERROR, e.to_string()))?
-                .map_err(to_sql_error)?;
+        let response = stack.clone().oneshot(query).await?;
         match response.outcome {
             Outcome::Executed(results) => Ok((results, response.txn)),
             Outcome::Prepared(_) => Err(SqlError::new(
@@ -222,8 +210,8 @@ impl RemoteSessions {
                 _ => None,
             }
         });
-        let (session, opened) = match (existing, &req.session) {
-            (Some(s), _) => (s.session, s.opened),
+        let (stack, opened) = match (existing, &req.session) {
+            (Some(s), _) => (s.stack, s.opened),
             (None, Some(_)) => {
                 return failed(
                     sqlstate::SERIALIZATION_FAILURE,
@@ -238,12 +226,16 @@ impl RemoteSessions {
                     ..self.limits.clone()
                 },
             ) {
-                Ok(s) => (s, Instant::now()),
+                // Off the HTTP server's threads: statements block in SQLite.
+                Ok(s) => (
+                    service::session_stack(s, Placement::Blocking),
+                    Instant::now(),
+                ),
                 Err(e) => return failed(sqlstate::IO_ERROR, e.to_string(), WireTxn::Idle),
             },
         };
         if let Some(read_frame) = req.begin_after_frame {
-            if let Err(e) = self.begin_checked(&session, read_frame).await {
+            if let Err(e) = self.begin_checked(&stack, read_frame).await {
                 return ForwardResponse {
                     session: None,
                     result: to_wire(Err(e)),
@@ -259,7 +251,7 @@ impl RemoteSessions {
                 .collect()
         });
         let request = Self::execute_request(&req.sql, params, column_types);
-        let (result, txn) = match self.run(&session, request).await {
+        let (result, txn) = match self.run(&stack, request).await {
             Ok((mut results, txn)) => (results.pop().unwrap_or_else(|| Ok(empty())), txn),
             Err(e) => (Err(e), TxnState::Failed),
         };
@@ -276,7 +268,7 @@ impl RemoteSessions {
             .session
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let entry = RemoteSession {
-            session,
+            stack,
             owner,
             opened,
             last_used: Instant::now(),
@@ -314,10 +306,10 @@ impl RemoteSessions {
 
     /// Opens a write transaction and checks nothing committed after the
     /// frame the replica's reads saw.
-    async fn begin_checked(&self, session: &Arc<Session>, read_frame: u64) -> Result<(), SqlError> {
+    async fn begin_checked(&self, stack: &SessionStack, read_frame: u64) -> Result<(), SqlError> {
         let (mut results, _) = self
             .run(
-                session,
+                stack,
                 Self::execute_request("BEGIN IMMEDIATE", Vec::new(), None),
             )
             .await?;
@@ -329,7 +321,7 @@ impl RemoteSessions {
             .unwrap_or(0);
         if latest > read_frame {
             let _ = self
-                .run(session, Self::execute_request("ROLLBACK", Vec::new(), None))
+                .run(stack, Self::execute_request("ROLLBACK", Vec::new(), None))
                 .await;
             return Err(SqlError::new(
                 sqlstate::SERIALIZATION_FAILURE,

@@ -50,10 +50,9 @@ pub struct SessionConfig {
     pub shutdown: Option<Shutdown>,
 }
 
-/// One request for one session's database connection.
+/// One request for a session's database connection, as its stack
+/// (`service::session_stack`) carries it.
 pub struct Query {
-    /// The session whose connection (and transaction) runs the request.
-    pub session: Arc<Session>,
     pub request: Request,
     /// Resolves if the client sends a CancelRequest while this runs.
     pub cancel: Option<futures::channel::oneshot::Receiver<()>>,
@@ -139,22 +138,36 @@ impl Session {
     }
 }
 
-/// Runs `Query` requests on their session's connection, inline.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SchedulerService;
+/// A session as the innermost service of its stack: runs each `Query` on
+/// the session's connection, inline, on the calling thread.
+#[derive(Clone)]
+pub struct SchedulerService {
+    session: Arc<Session>,
+}
+
+impl SchedulerService {
+    pub fn new(session: Arc<Session>) -> Self {
+        SchedulerService { session }
+    }
+}
 
 impl Service<Query> for SchedulerService {
     type Response = Response;
     type Error = SqlError;
     type Future = Ready<Result<Response, SqlError>>;
 
+    /// A session takes no new request once the server is shutting down.
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
+        match &self.session.guard.shutdown {
+            Some(shutdown) if shutdown.is_shutdown() => {
+                Poll::Ready(Err(SqlError::admin_shutdown()))
+            }
+            _ => Poll::Ready(Ok(())),
+        }
     }
 
     fn call(&mut self, query: Query) -> Self::Future {
-        let session = query.session.clone();
-        ready(Ok(session.run(query)))
+        ready(Ok(self.session.run(query)))
     }
 }
 
