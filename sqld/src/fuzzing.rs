@@ -34,13 +34,14 @@ use pgwire::api::{
     ClientInfo, ConnectionManager, DefaultClient, NoopHandler, PgWireConnectionState, Type,
 };
 use pgwire::messages::PgWireFrontendMessage;
-use pgwire::tokio::server::{process_error, process_message, PgWireMessageServerCodec};
+use pgwire::tokio::server::PgWireMessageServerCodec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Decoder, Framed};
 
 use crate::config::AuthMethod;
 use crate::database::Database;
 use crate::pg::auth::{Startup, Users};
+use crate::pg::connection::{dispatch, Handlers, Next};
 use crate::pg::io::GuardedIo;
 use crate::replication::frame::{Frame, PAGE_SIZE};
 use crate::replication::inject::{inject, inject_transactions, snapshot_frames};
@@ -129,37 +130,23 @@ async fn drive_in_memory(startup: Arc<Startup>, client_bytes: Vec<u8>) {
     );
     socket.set_state(PgWireConnectionState::AwaitingStartup);
     let noop = Arc::new(NoopHandler);
+    let handlers = Handlers {
+        startup,
+        simple: noop.clone(),
+        extended: noop.clone(),
+        copy: noop.clone(),
+        cancel: noop,
+    };
     let server_side = async move {
         for _ in 0..MAX_MESSAGES {
             let msg = match socket.next().await {
                 Some(Ok(msg)) => msg,
                 _ => break,
             };
-            if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
-                break;
-            }
-            let is_extended = msg.is_extended_query();
-            let is_cancel = matches!(msg, PgWireFrontendMessage::CancelRequest(_));
-            let result = process_message(
-                msg,
-                &mut socket,
-                startup.clone(),
-                noop.clone(),
-                noop.clone(),
-                noop.clone(),
-                noop.clone(),
-            )
-            .await;
-            if let Err(e) = result {
-                let fatal = e.is_fatal();
-                if matches!(e, pgwire::error::PgWireError::IoError(_)) {
-                    break;
-                }
-                if process_error(&mut socket, e, is_extended).await.is_err() || fatal {
-                    break;
-                }
-            }
-            if is_cancel {
+            if !matches!(
+                dispatch(msg, &mut socket, &handlers).await,
+                Ok(Next::Continue)
+            ) {
                 break;
             }
         }

@@ -7,6 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
+use pgwire::api::auth::StartupHandler;
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::copy::CopyHandler;
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::NoopHandler;
 use pgwire::api::{ClientInfo, PgWireConnectionState};
 use pgwire::error::{ErrorInfo, PgWireError};
@@ -15,6 +19,7 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::tokio::server::{
     negotiate_tls, process_error, process_message, PgWireMessageServerCodec,
 };
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, FramedParts};
 
@@ -105,7 +110,13 @@ pub async fn drive(
     socket.session_extensions().insert(client_socket);
     socket.session_extensions().insert(Place::new(admitted));
 
-    let copy = Arc::new(NoopHandler);
+    let handlers = Handlers {
+        startup: shared.startup.clone(),
+        simple: shared.simple.clone(),
+        extended: shared.extended.clone(),
+        copy: Arc::new(NoopHandler),
+        cancel: shared.cancel.clone(),
+    };
     socket.get_mut().set_deferred(true);
     // Made once and polled across messages: a fresh future per message
     // would register (and drop) a shutdown waiter or a timer every time.
@@ -193,37 +204,78 @@ pub async fn drive(
                 break;
             }
         };
-        if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
-            break;
-        }
-        let is_extended = msg.is_extended_query();
-        let is_cancel = matches!(msg, PgWireFrontendMessage::CancelRequest(_));
-        let result = process_message(
-            msg,
-            &mut socket,
-            shared.startup.clone(),
-            shared.simple.clone(),
-            shared.extended.clone(),
-            copy.clone(),
-            shared.cancel.clone(),
-        )
-        .await;
-        if let Err(e) = result {
-            let fatal = e.is_fatal() || matches!(e, PgWireError::IoError(_));
-            if matches!(e, PgWireError::IoError(_)) {
-                break;
-            }
-            process_error(&mut socket, e, is_extended).await?;
-            if fatal {
-                break;
-            }
-        }
-        if is_cancel {
+        if dispatch(msg, &mut socket, &handlers).await? == Next::Close {
             break;
         }
     }
     let _ = flush_now(&mut socket).await;
     Ok(())
+}
+
+/// sqld's handlers, as pgwire's dispatcher takes them.
+pub struct Handlers<A, Q, EQ, C, CR> {
+    pub startup: Arc<A>,
+    pub simple: Arc<Q>,
+    pub extended: Arc<EQ>,
+    pub copy: Arc<C>,
+    pub cancel: Arc<CR>,
+}
+
+/// Whether a connection goes on after a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Continue,
+    Close,
+}
+
+/// Hands one message to pgwire's dispatcher and answers the error it may
+/// return, as Postgres does: Terminate, a fatal error, an I/O error and a
+/// CancelRequest (which comes on a connection of its own) end the
+/// connection; other errors are reported and it goes on. The fuzz targets
+/// drive connections through this same function.
+pub async fn dispatch<S, A, Q, EQ, C, CR>(
+    msg: PgWireFrontendMessage,
+    socket: &mut Framed<S, PgWireMessageServerCodec<EQ::Statement>>,
+    handlers: &Handlers<A, Q, EQ, C, CR>,
+) -> std::io::Result<Next>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + Sync + 'static,
+    A: StartupHandler,
+    Q: SimpleQueryHandler,
+    EQ: ExtendedQueryHandler,
+    C: CopyHandler,
+    CR: CancelHandler,
+{
+    if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
+        return Ok(Next::Close);
+    }
+    let is_extended = msg.is_extended_query();
+    let is_cancel = matches!(msg, PgWireFrontendMessage::CancelRequest(_));
+    let result = process_message(
+        msg,
+        socket,
+        handlers.startup.clone(),
+        handlers.simple.clone(),
+        handlers.extended.clone(),
+        handlers.copy.clone(),
+        handlers.cancel.clone(),
+    )
+    .await;
+    if let Err(e) = result {
+        if matches!(e, PgWireError::IoError(_)) {
+            return Ok(Next::Close);
+        }
+        let fatal = e.is_fatal();
+        process_error(socket, e, is_extended).await?;
+        if fatal {
+            return Ok(Next::Close);
+        }
+    }
+    Ok(if is_cancel {
+        Next::Close
+    } else {
+        Next::Continue
+    })
 }
 
 /// Writes out every response held back so far.

@@ -5,7 +5,7 @@
 
 pub(crate) mod admission;
 pub(crate) mod auth;
-mod connection;
+pub(crate) mod connection;
 mod handler;
 pub(crate) mod io;
 mod shape;
