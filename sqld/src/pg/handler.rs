@@ -1,6 +1,6 @@
 //! Where a Postgres message becomes a `Query`: the simple and extended
-//! query handlers. They open the session's connection on first use, send
-//! `Query` requests down the tower stack (timeouts, metrics, scheduler),
+//! query handlers. They open the session (and its tower stack, see
+//! `service`) on first use, send `Query` requests down that stack,
 //! and turn results into RowDescription/DataRow/CommandComplete messages,
 //! keeping ReadyForQuery's transaction status true to the session's state.
 
