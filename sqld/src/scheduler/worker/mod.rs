@@ -128,7 +128,9 @@ fn session_connection(
         );
     }
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
-    let guard = guard.clone();
+    // The guard only reads flags and deadlines: a panic inside it (which
+    // rusqlite catches) cannot leave it half-changed.
+    let guard = std::panic::AssertUnwindSafe(guard.clone());
     conn.progress_handler(PROGRESS_STEPS, Some(move || guard.should_stop()));
     Ok(conn)
 }
