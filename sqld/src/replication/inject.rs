@@ -89,8 +89,8 @@ fn for_each_transaction(
 /// the connection's own WAL, committed atomically by the last one. The
 /// connection must be its database's only writer.
 pub fn inject(conn: &Connection, frames: impl Iterator<Item = Vec<u8>>) -> Result<(), InjectError> {
+    let own = begin(conn)?;
     let db = unsafe { conn.handle() };
-    let own = begin(db)?;
     unsafe {
         for (i, mut frame) in frames.enumerate() {
             let mut conflict = 0;
@@ -125,7 +125,8 @@ pub fn inject(conn: &Connection, frames: impl Iterator<Item = Vec<u8>>) -> Resul
 /// commit) takes the WAL write lock for a moment to read it again. So
 /// SQLITE_BUSY here is routine; nothing is written yet, and it is retried
 /// for up to `LOCK_WAIT`.
-fn begin(db: *mut ffi::sqlite3) -> Result<u32, InjectError> {
+fn begin(conn: &Connection) -> Result<u32, InjectError> {
+    let db = unsafe { conn.handle() };
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
         let mut own = 0u32;
