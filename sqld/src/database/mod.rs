@@ -170,7 +170,10 @@ impl Database {
     /// (`sync_wal`) before it records the batch as applied.
     pub fn apply_connection(&self) -> Result<DbConnection, DatabaseError> {
         let conn = self.raw_connection()?;
-        conn.execute_batch("PRAGMA synchronous=NORMAL")
+        // One read loads the connection's copy of the WAL index header:
+        // injecting numbers frames after the WAL length taken from it, and
+        // until a first read that length would be 0 whatever the WAL holds.
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA schema_version")
             .map_err(|e| self.open_error(e))?;
         Ok(conn)
     }

@@ -9,6 +9,9 @@
 //! the primary (or frames folded into a newer snapshot) means a clean
 //! re-bootstrap. Bootstrapping injects the snapshot's pages as one
 //! transaction too, so even a re-bootstrap under live readers is atomic.
+//! A batch that fails part-way keeps the transactions it committed, and the
+//! next request starts after them: injecting a transaction twice would put
+//! its old pages back over newer ones under the readers' feet.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -227,20 +230,30 @@ impl Follower {
         while frames.last().is_some_and(|f| !f.is_commit()) {
             frames.pop();
         }
-        let Some(last) = frames.last().map(|f| f.frame_no) else {
+        if frames.is_empty() {
             return Ok(());
-        };
+        }
         let applier = self.applier.clone();
-        let count = frames.len();
-        tokio::task::spawn_blocking(move || lock(&applier).apply_transactions(&frames))
-            .await
-            .map_err(|e| FollowerError::Io(std::io::Error::other(e)))??;
-        self.state.applied_frame_no = last;
-        self.persist_state()?;
-        self.mark_applied(last);
-        self.status.primary_at(last);
-        METRICS.replication_frames_applied.inc_by(count as u64);
-        Ok(())
+        let (frames, applied) = tokio::task::spawn_blocking(move || {
+            let applied = lock(&applier).apply_transactions(&frames);
+            (frames, applied)
+        })
+        .await
+        .map_err(|e| FollowerError::Io(std::io::Error::other(e)))?;
+        // What was committed counts even when the batch stopped early: the
+        // next request starts after it, never injecting it a second time.
+        if let Some(last) = applied.frames.checked_sub(1).map(|i| frames[i].frame_no) {
+            self.state.applied_frame_no = last;
+            if applied.synced {
+                self.persist_state()?;
+            }
+            self.mark_applied(last);
+            self.status.primary_at(last);
+            METRICS
+                .replication_frames_applied
+                .inc_by(applied.frames as u64);
+        }
+        applied.error.map_or(Ok(()), Err)
     }
 
     fn mark_applied(&self, frame_no: u64) {
@@ -330,6 +343,16 @@ async fn checked(response: reqwest::Response) -> Result<reqwest::Response, Follo
     Err(FollowerError::Status { status, body })
 }
 
+/// What applying a batch did.
+struct Applied {
+    /// How many of its frames are committed in the WAL (whole transactions).
+    frames: usize,
+    /// Whether those are durable, so may be recorded in `replica.json`.
+    synced: bool,
+    /// What stopped the batch before its end, or failed the sync.
+    error: Option<FollowerError>,
+}
+
 /// Injects frames through one connection, opened on first use and kept,
 /// so applying a batch costs no connection set-up.
 struct Applier {
@@ -352,15 +375,34 @@ impl Applier {
             .expect("apply connection was just opened"))
     }
 
-    /// Injects whole transactions into the replica's WAL.
-    fn apply_transactions(&mut self, frames: &[Frame]) -> Result<(), FollowerError> {
-        let conn = self.connection()?;
-        inject_transactions(conn, frames)?;
+    /// Injects whole transactions into the replica's WAL, then makes the
+    /// ones committed durable.
+    fn apply_transactions(&mut self, frames: &[Frame]) -> Applied {
+        let (committed, error) = match self.connection() {
+            Err(e) => (0, Some(e)),
+            Ok(conn) => match inject_transactions(conn, frames) {
+                Ok(()) => (frames.len(), None),
+                Err(stopped) => (stopped.applied, Some(stopped.error.into())),
+            },
+        };
+        let mut applied = Applied {
+            frames: committed,
+            synced: false,
+            error,
+        };
+        if committed == 0 {
+            return applied;
+        }
         // One fsync for the whole batch (the applier does not sync per
         // transaction), before the caller records the batch as applied.
-        self.db.sync_wal()?;
-        checkpoint_if_large(self.connection()?);
-        Ok(())
+        match self.db.sync_wal() {
+            Ok(()) => applied.synced = true,
+            Err(e) => applied.error = applied.error.or(Some(e.into())),
+        }
+        if let Ok(conn) = self.connection() {
+            checkpoint_if_large(conn);
+        }
+        applied
     }
 
     /// Loads a snapshot file as one transaction of all its pages.
@@ -398,6 +440,12 @@ mod tests {
             panic!("no frames")
         };
         Frame::decode_all(bytes).unwrap()
+    }
+
+    fn apply(applier: &mut Applier, frames: &[Frame]) {
+        let applied = applier.apply_transactions(frames);
+        assert!(applied.error.is_none(), "{:?}", applied.error);
+        assert_eq!(applied.frames, frames.len());
     }
 
     #[tokio::test]
@@ -456,6 +504,40 @@ mod tests {
     }
 
     #[test]
+    fn injection_waits_for_the_wal_write_lock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let primary =
+            Database::open_primary(&tmp.path().join("p"), Duration::from_secs(1)).unwrap();
+        primary
+            .connect()
+            .unwrap()
+            .execute_batch("create table t(x integer); insert into t values (1);")
+            .unwrap();
+        let replica =
+            Database::open_replica(&tmp.path().join("r"), Duration::from_secs(1)).unwrap();
+        let mut applier = Applier::new(replica.clone());
+        applier
+            .load_snapshot(&primary.log().unwrap().snapshot().0)
+            .unwrap();
+        // Another connection holds the write lock for a moment, as a reader
+        // does when it finds the WAL index header mid-update.
+        let holder = replica.apply_connection().unwrap();
+        holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            holder.execute_batch("ROLLBACK").unwrap();
+        });
+        apply(&mut applier, &frames_of(&primary, 0));
+        release.join().unwrap();
+        let n: i64 = replica
+            .connect()
+            .unwrap()
+            .query_row("select count(*) from t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    #[test]
     fn frames_logged_on_a_primary_apply_on_a_replica() {
         let tmp = tempfile::tempdir().unwrap();
         let primary =
@@ -473,7 +555,7 @@ mod tests {
         applier.load_snapshot(&snapshot).unwrap();
         let frames = frames_of(&primary, 0);
         assert!(frames.last().unwrap().is_commit());
-        applier.apply_transactions(&frames).unwrap();
+        apply(&mut applier, &frames);
         let reader = replica.connect().unwrap();
         let b: String = reader
             .query_row("select b from t where a = 1", [], |r| r.get(0))
@@ -484,9 +566,7 @@ mod tests {
         let last = frames.last().unwrap().frame_no;
         conn.execute_batch("insert into t values (2, 'two'); update t set b = 'uno' where a = 1;")
             .unwrap();
-        applier
-            .apply_transactions(&frames_of(&primary, last))
-            .unwrap();
+        apply(&mut applier, &frames_of(&primary, last));
         let n: i64 = reader
             .query_row("select count(*) from t", [], |r| r.get(0))
             .unwrap();
@@ -503,9 +583,7 @@ mod tests {
         let before = frames_of(&primary, 0).last().unwrap().frame_no;
         conn.execute_batch("create table later(x integer); insert into later values (7);")
             .unwrap();
-        applier
-            .apply_transactions(&frames_of(&primary, before))
-            .unwrap();
+        apply(&mut applier, &frames_of(&primary, before));
         let x: i64 = reader
             .query_row("select x from later", [], |r| r.get(0))
             .unwrap();
