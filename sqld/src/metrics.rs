@@ -38,6 +38,7 @@ pub struct Metrics {
     pub replication_bytes_received: IntCounter,
     pub forwarded_statements: IntCounter,
     pub read_your_writes_waits: IntCounter,
+    pub backup_archived_frame_no: IntGauge,
     pub backup_lag_frames: IntGauge,
     pub backup_lag_seconds: Gauge,
     pub backup_bytes_uploaded: IntCounter,
@@ -155,6 +156,11 @@ impl Metrics {
                 "Reads that waited for the session's last write to arrive (replica)",
             )
             .unwrap(),
+            backup_archived_frame_no: IntGauge::new(
+                "sqld_backup_archived_frame_no",
+                "The newest frame the backup store holds",
+            )
+            .unwrap(),
             backup_lag_frames: IntGauge::new(
                 "sqld_backup_lag_frames",
                 "Durable frames not yet uploaded to the backup store",
@@ -247,6 +253,7 @@ impl Metrics {
             Box::new(m.replication_bytes_received.clone()),
             Box::new(m.forwarded_statements.clone()),
             Box::new(m.read_your_writes_waits.clone()),
+            Box::new(m.backup_archived_frame_no.clone()),
             Box::new(m.backup_lag_frames.clone()),
             Box::new(m.backup_lag_seconds.clone()),
             Box::new(m.backup_bytes_uploaded.clone()),

@@ -11,6 +11,7 @@
 //! holds for this log id, so a restart (even after `kill -9`) uploads
 //! neither a gap nor a duplicate.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,8 @@ pub struct ArchiverConfig {
 /// First and longest wait between attempts at a failed upload.
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How often an idle archiver checks whether a new generation is due.
+const MAINTAIN_INTERVAL: Duration = Duration::from_secs(1);
 /// How often retention runs (besides after each new generation).
 const RETENTION_INTERVAL: Duration = Duration::from_secs(60);
 /// On shutdown, how long the last upload may take.
@@ -57,6 +60,8 @@ pub struct Archiver {
     timeline: Arc<Timeline>,
     /// The newest frame the store holds for this log id.
     archived: u64,
+    /// The same, for the lag reporter.
+    shared_archived: Arc<AtomicU64>,
     /// The frame of the newest snapshot the store holds for this log id.
     last_snapshot: Option<u64>,
     last_upload: Instant,
@@ -76,8 +81,15 @@ pub fn spawn(
     log.hold_for_archive(info.snapshot_frame_no, config.max_local_frames);
     let timeline = Arc::new(Timeline::default());
     timeline.record(info.current_frame_no, now_ms());
-    tokio::spawn(watch_commits(log.subscribe(), timeline.clone(), shutdown.clone()));
+    let shared_archived = Arc::new(AtomicU64::new(0));
+    tokio::spawn(watch_commits(
+        log.subscribe(),
+        timeline.clone(),
+        shared_archived.clone(),
+        shutdown.clone(),
+    ));
     let archiver = Archiver {
+        shared_archived,
         store,
         log,
         log_id: info.log_id,
@@ -91,8 +103,17 @@ pub fn spawn(
     tokio::spawn(archiver.run(shutdown))
 }
 
-/// Dates every durable frame_no as it appears.
-async fn watch_commits(mut durable: watch::Receiver<u64>, timeline: Arc<Timeline>, mut shutdown: Shutdown) {
+/// How often the lag metrics are refreshed without new commits.
+const LAG_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Dates every durable frame_no as it appears, and keeps the lag metrics
+/// current (also while an upload is being retried).
+async fn watch_commits(
+    mut durable: watch::Receiver<u64>,
+    timeline: Arc<Timeline>,
+    archived: Arc<AtomicU64>,
+    mut shutdown: Shutdown,
+) {
     loop {
         tokio::select! {
             changed = durable.changed() => {
@@ -102,9 +123,23 @@ async fn watch_commits(mut durable: watch::Receiver<u64>, timeline: Arc<Timeline
                 let frame_no = *durable.borrow_and_update();
                 timeline.record(frame_no, now_ms());
             }
+            _ = tokio::time::sleep(LAG_REPORT_INTERVAL) => {}
             _ = shutdown.recv() => return,
         }
+        report_lag(&timeline, *durable.borrow(), archived.load(Ordering::SeqCst));
     }
+}
+
+fn report_lag(timeline: &Timeline, head: u64, archived: u64) {
+    let behind = head.saturating_sub(archived);
+    METRICS.backup_lag_frames.set(behind as i64);
+    let seconds = match behind {
+        0 => 0.0,
+        _ => timeline
+            .time_of(archived + 1)
+            .map_or(0.0, |t| now_ms().saturating_sub(t) as f64 / 1000.0),
+    };
+    METRICS.backup_lag_seconds.set(seconds);
 }
 
 impl Archiver {
@@ -146,7 +181,7 @@ impl Archiver {
             }
             tokio::select! {
                 _ = durable.changed() => {}
-                _ = tokio::time::sleep(RETENTION_INTERVAL) => {}
+                _ = tokio::time::sleep(MAINTAIN_INTERVAL) => {}
                 _ = shutdown.recv() => {}
             }
         }
@@ -171,6 +206,8 @@ impl Archiver {
             }
         }
         self.log.set_archived(self.archived);
+        self.shared_archived.store(self.archived, Ordering::SeqCst);
+        METRICS.backup_archived_frame_no.set(self.archived as i64);
         tracing::info!(
             store = self.store.url(),
             log_id = %self.log_id,
@@ -301,7 +338,9 @@ impl Archiver {
 
     fn uploaded(&mut self, bytes: u64, archived: u64) {
         self.archived = archived;
+        self.shared_archived.store(archived, Ordering::SeqCst);
         self.log.set_archived(archived);
+        METRICS.backup_archived_frame_no.set(archived as i64);
         self.timeline.forget_upto(archived);
         self.last_upload = Instant::now();
         METRICS.backup_bytes_uploaded.inc_by(bytes);
@@ -309,16 +348,7 @@ impl Archiver {
     }
 
     fn report_lag(&self, head: u64) {
-        let behind = head.saturating_sub(self.archived);
-        METRICS.backup_lag_frames.set(behind as i64);
-        let seconds = match behind {
-            0 => 0.0,
-            _ => self
-                .timeline
-                .time_of(self.archived + 1)
-                .map_or(0.0, |t| now_ms().saturating_sub(t) as f64 / 1000.0),
-        };
-        METRICS.backup_lag_seconds.set(seconds);
+        report_lag(&self.timeline, head, self.archived);
     }
 
     /// When caught up: a new generation once enough frames have passed
@@ -368,7 +398,7 @@ where
             Err(e) => {
                 failures += 1;
                 METRICS.backup_upload_errors.inc();
-                tracing::warn!(error = %e, failures, lag_frames = METRICS.backup_lag_frames.get(), "cannot {what}; retrying");
+                tracing::warn!(error = %e, detail = ?e, failures, lag_frames = METRICS.backup_lag_frames.get(), "cannot {what}; retrying");
             }
         }
         if shutdown.is_shutdown() && failures >= 3 {

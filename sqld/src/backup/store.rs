@@ -57,6 +57,10 @@ impl BackupStore {
                 (Arc::new(fs), "")
             }
             "s3" | "s3a" => {
+                // The S3 client verifies https with the system's roots over
+                // rustls, whose crypto (ring, as everywhere in sqld) must be
+                // the process default; sqld's own TLS names its provider.
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 if bucket.is_empty() {
                     return Err(bad("no bucket name".into()));
@@ -66,13 +70,16 @@ impl BackupStore {
                     retry_timeout: CLIENT_RETRY_TIMEOUT,
                     ..Default::default()
                 };
-                let options = object_store::ClientOptions::new()
-                    .with_timeout(REQUEST_TIMEOUT)
-                    .with_connect_timeout(CONNECT_TIMEOUT);
+                // Set as keys, not as ClientOptions, which would reset what
+                // the environment set (AWS_ALLOW_HTTP among it).
+                use object_store::aws::AmazonS3ConfigKey::Client;
+                use object_store::ClientConfigKey::{ConnectTimeout, Timeout};
+                let seconds = |d: Duration| format!("{}s", d.as_secs());
                 let s3 = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .with_retry(retry)
-                    .with_client_options(options)
+                    .with_config(Client(Timeout), seconds(REQUEST_TIMEOUT))
+                    .with_config(Client(ConnectTimeout), seconds(CONNECT_TIMEOUT))
                     .build()
                     .map_err(|e| bad(e.to_string()))?;
                 (Arc::new(s3), prefix)
