@@ -202,7 +202,11 @@ pub struct Config {
     /// Frames not yet archived that the local log keeps through
     /// compaction while the store is unreachable; past it they are dropped
     /// (with an error) and the backup resumes at the next snapshot.
-    #[arg(long, env = "SQLD_BACKUP_MAX_LOCAL_FRAMES", default_value_t = 1_000_000)]
+    #[arg(
+        long,
+        env = "SQLD_BACKUP_MAX_LOCAL_FRAMES",
+        default_value_t = 1_000_000
+    )]
     pub backup_max_local_frames: u64,
 
     /// Log format.

@@ -28,7 +28,14 @@ impl Moto {
     fn start(bucket: &str) -> Moto {
         let port = free_port();
         let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -58,7 +65,10 @@ impl Moto {
     /// The AWS variables that point a client at it.
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", self.port)),
+            (
+                "AWS_ENDPOINT_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            ),
             ("AWS_ACCESS_KEY_ID", "test".into()),
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
             ("AWS_REGION", "us-east-1".into()),
@@ -182,7 +192,10 @@ fn uuid() -> String {
     format!(
         "{}-{}",
         std::process::id(),
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     )
 }
 
@@ -204,7 +217,12 @@ async fn state(c: &tokio_postgres::Client) -> (i64, i64) {
 /// One transaction of `TXN_ROWS` rows.
 async fn write_txn(c: &tokio_postgres::Client, i: i64) {
     let values: Vec<String> = (0..TXN_ROWS)
-        .map(|j| format!("('{}')", "x".repeat(((i * 31 + j * 17) % 300 + 50) as usize)))
+        .map(|j| {
+            format!(
+                "('{}')",
+                "x".repeat(((i * 31 + j * 17) % 300 + 50) as usize)
+            )
+        })
         .collect();
     c.batch_execute(&format!("insert into t(v) values {}", values.join(",")))
         .await
@@ -246,7 +264,12 @@ fn wait_archived(s: &Sqld, within: Duration) {
 async fn archive_and_restore_everywhere(store: Store, tmp: &Path) {
     let mut primary = store.primary(
         &tmp.join("primary"),
-        &["--snapshot-threshold-frames", "150", "--backup-generation-frames", "200"],
+        &[
+            "--snapshot-threshold-frames",
+            "150",
+            "--backup-generation-frames",
+            "200",
+        ],
     );
     let c = primary.connect().await;
     c.batch_execute("create table t(id integer primary key, v text)")
@@ -281,7 +304,8 @@ async fn archive_and_restore_everywhere(store: Store, tmp: &Path) {
         );
     }
     // A frame inside a transaction restores the one before it, whole.
-    let (count, _) = store.restored_state(tmp, &["--to-frame", &(seen[1].frame_no + 2).to_string()]);
+    let (count, _) =
+        store.restored_state(tmp, &["--to-frame", &(seen[1].frame_no + 2).to_string()]);
     assert_eq!(count % TXN_ROWS, 0);
     assert!(count >= seen[1].state.0);
 
@@ -291,7 +315,10 @@ async fn archive_and_restore_everywhere(store: Store, tmp: &Path) {
     let (dir, out) = store.restore(tmp, &["--to-frame", &seen[2].frame_no.to_string()]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(stdout.contains(&format!("frame {}", seen[2].frame_no)), "{stdout}");
+    assert!(
+        stdout.contains(&format!("frame {}", seen[2].frame_no)),
+        "{stdout}"
+    );
     let restored = store.primary(&dir, &[]);
     let c = restored.connect().await;
     assert_eq!(state(&c).await, seen[2].state);
@@ -375,7 +402,10 @@ async fn a_store_away_under_load_loses_nothing() {
     assert!(metric(&primary, "sqld_backup_upload_errors_total") > 0.0);
     assert!(metric(&primary, "sqld_backup_lag_frames") > 0.0);
     assert!(metric(&primary, "sqld_backup_lag_seconds") > 1.0);
-    assert!(rate > 20.0, "commits slowed to {rate:.0}/s while the store was away");
+    assert!(
+        rate > 20.0,
+        "commits slowed to {rate:.0}/s while the store was away"
+    );
     // It comes back: everything arrives, in one unbroken chain.
     std::fs::remove_file(&store_dir).unwrap();
     std::fs::rename(&away, &store_dir).unwrap();
@@ -384,7 +414,10 @@ async fn a_store_away_under_load_loses_nothing() {
         assert_segments_chain(&store),
         metric(&primary, "sqld_replication_frame_no") as u64
     );
-    assert_eq!(metric(&primary, "sqld_backup_unarchived_frames_dropped_total"), 0.0);
+    assert_eq!(
+        metric(&primary, "sqld_backup_unarchived_frames_dropped_total"),
+        0.0
+    );
     assert_eq!(store.restored_state(tmp.path(), &[]), state(&c).await);
 }
 
@@ -442,8 +475,14 @@ async fn a_corrupted_segment_is_named_on_restore() {
     let (dir, out) = store.restore(tmp.path(), &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(victim.as_str()) && stderr.contains("corrupt"), "{stderr}");
-    assert!(!dir.join("data.db").exists(), "a failed restore leaves no database");
+    assert!(
+        stderr.contains(victim.as_str()) && stderr.contains("corrupt"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.join("data.db").exists(),
+        "a failed restore leaves no database"
+    );
     let verify = store.sqld(&["backup", "verify", &store.url]);
     assert!(!verify.status.success());
 }
@@ -499,11 +538,17 @@ async fn retention_keeps_exactly_the_generations_the_window_needs() {
         let mut parts = seg.1.split('-');
         let _first: u64 = parts.next().unwrap().parse().unwrap();
         let last: u64 = parts.next().unwrap().parse().unwrap();
-        assert!(last > oldest, "segment {seg:?} ends before snapshot {oldest}");
+        assert!(
+            last > oldest,
+            "segment {seg:?} ends before snapshot {oldest}"
+        );
     }
     // The window's start is still restorable; before the oldest kept
     // snapshot is not.
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
     let at = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
             .unwrap()

@@ -126,7 +126,11 @@ async fn watch_commits(
             _ = tokio::time::sleep(LAG_REPORT_INTERVAL) => {}
             _ = shutdown.recv() => return,
         }
-        report_lag(&timeline, *durable.borrow(), archived.load(Ordering::SeqCst));
+        report_lag(
+            &timeline,
+            *durable.borrow(),
+            archived.load(Ordering::SeqCst),
+        );
     }
 }
 
@@ -155,8 +159,14 @@ impl Archiver {
             let stopping = shutdown.is_shutdown();
             if head > self.archived {
                 let since = self.last_upload.elapsed();
-                if stopping || since >= self.config.interval || head - self.archived >= segment_frames {
-                    if !self.archive_next(segment_frames as usize, &mut shutdown).await {
+                if stopping
+                    || since >= self.config.interval
+                    || head - self.archived >= segment_frames
+                {
+                    if !self
+                        .archive_next(segment_frames as usize, &mut shutdown)
+                        .await
+                    {
                         return;
                     }
                     // Under steady writes the archiver is never idle:
@@ -272,19 +282,22 @@ impl Archiver {
             first_time_ms: commits.first().map_or(now, |c| c.time_ms),
             last_time_ms: commits.last().map_or(now, |c| c.time_ms),
         };
-        let body = match tokio::task::spawn_blocking(move || segment::encode(&commits, &records)).await {
-            Ok(body) => body,
-            Err(e) => {
-                tracing::error!(error = %e, "compressing a backup segment panicked");
-                return true;
-            }
-        };
+        let body =
+            match tokio::task::spawn_blocking(move || segment::encode(&commits, &records)).await {
+                Ok(body) => body,
+                Err(e) => {
+                    tracing::error!(error = %e, "compressing a backup segment panicked");
+                    return true;
+                }
+            };
         let len = body.len() as u64;
         let key = name.key();
         let store = self.store.clone();
-        if retry("upload a backup segment", shutdown, || store.put(&key, body.clone()))
-            .await
-            .is_none()
+        if retry("upload a backup segment", shutdown, || {
+            store.put(&key, body.clone())
+        })
+        .await
+        .is_none()
         {
             return false;
         }
@@ -323,14 +336,20 @@ impl Archiver {
         let len = body.len() as u64;
         let key = name.key();
         let store = self.store.clone();
-        if retry("upload a backup snapshot", shutdown, || store.put(&key, body.clone()))
-            .await
-            .is_none()
+        if retry("upload a backup snapshot", shutdown, || {
+            store.put(&key, body.clone())
+        })
+        .await
+        .is_none()
         {
             return false;
         }
         METRICS.backup_snapshots_uploaded.inc();
-        tracing::info!(frame_no, bytes = len, "uploaded a snapshot: a new backup generation");
+        tracing::info!(
+            frame_no,
+            bytes = len,
+            "uploaded a snapshot: a new backup generation"
+        );
         self.last_snapshot = Some(frame_no);
         self.uploaded(len, frame_no.max(self.archived));
         true
@@ -344,7 +363,9 @@ impl Archiver {
         self.timeline.forget_upto(archived);
         self.last_upload = Instant::now();
         METRICS.backup_bytes_uploaded.inc_by(bytes);
-        METRICS.backup_last_upload_timestamp.set(now_ms() as f64 / 1000.0);
+        METRICS
+            .backup_last_upload_timestamp
+            .set(now_ms() as f64 / 1000.0);
     }
 
     fn report_lag(&self, head: u64) {

@@ -59,7 +59,11 @@ impl SegmentName {
     pub fn key(&self) -> String {
         format!(
             "{}/{SEGMENT_PREFIX}{:020}-{:020}-{:013}-{:013}{SEGMENT_SUFFIX}",
-            self.log_id, self.first_frame_no, self.last_frame_no, self.first_time_ms, self.last_time_ms
+            self.log_id,
+            self.first_frame_no,
+            self.last_frame_no,
+            self.first_time_ms,
+            self.last_time_ms
         )
     }
 }
@@ -158,7 +162,12 @@ mod tests {
             ..seg.clone()
         };
         assert!(seg.key() < later.key());
-        for junk in ["abc/segment-1-2.zst", "abc/other", "x", "abc/snapshot-1-x.db.zst"] {
+        for junk in [
+            "abc/segment-1-2.zst",
+            "abc/other",
+            "x",
+            "abc/snapshot-1-x.db.zst",
+        ] {
             assert_eq!(ObjectName::parse(junk), None, "{junk}");
         }
     }

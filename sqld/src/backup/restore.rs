@@ -94,7 +94,8 @@ pub async fn restore(
     let result = build(store, snapshot, segments, target, &building).await;
     let finished = result.and_then(|(frame_no, time_ms, downloaded, count)| {
         std::fs::create_dir_all(db_path).map_err(BackupError::Local)?;
-        std::fs::rename(building.join(DB_FILE), db_path.join(DB_FILE)).map_err(BackupError::Local)?;
+        std::fs::rename(building.join(DB_FILE), db_path.join(DB_FILE))
+            .map_err(BackupError::Local)?;
         Ok(Restored {
             log_id: log.log_id.clone(),
             snapshot_frame_no: snapshot.frame_no,
@@ -125,11 +126,15 @@ fn choose_log<'a>(
             .log(id)
             .ok_or_else(|| BackupError::Empty(format!(" for log id {id}")));
     }
-    let logs = inventory.logs.iter().filter(|l| !l.snapshots.is_empty());
+    let mut logs = inventory
+        .logs
+        .iter()
+        .rev()
+        .filter(|l| !l.snapshots.is_empty());
     let chosen = match target {
         // The log that was live then: the newest one begun by that time.
-        Target::Time(t) => logs.filter(|l| l.first_time_ms() <= t).last(),
-        _ => logs.last(),
+        Target::Time(t) => logs.find(|l| l.first_time_ms() <= t),
+        _ => logs.next(),
     };
     chosen.ok_or_else(|| match target {
         Target::Time(_) => BackupError::Unreachable(
@@ -176,7 +181,9 @@ async fn build(
             key,
             reason: e.to_string(),
         })?;
-        let file = out.into_inner().map_err(|e| BackupError::Local(e.into_error()))?;
+        let file = out
+            .into_inner()
+            .map_err(|e| BackupError::Local(e.into_error()))?;
         file.sync_all().map_err(BackupError::Local)
     })
     .await
@@ -290,7 +297,13 @@ impl Applier {
             .filter(|f| f.is_commit())
             .map(|f| f.frame_no)
             .collect();
-        if commit_frames != segment.commits.iter().map(|c| c.frame_no).collect::<Vec<_>>() {
+        if commit_frames
+            != segment
+                .commits
+                .iter()
+                .map(|c| c.frame_no)
+                .collect::<Vec<_>>()
+        {
             return Err(corrupt("its commit index does not match its frames".into()));
         }
         let mut start = 0;

@@ -13,7 +13,12 @@ use super::timeline::now_ms;
 use crate::metrics::METRICS;
 
 /// The keys retention deletes, given what the store holds.
-pub fn expired(inventory: &Inventory, current_log_id: &str, now_ms: u64, window: Duration) -> Vec<String> {
+pub fn expired(
+    inventory: &Inventory,
+    current_log_id: &str,
+    now_ms: u64,
+    window: Duration,
+) -> Vec<String> {
     let cutoff = now_ms.saturating_sub(window.as_millis() as u64);
     let current_covers_window = inventory
         .log(current_log_id)
@@ -55,7 +60,11 @@ fn expired_in_log(log: &LogBackup, cutoff: u64) -> Vec<String> {
 }
 
 /// Lists the store and deletes what `expired` names.
-pub async fn apply(store: &BackupStore, current_log_id: &str, window: Duration) -> Result<usize, object_store::Error> {
+pub async fn apply(
+    store: &BackupStore,
+    current_log_id: &str,
+    window: Duration,
+) -> Result<usize, object_store::Error> {
     let inventory = Inventory::new(store.list().await?);
     let keys = expired(&inventory, current_log_id, now_ms(), window);
     for key in &keys {
@@ -63,7 +72,10 @@ pub async fn apply(store: &BackupStore, current_log_id: &str, window: Duration) 
         METRICS.backup_objects_deleted.inc();
     }
     if !keys.is_empty() {
-        tracing::info!(deleted = keys.len(), "backup retention deleted expired objects");
+        tracing::info!(
+            deleted = keys.len(),
+            "backup retention deleted expired objects"
+        );
     }
     Ok(keys.len())
 }

@@ -52,12 +52,9 @@ pub struct Segment {
 
 /// Compresses with a content checksum.
 pub fn compress(data: &[u8]) -> Vec<u8> {
-    let mut encoder =
-        zstd::stream::Encoder::new(Vec::with_capacity(data.len() / 3), ZSTD_LEVEL)
-            .expect("zstd encoder into a Vec");
-    encoder
-        .include_checksum(true)
-        .expect("zstd checksum flag");
+    let mut encoder = zstd::stream::Encoder::new(Vec::with_capacity(data.len() / 3), ZSTD_LEVEL)
+        .expect("zstd encoder into a Vec");
+    encoder.include_checksum(true).expect("zstd checksum flag");
     std::io::Write::write_all(&mut encoder, data).expect("writing into a Vec");
     encoder.finish().expect("finishing into a Vec")
 }
@@ -95,7 +92,7 @@ pub fn decode(object: &[u8]) -> Result<Segment, SegmentError> {
         return Err(SegmentError::Magic);
     }
     let n = buf.get_u32() as usize;
-    if buf.len() < n * 16 || (buf.len() - n * 16) % RECORD_SIZE != 0 {
+    if buf.len() < n * 16 || !(buf.len() - n * 16).is_multiple_of(RECORD_SIZE) {
         return Err(SegmentError::Truncated);
     }
     let commits = (0..n)

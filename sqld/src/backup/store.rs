@@ -84,7 +84,11 @@ impl BackupStore {
                     .map_err(|e| bad(e.to_string()))?;
                 (Arc::new(s3), prefix)
             }
-            other => return Err(bad(format!("unsupported scheme {other}:// (use s3:// or file://)"))),
+            other => {
+                return Err(bad(format!(
+                    "unsupported scheme {other}:// (use s3:// or file://)"
+                )))
+            }
         };
         Ok(BackupStore {
             store,
@@ -125,7 +129,10 @@ impl BackupStore {
             .iter()
             .filter_map(|m| {
                 let key = match prefix {
-                    Some(p) => m.location.prefix_match(p)?.map(|part| part.as_ref().to_owned()),
+                    Some(p) => m
+                        .location
+                        .prefix_match(p)?
+                        .map(|part| part.as_ref().to_owned()),
                     None => return ObjectName::parse(m.location.as_ref()),
                 };
                 ObjectName::parse(&key.collect::<Vec<_>>().join("/"))

@@ -397,7 +397,11 @@ impl ReplicationLog {
     /// Number of frames logged after the snapshot.
     pub fn frames_since_snapshot(&self) -> u64 {
         let appender = self.append.lock().expect("append lock poisoned");
-        let snapshot = self.meta.read().expect("meta lock poisoned").snapshot_frame_no;
+        let snapshot = self
+            .meta
+            .read()
+            .expect("meta lock poisoned")
+            .snapshot_frame_no;
         appender.last_commit - snapshot
     }
 
@@ -433,7 +437,9 @@ impl ReplicationLog {
                 "backup archiving is too far behind: dropping unarchived frames from the local log; \
                  the backup will have a gap until the next snapshot is uploaded"
             );
-            crate::metrics::METRICS.unarchived_frames_dropped.inc_by(unarchived);
+            crate::metrics::METRICS
+                .unarchived_frames_dropped
+                .inc_by(unarchived);
             return after_snapshot;
         }
         archived + 1
@@ -455,7 +461,9 @@ impl ReplicationLog {
         let mut appender = self.append.lock().expect("append lock poisoned");
         // Copy the frames after the snapshot (and those the archiver has
         // yet to upload) into a new file.
-        let keep_from = self.keep_from(snapshot_frame_no).max(appender.first_frame_no);
+        let keep_from = self
+            .keep_from(snapshot_frame_no)
+            .max(appender.first_frame_no);
         let skip = appender.offset(keep_from);
         let end = appender.offset(appender.last_commit + 1);
         let mut tail = vec![0u8; (end - skip) as usize];
