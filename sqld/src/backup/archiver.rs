@@ -77,8 +77,8 @@ pub fn spawn(
     shutdown: Shutdown,
 ) -> tokio::task::JoinHandle<()> {
     let info = log.info();
-    // Hold every frame from now on, until the store says what it has.
-    log.hold_for_archive(info.snapshot_frame_no, config.max_local_frames);
+    // Hold every frame the log has, until the store says what it holds.
+    log.hold_for_archive(0, config.max_local_frames);
     let timeline = Arc::new(Timeline::default());
     timeline.record(info.current_frame_no, now_ms());
     let shared_archived = Arc::new(AtomicU64::new(0));

@@ -418,14 +418,19 @@ impl ReplicationLog {
         self.archived.store(frame_no, Ordering::SeqCst);
     }
 
-    /// The first frame a compaction to `snapshot_frame_no` must keep.
-    fn keep_from(&self, snapshot_frame_no: u64) -> u64 {
+    /// The first frame a compaction to `snapshot_frame_no` must keep, of
+    /// a file that starts at `first_frame_no`.
+    fn keep_from(&self, snapshot_frame_no: u64, first_frame_no: u64) -> u64 {
         let after_snapshot = snapshot_frame_no + 1;
         let archived = self.archived.load(Ordering::SeqCst);
-        if archived == NO_HOLD || archived >= snapshot_frame_no {
+        if archived == NO_HOLD {
             return after_snapshot;
         }
-        let unarchived = snapshot_frame_no - archived;
+        let from = (archived + 1).max(first_frame_no);
+        if from >= after_snapshot {
+            return after_snapshot;
+        }
+        let unarchived = after_snapshot - from;
         let limit = self.archive_hold_limit.load(Ordering::SeqCst);
         if unarchived > limit {
             // Past the bound the disk matters more than the backup: the
@@ -442,7 +447,7 @@ impl ReplicationLog {
                 .inc_by(unarchived);
             return after_snapshot;
         }
-        archived + 1
+        from
     }
 
     /// Folds the log into a new snapshot: `write_snapshot` must write the
@@ -461,9 +466,7 @@ impl ReplicationLog {
         let mut appender = self.append.lock().expect("append lock poisoned");
         // Copy the frames after the snapshot (and those the archiver has
         // yet to upload) into a new file.
-        let keep_from = self
-            .keep_from(snapshot_frame_no)
-            .max(appender.first_frame_no);
+        let keep_from = self.keep_from(snapshot_frame_no, appender.first_frame_no);
         let skip = appender.offset(keep_from);
         let end = appender.offset(appender.last_commit + 1);
         let mut tail = vec![0u8; (end - skip) as usize];
