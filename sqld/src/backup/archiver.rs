@@ -328,10 +328,14 @@ impl Archiver {
                 return true;
             }
         };
+        // Dated no later than its last commit was seen durable (the first
+        // one at start, before any session commits): a restore to a time
+        // just after that commit can start from it.
+        let now = now_ms();
         let name = SnapshotName {
             log_id: self.log_id.clone(),
             frame_no,
-            time_ms: now_ms(),
+            time_ms: self.timeline.time_of(frame_no).unwrap_or(now).min(now),
         };
         let len = body.len() as u64;
         let key = name.key();
