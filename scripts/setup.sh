@@ -51,6 +51,10 @@ if ! python3 -c 'import pytest' 2>/dev/null; then
     echo "setup: installing pytest"
     pip_install pytest
 fi
+if ! python3 -c 'import moto.server' 2>/dev/null; then
+    echo "setup: installing moto (an S3 API on loopback for the backup tests)"
+    pip_install "moto[server]"
+fi
 if ! command -v kubernetes-validate >/dev/null; then
     echo "setup: installing kubernetes-validate"
     pip_install kubernetes-validate

@@ -72,6 +72,15 @@ pub const SQLD_FLAGS: &[SqldFlag] = &[
         "--snapshot-threshold-frames",
         "SQLD_SNAPSHOT_THRESHOLD_FRAMES",
     ),
+    flag("--backup-url", "SQLD_BACKUP_URL"),
+    flag("--backup-interval", "SQLD_BACKUP_INTERVAL"),
+    flag("--backup-segment-size", "SQLD_BACKUP_SEGMENT_SIZE"),
+    flag(
+        "--backup-generation-frames",
+        "SQLD_BACKUP_GENERATION_FRAMES",
+    ),
+    flag("--backup-retention", "SQLD_BACKUP_RETENTION"),
+    flag("--backup-max-local-frames", "SQLD_BACKUP_MAX_LOCAL_FRAMES"),
     flag("--log-format", "SQLD_LOG_FORMAT"),
 ];
 

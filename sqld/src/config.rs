@@ -190,6 +190,41 @@ pub struct Config {
     #[arg(long, env = "SQLD_SNAPSHOT_THRESHOLD_FRAMES", default_value_t = 25_000)]
     pub snapshot_threshold_frames: u64,
 
+    /// Continuously back up the primary to this store: s3://bucket/prefix
+    /// (any S3-compatible store; endpoint and credentials from
+    /// AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION, AWS_ALLOW_HTTP) or file:///path.
+    #[arg(long, env = "SQLD_BACKUP_URL")]
+    pub backup_url: Option<String>,
+
+    /// Upload committed frames at least this often.
+    #[arg(long, env = "SQLD_BACKUP_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub backup_interval: Duration,
+
+    /// Upload as soon as this many bytes of frames are waiting.
+    #[arg(long, env = "SQLD_BACKUP_SEGMENT_SIZE", default_value_t = 16 * 1024 * 1024)]
+    pub backup_segment_size: u64,
+
+    /// Start a new backup generation (upload a snapshot) after this many
+    /// frames.
+    #[arg(long, env = "SQLD_BACKUP_GENERATION_FRAMES", default_value_t = 100_000)]
+    pub backup_generation_frames: u64,
+
+    /// Delete backup generations no longer needed to restore to any point
+    /// this far back (e.g. 7d); unset keeps everything.
+    #[arg(long, env = "SQLD_BACKUP_RETENTION", value_parser = humantime::parse_duration)]
+    pub backup_retention: Option<Duration>,
+
+    /// Frames not yet archived that the local log keeps through
+    /// compaction while the store is unreachable; past it they are dropped
+    /// (with an error) and the backup resumes at the next snapshot.
+    #[arg(
+        long,
+        env = "SQLD_BACKUP_MAX_LOCAL_FRAMES",
+        default_value_t = 1_000_000
+    )]
+    pub backup_max_local_frames: u64,
+
     /// Log format.
     #[arg(long, env = "SQLD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -201,6 +236,43 @@ pub enum Command {
     /// ports, with trust authentication on loopback: the local stand-in
     /// for what the operator runs.
     DevCluster(DevCluster),
+    /// Rebuild a database from a backup, at its latest point or at a
+    /// committed point in the past; `sqld --db-path DIR` then starts a new
+    /// primary (with a new log id) on it.
+    Restore(Restore),
+    /// Inspect a backup store.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Restore {
+    /// The backup store (as --backup-url).
+    #[arg(long)]
+    pub from: String,
+    /// Restore the last commit at or before this time (RFC 3339).
+    #[arg(long, conflicts_with = "to_frame")]
+    pub to_time: Option<String>,
+    /// Restore the last commit at or before this frame.
+    #[arg(long)]
+    pub to_frame: Option<u64>,
+    /// The log id to restore (default: the newest, or the one live at
+    /// --to-time).
+    #[arg(long)]
+    pub log_id: Option<String>,
+    /// Directory of the restored database (must not hold one yet).
+    #[arg(long)]
+    pub db_path: PathBuf,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BackupCommand {
+    /// Generations in the store, with the first and last recoverable
+    /// frame and time of each.
+    List { url: String },
+    /// Restore the latest point into a temporary directory and run
+    /// PRAGMA integrity_check on it.
+    Verify { url: String },
 }
 
 #[derive(Debug, Clone, Args)]

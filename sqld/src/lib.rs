@@ -9,6 +9,7 @@
 //! opens it, sandboxed) -> results map back through `types` (values) and
 //! `error` (SQLSTATEs).
 
+pub mod backup;
 pub mod config;
 pub mod database;
 pub mod dev_cluster;
@@ -139,6 +140,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("a primary's database has a replication log")?,
     };
     session_config.upstream = role.upstream();
+    let archiver = backup::start(&config, &role, shutdown.clone())?;
     let role = CurrentRole::new(role);
     let http_state = http::HttpState {
         db: db.clone(),
@@ -206,6 +208,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     match db.checkpoint() {
         Ok(()) => tracing::info!("checkpointed the database; bye"),
         Err(e) => tracing::warn!(error = %e, "checkpoint at shutdown failed"),
+    }
+    if let Some(archiver) = archiver {
+        let _ = tokio::time::timeout(backup::archiver::FINAL_UPLOAD_GRACE, archiver).await;
     }
     Ok(())
 }

@@ -19,6 +19,8 @@ async fn main() -> std::process::ExitCode {
     }
     let result = match config.command.clone() {
         Some(sqld::config::Command::DevCluster(cluster)) => sqld::dev_cluster::run(cluster).await,
+        Some(sqld::config::Command::Restore(r)) => sqld::backup::cli::run_restore(&r).await,
+        Some(sqld::config::Command::Backup(b)) => sqld::backup::cli::run_backup(&b).await,
         None => sqld::run(config).await,
     };
     match result {

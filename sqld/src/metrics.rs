@@ -38,6 +38,16 @@ pub struct Metrics {
     pub replication_bytes_received: IntCounter,
     pub forwarded_statements: IntCounter,
     pub read_your_writes_waits: IntCounter,
+    pub backup_archived_frame_no: IntGauge,
+    pub backup_lag_frames: IntGauge,
+    pub backup_lag_seconds: Gauge,
+    pub backup_bytes_uploaded: IntCounter,
+    pub backup_segments_uploaded: IntCounter,
+    pub backup_snapshots_uploaded: IntCounter,
+    pub backup_upload_errors: IntCounter,
+    pub backup_last_upload_timestamp: Gauge,
+    pub backup_objects_deleted: IntCounter,
+    pub unarchived_frames_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -146,6 +156,56 @@ impl Metrics {
                 "Reads that waited for the session's last write to arrive (replica)",
             )
             .unwrap(),
+            backup_archived_frame_no: IntGauge::new(
+                "sqld_backup_archived_frame_no",
+                "The newest frame the backup store holds",
+            )
+            .unwrap(),
+            backup_lag_frames: IntGauge::new(
+                "sqld_backup_lag_frames",
+                "Durable frames not yet uploaded to the backup store",
+            )
+            .unwrap(),
+            backup_lag_seconds: Gauge::new(
+                "sqld_backup_lag_seconds",
+                "Age of the oldest durable commit not yet uploaded to the backup store",
+            )
+            .unwrap(),
+            backup_bytes_uploaded: IntCounter::new(
+                "sqld_backup_bytes_uploaded_total",
+                "Compressed bytes uploaded to the backup store",
+            )
+            .unwrap(),
+            backup_segments_uploaded: IntCounter::new(
+                "sqld_backup_segments_uploaded_total",
+                "Log segments uploaded to the backup store",
+            )
+            .unwrap(),
+            backup_snapshots_uploaded: IntCounter::new(
+                "sqld_backup_snapshots_uploaded_total",
+                "Snapshots (generations) uploaded to the backup store",
+            )
+            .unwrap(),
+            backup_upload_errors: IntCounter::new(
+                "sqld_backup_upload_errors_total",
+                "Failed requests to the backup store (each is retried)",
+            )
+            .unwrap(),
+            backup_last_upload_timestamp: Gauge::new(
+                "sqld_backup_last_upload_timestamp_seconds",
+                "Unix time of the last successful upload to the backup store",
+            )
+            .unwrap(),
+            backup_objects_deleted: IntCounter::new(
+                "sqld_backup_objects_deleted_total",
+                "Backup objects deleted by retention",
+            )
+            .unwrap(),
+            unarchived_frames_dropped: IntCounter::new(
+                "sqld_backup_unarchived_frames_dropped_total",
+                "Frames compaction dropped before they were archived (the local bound was reached)",
+            )
+            .unwrap(),
             replication_bootstraps: IntCounter::new(
                 "sqld_replication_bootstraps_total",
                 "Times this replica loaded a snapshot from the primary",
@@ -193,6 +253,16 @@ impl Metrics {
             Box::new(m.replication_bytes_received.clone()),
             Box::new(m.forwarded_statements.clone()),
             Box::new(m.read_your_writes_waits.clone()),
+            Box::new(m.backup_archived_frame_no.clone()),
+            Box::new(m.backup_lag_frames.clone()),
+            Box::new(m.backup_lag_seconds.clone()),
+            Box::new(m.backup_bytes_uploaded.clone()),
+            Box::new(m.backup_segments_uploaded.clone()),
+            Box::new(m.backup_snapshots_uploaded.clone()),
+            Box::new(m.backup_upload_errors.clone()),
+            Box::new(m.backup_last_upload_timestamp.clone()),
+            Box::new(m.backup_objects_deleted.clone()),
+            Box::new(m.unarchived_frames_dropped.clone()),
         ] {
             m.registry.register(c).expect("metric names are unique");
         }

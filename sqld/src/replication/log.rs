@@ -9,6 +9,10 @@
 //!   by zeros written ahead of them (the end is where the records stop);
 //! - `snapshot.db`: the database as of `snapshot_frame_no`.
 //!
+//! With continuous backup on, compaction keeps the frames the archiver has
+//! not uploaded yet (up to a bound), so the file may start before the
+//! snapshot (`frames_from` in `log.json`).
+//!
 //! Appends happen inside the committing connection's SQLite write lock (so
 //! frames are numbered in commit order); fsync happens after the lock is
 //! released, shared by every commit waiting at that moment (group commit).
@@ -61,6 +65,16 @@ struct Meta {
     log_id: String,
     snapshot_frame_no: u64,
     clean_shutdown: bool,
+    /// The first frame in `frames.log` when compaction kept frames the
+    /// backup archiver still needed; otherwise the one after the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    frames_from: Option<u64>,
+}
+
+impl Meta {
+    fn first_frame_no(&self) -> u64 {
+        self.frames_from.unwrap_or(self.snapshot_frame_no + 1)
+    }
 }
 
 /// How `ReplicationLog::open` found the log.
@@ -114,7 +128,15 @@ pub struct ReplicationLog {
     /// waiters are woken together by `synced`.
     syncing: Mutex<bool>,
     synced: Condvar,
+    /// The newest frame the backup archiver has uploaded, or `NO_HOLD`
+    /// without an archiver: compaction keeps the frames after it.
+    archived: AtomicU64,
+    /// At most this many unarchived frames are kept past a compaction.
+    archive_hold_limit: AtomicU64,
 }
+
+/// `archived` when no archiver holds frames back.
+const NO_HOLD: u64 = u64::MAX;
 
 struct Appender {
     file: File,
@@ -188,13 +210,13 @@ impl ReplicationLog {
             Some(meta) if dir.join(SNAPSHOT_FILE).exists() => {
                 // The file is preallocated with zeros past its last record,
                 // so its length says nothing: the records say where it ends.
-                let records = intact_records(&frames_path, meta.snapshot_frame_no)?;
+                let records = intact_records(&frames_path, meta.first_frame_no() - 1)?;
                 let start = if meta.clean_shutdown {
                     LogStart::Continued
                 } else {
                     LogStart::Recovered
                 };
-                let last = meta.snapshot_frame_no + records;
+                let last = meta.first_frame_no() - 1 + records;
                 (meta, start, last)
             }
             _ => {
@@ -202,13 +224,14 @@ impl ReplicationLog {
                     log_id: uuid::Uuid::new_v4().to_string(),
                     snapshot_frame_no: 0,
                     clean_shutdown: false,
+                    frames_from: None,
                 };
                 copy_database(db_file, &dir.join(SNAPSHOT_FILE))?;
                 let _ = std::fs::remove_file(&frames_path);
                 (meta, LogStart::New, 0)
             }
         };
-        let first_frame_no = meta.snapshot_frame_no + 1;
+        let first_frame_no = meta.first_frame_no();
         let file = OpenOptions::new()
             .create(true)
             .read(true)
@@ -241,6 +264,8 @@ impl ReplicationLog {
             synced_upto: AtomicU64::new(last),
             syncing: Mutex::new(false),
             synced: Condvar::new(),
+            archived: AtomicU64::new(NO_HOLD),
+            archive_hold_limit: AtomicU64::new(0),
         };
         Ok((log, start))
     }
@@ -359,10 +384,70 @@ impl ReplicationLog {
         (self.dir.join(SNAPSHOT_FILE), meta.snapshot_frame_no)
     }
 
-    /// Number of frames in the file after the snapshot.
+    /// The snapshot file opened, with the frame_no it stands for: opened
+    /// under the append lock, which `install_snapshot` holds while it
+    /// replaces the file, so the two always match.
+    pub fn open_snapshot(&self) -> Result<(File, u64), LogError> {
+        let _appender = self.append.lock().expect("append lock poisoned");
+        let (path, frame_no) = self.snapshot();
+        let file = File::open(&path).map_err(io(&path))?;
+        Ok((file, frame_no))
+    }
+
+    /// Number of frames logged after the snapshot.
     pub fn frames_since_snapshot(&self) -> u64 {
         let appender = self.append.lock().expect("append lock poisoned");
-        appender.last_commit + 1 - appender.first_frame_no
+        let snapshot = self
+            .meta
+            .read()
+            .expect("meta lock poisoned")
+            .snapshot_frame_no;
+        appender.last_commit - snapshot
+    }
+
+    /// From now on compaction keeps frames after `archived` (the backup
+    /// archiver's progress, updated with `set_archived`), at most `limit`
+    /// of them.
+    pub fn hold_for_archive(&self, archived: u64, limit: u64) {
+        self.archive_hold_limit.store(limit, Ordering::SeqCst);
+        self.archived.store(archived, Ordering::SeqCst);
+    }
+
+    /// The archiver uploaded every frame up to `frame_no`.
+    pub fn set_archived(&self, frame_no: u64) {
+        self.archived.store(frame_no, Ordering::SeqCst);
+    }
+
+    /// The first frame a compaction to `snapshot_frame_no` must keep, of
+    /// a file that starts at `first_frame_no`.
+    fn keep_from(&self, snapshot_frame_no: u64, first_frame_no: u64) -> u64 {
+        let after_snapshot = snapshot_frame_no + 1;
+        let archived = self.archived.load(Ordering::SeqCst);
+        if archived == NO_HOLD {
+            return after_snapshot;
+        }
+        let from = (archived + 1).max(first_frame_no);
+        if from >= after_snapshot {
+            return after_snapshot;
+        }
+        let unarchived = after_snapshot - from;
+        let limit = self.archive_hold_limit.load(Ordering::SeqCst);
+        if unarchived > limit {
+            // Past the bound the disk matters more than the backup: the
+            // archiver starts a new generation from the snapshot.
+            tracing::error!(
+                archived,
+                snapshot_frame_no,
+                limit,
+                "backup archiving is too far behind: dropping unarchived frames from the local log; \
+                 the backup will have a gap until the next snapshot is uploaded"
+            );
+            crate::metrics::METRICS
+                .unarchived_frames_dropped
+                .inc_by(unarchived);
+            return after_snapshot;
+        }
+        from
     }
 
     /// Folds the log into a new snapshot: `write_snapshot` must write the
@@ -379,8 +464,10 @@ impl ReplicationLog {
         let tmp_frames = self.dir.join("frames.log.tmp");
         self.sync()?;
         let mut appender = self.append.lock().expect("append lock poisoned");
-        // Copy the frames after the snapshot into a new file.
-        let skip = appender.offset(snapshot_frame_no + 1);
+        // Copy the frames after the snapshot (and those the archiver has
+        // yet to upload) into a new file.
+        let keep_from = self.keep_from(snapshot_frame_no, appender.first_frame_no);
+        let skip = appender.offset(keep_from);
         let end = appender.offset(appender.last_commit + 1);
         let mut tail = vec![0u8; (end - skip) as usize];
         appender
@@ -394,6 +481,7 @@ impl ReplicationLog {
         {
             let mut meta = self.meta.write().expect("meta lock poisoned");
             meta.snapshot_frame_no = snapshot_frame_no;
+            meta.frames_from = (keep_from != snapshot_frame_no + 1).then_some(keep_from);
             write_meta(&self.dir.join(META_FILE), &meta)?;
         }
         std::fs::rename(&tmp_frames, &frames_path).map_err(io(&frames_path))?;
@@ -403,7 +491,7 @@ impl ReplicationLog {
             .write(true)
             .open(&frames_path)
             .map_err(io(&frames_path))?;
-        appender.first_frame_no = snapshot_frame_no + 1;
+        appender.first_frame_no = keep_from;
         appender.allocated = tail.len() as u64;
         crate::metrics::METRICS.snapshots.inc();
         Ok(())

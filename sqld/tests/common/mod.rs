@@ -18,6 +18,8 @@ pub struct Sqld {
     /// unless the test brought its own.
     _tmp: Option<tempfile::TempDir>,
     pub args: Vec<String>,
+    /// Environment given to every start.
+    pub env: Vec<(String, String)>,
 }
 
 /// A port nobody listens on right now.
@@ -45,6 +47,11 @@ impl Sqld {
 
     /// Starts a server on an existing database directory.
     pub fn spawn(db_dir: &Path, extra: &[&str]) -> Sqld {
+        Sqld::spawn_env(db_dir, extra, &[])
+    }
+
+    /// The same, with extra environment variables.
+    pub fn spawn_env(db_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Sqld {
         let pg_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let http_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut args = vec![
@@ -56,13 +63,18 @@ impl Sqld {
             http_addr.to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let s = Sqld {
-            child: launch(&args),
+            child: launch(&args, &env),
             pg_addr,
             http_addr,
             db_dir: db_dir.to_owned(),
             _tmp: None,
             args,
+            env,
         };
         s.wait_listening();
         s
@@ -101,7 +113,7 @@ impl Sqld {
     /// Starts the server again with the same arguments (database and
     /// addresses) after it stopped or was killed.
     pub fn restart(&mut self) {
-        self.child = launch(&self.args);
+        self.child = launch(&self.args, &self.env);
         self.wait_listening();
     }
 
@@ -175,9 +187,10 @@ impl Sqld {
     }
 }
 
-fn launch(args: &[String]) -> std::process::Child {
+fn launch(args: &[String], env: &[(String, String)]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_sqld"))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .env("SQLD_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
