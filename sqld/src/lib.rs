@@ -9,6 +9,7 @@
 //! opens it, sandboxed) -> results map back through `types` (values) and
 //! `error` (SQLSTATEs).
 
+pub mod compat;
 pub mod config;
 pub mod database;
 pub mod dev_cluster;

@@ -1,0 +1,283 @@
+//! The rewrite itself: parse with the PostgreSQL dialect, replace the
+//! expressions SQLite would misread, print the statement back.
+//!
+//! A replaced expression becomes a bare identifier holding SQLite text:
+//! `sqlparser` prints an unquoted identifier as it is, so the printed
+//! statement carries the replacement verbatim, and an enclosing
+//! expression (itself rewritten later, children first) prints it inside
+//! its own text.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    BinaryOperator, CastKind, DataType, Expr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
+    Value, VisitMut, VisitorMut,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use super::casts;
+
+/// The statement in SQLite's terms, or `None` when there is nothing to
+/// change (or the parser cannot read it: SQLite then gives its own error).
+pub fn rewrite(sql: &str) -> Option<String> {
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let mut rewriter = Rewriter { changed: false };
+    let _ = statements.visit(&mut rewriter);
+    if !rewriter.changed {
+        return None;
+    }
+    let printed: Vec<String> = statements.iter().map(ToString::to_string).collect();
+    Some(printed.join(";\n"))
+}
+
+struct Rewriter {
+    changed: bool,
+}
+
+impl VisitorMut for Rewriter {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        // `x::regtype::text` names a type: seen before its inner cast is
+        // rewritten, which would lose the `regtype`.
+        if let Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = expr
+        {
+            if casts::is_text(data_type) {
+                if let Expr::Cast {
+                    expr: oid,
+                    data_type: DataType::Custom(name, _),
+                    ..
+                } = inner.as_ref()
+                {
+                    if last_part(name).eq_ignore_ascii_case("regtype") {
+                        *expr = raw(format!("format_type({oid}, NULL)"));
+                        self.changed = true;
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Some(replacement) = replacement(expr) {
+            *expr = replacement;
+            self.changed = true;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// What replaces `expr`, if SQLite would misread it.
+fn replacement(expr: &mut Expr) -> Option<Expr> {
+    Some(match expr {
+        Expr::Cast {
+            kind: CastKind::DoubleColon | CastKind::Cast,
+            expr: inner,
+            data_type,
+            ..
+        } => raw(casts::convert(inner, data_type)),
+        Expr::TypedString(typed) => raw(casts::convert(
+            &Expr::Value(typed.value.clone()),
+            &typed.data_type,
+        )),
+        Expr::Value(v) => match &v.value {
+            Value::EscapedStringLiteral(s) => {
+                let mut plain = v.clone();
+                plain.value = Value::SingleQuotedString(s.clone());
+                Expr::Value(plain)
+            }
+            _ => return None,
+        },
+        Expr::AnyOp {
+            left,
+            compare_op,
+            right,
+            ..
+        } => raw(membership(left, compare_op, right, false)?),
+        Expr::AllOp {
+            left,
+            compare_op,
+            right,
+        } => raw(membership(left, compare_op, right, true)?),
+        Expr::BinaryOp { left, op, right } => raw(binary(left, op, right)?),
+        Expr::ILike {
+            negated,
+            expr: inner,
+            pattern,
+            escape_char,
+            ..
+        } => {
+            // SQLite's LIKE ignores ASCII case already.
+            let not = if *negated { "NOT " } else { "" };
+            let escape = escape_char
+                .as_ref()
+                .map(|e| format!(" ESCAPE {e}"))
+                .unwrap_or_default();
+            raw(format!("({inner} {not}LIKE {pattern}{escape})"))
+        }
+        Expr::Collate {
+            expr: inner,
+            collation,
+        } => {
+            let name = last_part(collation).to_ascii_lowercase();
+            match name.as_str() {
+                "default" | "c" | "posix" | "ucs_basic" => raw(format!("{inner}")),
+                _ => return None,
+            }
+        }
+        Expr::Function(f) => {
+            let qualified =
+                f.name.0.len() == 2 && part(&f.name, 0).eq_ignore_ascii_case("pg_catalog");
+            if qualified {
+                f.name.0.remove(0);
+            }
+            if matches!(f.args, FunctionArguments::None) && is_niladic(last_part(&f.name)) {
+                return Some(raw(format!(
+                    "{}()",
+                    last_part(&f.name).to_ascii_lowercase()
+                )));
+            }
+            if !qualified {
+                return None;
+            }
+            Expr::Function(f.clone())
+        }
+        Expr::Identifier(ident) if ident.quote_style.is_none() && is_niladic(&ident.value) => {
+            raw(format!("{}()", ident.value.to_ascii_lowercase()))
+        }
+        _ => return None,
+    })
+}
+
+/// Postgres functions called without parentheses that sqld provides as
+/// ordinary functions.
+fn is_niladic(name: &str) -> bool {
+    [
+        "current_user",
+        "session_user",
+        "current_role",
+        "current_schema",
+        "current_catalog",
+    ]
+    .iter()
+    .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// `x = ANY(ARRAY[...])` is `x IN (...)`; `x <> ALL(ARRAY[...])` is
+/// `x NOT IN (...)`; a subquery works the same way.
+fn membership(left: &Expr, op: &BinaryOperator, right: &Expr, all: bool) -> Option<String> {
+    let negated = match (op, all) {
+        (BinaryOperator::Eq, false) => "",
+        (BinaryOperator::NotEq, true) => "NOT ",
+        _ => return None,
+    };
+    let inner = match right {
+        Expr::Nested(e) => e.as_ref(),
+        e => e,
+    };
+    let list = match inner {
+        Expr::Array(array) => {
+            let items: Vec<String> = array.elem.iter().map(ToString::to_string).collect();
+            items.join(", ")
+        }
+        Expr::Subquery(query) => query.to_string(),
+        _ => return None,
+    };
+    Some(format!("({left} {negated}IN ({list}))"))
+}
+
+/// Regular expression operators (`~`, `~*`, `!~`, `!~*`, and their
+/// `OPERATOR(pg_catalog.x)` spellings) as calls of `regexp`, and other
+/// `OPERATOR(pg_catalog.x)` spellings as the bare operator.
+fn binary(left: &Expr, op: &BinaryOperator, right: &Expr) -> Option<String> {
+    let symbol = match op {
+        BinaryOperator::PGRegexMatch => "~".to_owned(),
+        BinaryOperator::PGRegexIMatch => "~*".to_owned(),
+        BinaryOperator::PGRegexNotMatch => "!~".to_owned(),
+        BinaryOperator::PGRegexNotIMatch => "!~*".to_owned(),
+        BinaryOperator::PGCustomBinaryOperator(parts) => parts.last()?.clone(),
+        _ => return None,
+    };
+    let (not, case) = match symbol.as_str() {
+        "~" => ("", ""),
+        "~*" => ("", "(?i)"),
+        "!~" => ("NOT ", ""),
+        "!~*" => ("NOT ", "(?i)"),
+        "=" | "<>" | "!=" | "<" | "<=" | ">" | ">=" | "+" | "-" | "*" | "/" | "||" => {
+            return Some(format!("({left} {symbol} {right})"))
+        }
+        _ => return None,
+    };
+    let pattern = if case.is_empty() {
+        right.to_string()
+    } else {
+        format!("'{case}' || {right}")
+    };
+    Some(format!("({not}regexp({pattern}, {left}))"))
+}
+
+/// An expression printed as `sql`, verbatim.
+fn raw(sql: String) -> Expr {
+    Expr::Identifier(Ident::new(sql))
+}
+
+fn part(name: &ObjectName, i: usize) -> &str {
+    match name.0.get(i) {
+        Some(ObjectNamePart::Identifier(ident)) => &ident.value,
+        _ => "",
+    }
+}
+
+fn last_part(name: &ObjectName) -> &str {
+    part(name, name.0.len().saturating_sub(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rewrite;
+
+    fn sqlite(sql: &str) -> String {
+        rewrite(sql).unwrap_or_else(|| sql.to_owned())
+    }
+
+    #[test]
+    fn casts_become_conversions() {
+        assert_eq!(sqlite("SELECT $1::integer"), "SELECT CAST($1 AS INTEGER)");
+        assert_eq!(
+            sqlite("SELECT '\\x0102'::bytea"),
+            "SELECT pg_bytea('\\x0102')"
+        );
+        assert_eq!(
+            sqlite("SELECT oid::regtype::text FROM pg_type"),
+            "SELECT format_type(oid, NULL) FROM pg_type"
+        );
+    }
+
+    #[test]
+    fn postgres_operators_become_sqlite() {
+        assert_eq!(
+            sqlite("SELECT 1 WHERE 2 = ANY(ARRAY[1, 2])"),
+            "SELECT 1 WHERE (2 IN (1, 2))"
+        );
+        assert_eq!(
+            sqlite("SELECT 1 WHERE 'ab' OPERATOR(pg_catalog.~) '^a' COLLATE pg_catalog.default"),
+            "SELECT 1 WHERE (regexp('^a', 'ab'))"
+        );
+        assert_eq!(sqlite("SELECT 'a' !~ 'b'"), "SELECT (NOT regexp('b', 'a'))");
+        assert_eq!(sqlite("SELECT E'it''s'"), "SELECT 'it''s'");
+        assert_eq!(sqlite("SELECT pg_catalog.version()"), "SELECT version()");
+        assert_eq!(sqlite("SELECT current_user"), "SELECT current_user()");
+    }
+
+    #[test]
+    fn plain_sqlite_is_left_alone() {
+        assert_eq!(rewrite("SELECT ~5"), None);
+        assert_eq!(rewrite("not sql at all ::"), None);
+    }
+}
