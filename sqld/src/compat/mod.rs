@@ -19,7 +19,15 @@ pub use rewrite::rewrite;
 /// Markers of Postgres-only syntax, matched case-sensitively as clients
 /// write them. `~` also catches SQLite's bitwise not, which the rewrite
 /// leaves as it is.
-const MARKERS: &[&str] = &["::", "pg_catalog.", "~", "current_user", "session_user"];
+const MARKERS: &[&str] = &[
+    "::",
+    "pg_catalog.",
+    "~",
+    "current_user",
+    "session_user",
+    "ilike",
+    "ILIKE",
+];
 
 /// Whether `sql` may hold syntax the rewrite translates: a scan of its
 /// bytes, nothing allocated.

@@ -131,6 +131,16 @@ fn replacement(expr: &mut Expr) -> Option<Expr> {
                 _ => return None,
             }
         }
+        Expr::Function(f) if last_part(&f.name).eq_ignore_ascii_case("array") => {
+            let FunctionArguments::Subquery(query) = &f.args else {
+                return None;
+            };
+            // Postgres' array text of the subquery's rows.
+            raw(format!(
+                "(WITH sqld_array(v) AS ({query}) \
+                 SELECT '{{' || coalesce(group_concat(v, ','), '') || '}}' FROM sqld_array)"
+            ))
+        }
         Expr::Function(f) => {
             let qualified =
                 f.name.0.len() == 2 && part(&f.name, 0).eq_ignore_ascii_case("pg_catalog");
@@ -187,6 +197,8 @@ fn membership(left: &Expr, op: &BinaryOperator, right: &Expr, all: bool) -> Opti
             items.join(", ")
         }
         Expr::Subquery(query) => query.to_string(),
+        // An array value (a column, a parameter): its Postgres text.
+        _ if !all => return Some(format!("pg_array_contains({inner}, {left})")),
         _ => return None,
     };
     Some(format!("({left} {negated}IN ({list}))"))

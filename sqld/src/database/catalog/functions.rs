@@ -70,6 +70,16 @@ pub(super) fn install(conn: &Connection) -> Result<()> {
             ctx.get::<Option<String>>(0)
         })?;
     }
+    conn.create_scalar_function("pg_array_contains", 2, pure(), |ctx| {
+        let array: Option<String> = ctx.get(0)?;
+        let item = match ctx.get_raw(1) {
+            ValueRef::Null => return Ok(None),
+            ValueRef::Integer(i) => i.to_string(),
+            ValueRef::Real(r) => r.to_string(),
+            ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+        };
+        Ok(array.map(|a| array_items(&a).any(|i| i == item)))
+    })?;
     conn.create_scalar_function("array_to_string", 2, pure(), |ctx| {
         ctx.get::<Option<String>>(0)
     })?;
@@ -110,6 +120,15 @@ fn regexp(ctx: &Context<'_>) -> Result<Option<bool>> {
         ValueRef::Real(r) => Some(pattern.is_match(&r.to_string())),
         ValueRef::Blob(b) => Some(pattern.is_match(&String::from_utf8_lossy(b))),
     })
+}
+
+/// The items of a one-dimensional Postgres array text (`{a,"b c",3}`).
+fn array_items(array: &str) -> impl Iterator<Item = String> + '_ {
+    let inner = array.trim().trim_start_matches('{').trim_end_matches('}');
+    inner
+        .split(',')
+        .filter(|i| !i.is_empty())
+        .map(|i| i.trim().trim_matches('"').to_owned())
 }
 
 /// `'\x0102'::bytea`: Postgres' hex text as the bytes it spells; other

@@ -140,8 +140,19 @@ const FIXED_TABLES: &str = "
      CREATE TABLE pg_catalog.pg_shdescription (objoid OID, classoid OID, description TEXT);
      CREATE TABLE pg_catalog.pg_inherits (inhrelid OID, inhparent OID, inhseqno INTEGER,
          inhdetachpending BOOLEAN);
-     CREATE TABLE pg_catalog.pg_trigger (oid OID, tgrelid OID, tgname TEXT, tgisinternal BOOLEAN);
-     CREATE TABLE pg_catalog.pg_policy (oid OID, polname TEXT, polrelid OID);
+     CREATE TABLE pg_catalog.pg_trigger (oid OID, tgrelid OID, tgname TEXT,
+         tgisinternal BOOLEAN, tgenabled TEXT, tgparentid OID, tgconstraint OID);
+     CREATE TABLE pg_catalog.pg_policy (oid OID, polname TEXT, polrelid OID, polcmd TEXT,
+         polpermissive BOOLEAN, polroles TEXT, polqual TEXT, polwithcheck TEXT);
+     CREATE TABLE pg_catalog.pg_statistic_ext (oid OID, stxrelid OID, stxname TEXT,
+         stxnamespace OID, stxowner OID, stxstattarget INTEGER, stxkeys TEXT, stxkind TEXT,
+         stxexprs TEXT);
+     CREATE TABLE pg_catalog.pg_publication (oid OID, pubname TEXT, puballtables BOOLEAN,
+         pubinsert BOOLEAN, pubupdate BOOLEAN, pubdelete BOOLEAN, pubtruncate BOOLEAN,
+         pubviaroot BOOLEAN);
+     CREATE TABLE pg_catalog.pg_publication_rel (oid OID, prpubid OID, prrelid OID,
+         prqual TEXT, prattrs TEXT);
+     CREATE TABLE pg_catalog.pg_publication_namespace (oid OID, pnpubid OID, pnnspid OID);
      CREATE TABLE pg_catalog.pg_extension (oid OID, extname TEXT, extversion TEXT);
      CREATE TABLE pg_catalog.pg_collation (oid OID, collname TEXT);
      CREATE TABLE pg_catalog.pg_tablespace (oid OID, spcname TEXT);";

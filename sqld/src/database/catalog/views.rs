@@ -5,6 +5,11 @@
 //! is, in every session, with no copy to keep up to date. Relation OIDs
 //! come from `pg_relation_oid(name)`, stable across sessions and restarts.
 
+/// OID columns are CASTs to INTEGER, in every arm of a compound view
+/// (SQLite gives a compound's column an affinity only when its arms
+/// agree): the affinity makes `oid = '16384'`, as psql writes it, compare
+/// as numbers.
+///
 /// The views in `pg_catalog`. `sqld_relations` and `sqld_indexes` hold
 /// what the others share: the user's tables and views, and their indexes,
 /// including the one an `INTEGER PRIMARY KEY` (SQLite's rowid) implies.
@@ -28,7 +33,7 @@ CREATE VIEW pg_catalog.sqld_indexes AS
   GROUP BY r.name;
 
 CREATE VIEW pg_catalog.pg_class AS
-  SELECT pg_relation_oid(name) AS oid, name AS relname, 2200 AS relnamespace, 0 AS reltype,
+  SELECT CAST(pg_relation_oid(name) AS INTEGER) AS oid, name AS relname, 2200 AS relnamespace, 0 AS reltype,
          0 AS reloftype, 10 AS relowner, CASE type WHEN 'view' THEN 0 ELSE 2 END AS relam,
          0 AS relfilenode, 0 AS reltablespace, 0 AS relpages, -1.0 AS reltuples,
          0 AS reltoastrelid,
@@ -41,12 +46,12 @@ CREATE VIEW pg_catalog.pg_class AS
          NULL AS reloptions, NULL AS relpartbound
   FROM pg_catalog.sqld_relations
   UNION ALL
-  SELECT pg_relation_oid(index_name), index_name, 2200, 0, 0, 10, 403, 0, 0, 0, -1.0, 0, 0,
+  SELECT CAST(pg_relation_oid(index_name) AS INTEGER), index_name, 2200, 0, 0, 10, 403, 0, 0, 0, -1.0, 0, 0,
          0, 'p', 'i', ncol, 0, 0, 0, 0, 0, 0, 1, 'n', 0, 0, NULL, NULL, NULL
   FROM pg_catalog.sqld_indexes;
 
 CREATE VIEW pg_catalog.pg_attribute AS
-  SELECT pg_relation_oid(r.name) AS attrelid, c.name AS attname,
+  SELECT CAST(pg_relation_oid(r.name) AS INTEGER) AS attrelid, c.name AS attname,
          pg_decltype_oid(c.type) AS atttypid, c.cid + 1 AS attnum, -1 AS attlen,
          -1 AS atttypmod, 0 AS attndims, c."notnull" OR c.pk > 0 AS attnotnull,
          c.dflt_value IS NOT NULL AS atthasdef, 0 AS atthasmissing, '' AS attidentity,
@@ -56,13 +61,13 @@ CREATE VIEW pg_catalog.pg_attribute AS
   FROM pg_catalog.sqld_relations AS r JOIN pragma_table_info(r.name, 'main') AS c;
 
 CREATE VIEW pg_catalog.pg_attrdef AS
-  SELECT pg_relation_oid(r.name) * 1000 + c.cid AS oid, pg_relation_oid(r.name) AS adrelid,
+  SELECT pg_relation_oid(r.name) * 1000 + c.cid AS oid, CAST(pg_relation_oid(r.name) AS INTEGER) AS adrelid,
          c.cid + 1 AS adnum, c.dflt_value AS adbin
   FROM pg_catalog.sqld_relations AS r JOIN pragma_table_info(r.name, 'main') AS c
   WHERE c.dflt_value IS NOT NULL;
 
 CREATE VIEW pg_catalog.pg_index AS
-  SELECT pg_relation_oid(index_name) AS indexrelid, pg_relation_oid(table_name) AS indrelid,
+  SELECT CAST(pg_relation_oid(index_name) AS INTEGER) AS indexrelid, CAST(pg_relation_oid(table_name) AS INTEGER) AS indrelid,
          ncol AS indnatts, ncol AS indnkeyatts, is_unique AS indisunique,
          0 AS indnullsnotdistinct, is_primary AS indisprimary, 0 AS indisexclusion,
          1 AS indimmediate, 0 AS indisclustered, 1 AS indisvalid, 0 AS indcheckxmin,
@@ -87,15 +92,17 @@ CREATE VIEW pg_catalog.pg_views AS
   FROM pg_catalog.sqld_relations WHERE type = 'view';
 
 CREATE VIEW pg_catalog.pg_constraint AS
-  SELECT pg_relation_oid(index_name) AS oid, index_name AS conname, 2200 AS connamespace,
+  SELECT CAST(pg_relation_oid(index_name) AS INTEGER) AS oid, index_name AS conname, 2200 AS connamespace,
          CASE WHEN is_primary THEN 'p' ELSE 'u' END AS contype, 0 AS condeferrable,
-         0 AS condeferred, 1 AS convalidated, pg_relation_oid(table_name) AS conrelid,
-         0 AS contypid, pg_relation_oid(index_name) AS conindid, 0 AS confrelid,
+         0 AS condeferred, 1 AS convalidated, CAST(pg_relation_oid(table_name) AS INTEGER) AS conrelid,
+         0 AS contypid, CAST(pg_relation_oid(index_name) AS INTEGER) AS conindid, 0 AS confrelid,
          indkey AS conkey, NULL AS confkey
   FROM pg_catalog.sqld_indexes WHERE is_primary OR is_unique
   UNION ALL
-  SELECT pg_relation_oid(r.name || '_' || f.id || '_fkey'), r.name || '_' || f."from" || '_fkey',
-         2200, 'f', 0, 0, 1, pg_relation_oid(r.name), 0, 0, pg_relation_oid(f."table"),
+  SELECT CAST(pg_relation_oid(r.name || '_' || f.id || '_fkey') AS INTEGER),
+         r.name || '_' || f."from" || '_fkey', 2200, 'f', 0, 0, 1,
+         CAST(pg_relation_oid(r.name) AS INTEGER), 0, 0,
+         CAST(pg_relation_oid(f."table") AS INTEGER),
          group_concat((SELECT c.cid + 1 FROM pragma_table_info(r.name, 'main') AS c WHERE c.name = f."from"), ' '),
          group_concat((SELECT c.cid + 1 FROM pragma_table_info(f."table", 'main') AS c WHERE c.name = f."to"), ' ')
   FROM pg_catalog.sqld_relations AS r JOIN pragma_foreign_key_list(r.name, 'main') AS f

@@ -16,7 +16,7 @@ use crate::scheduler::StatementGuard;
 
 /// Held keys: the session holding each and how many times it locked it.
 struct Table {
-    held: Mutex<HashMap<i64, (u64, u32)>>,
+    held: Mutex<HashMap<Key, (u64, u32)>>,
     /// Signalled whenever a key is released.
     released: Condvar,
 }
@@ -32,7 +32,7 @@ static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 /// (cancel, statement timeout, shutdown).
 const WAIT_SLICE: Duration = Duration::from_millis(20);
 
-fn table() -> MutexGuard<'static, HashMap<i64, (u64, u32)>> {
+fn table() -> MutexGuard<'static, HashMap<Key, (u64, u32)>> {
     TABLE.held.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -78,16 +78,22 @@ impl Drop for AdvisoryLocks {
     }
 }
 
-/// One bigint key, or two integers making one, as Postgres combines them.
-fn key(ctx: &Context<'_>) -> Result<i64> {
-    if ctx.len() == 1 {
-        return ctx.get(0);
-    }
-    let (high, low): (i64, i64) = (ctx.get(0)?, ctx.get(1)?);
-    Ok((high << 32) | (low & 0xffff_ffff))
+/// A lock's name: one bigint, or two integers, which Postgres keeps apart
+/// (`(0, 42)` is not `42`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Key {
+    One(i64),
+    Two(i64, i64),
 }
 
-fn try_lock(held: &mut HashMap<i64, (u64, u32)>, session: u64, key: i64) -> bool {
+fn key(ctx: &Context<'_>) -> Result<Key> {
+    Ok(match ctx.len() {
+        1 => Key::One(ctx.get(0)?),
+        _ => Key::Two(ctx.get(0)?, ctx.get(1)?),
+    })
+}
+
+fn try_lock(held: &mut HashMap<Key, (u64, u32)>, session: u64, key: Key) -> bool {
     let entry = held.entry(key).or_insert((session, 0));
     if entry.0 != session {
         return false;
@@ -96,7 +102,7 @@ fn try_lock(held: &mut HashMap<i64, (u64, u32)>, session: u64, key: i64) -> bool
     true
 }
 
-fn lock(session: u64, key: i64, guard: &StatementGuard) -> Result<()> {
+fn lock(session: u64, key: Key, guard: &StatementGuard) -> Result<()> {
     let mut held = table();
     while !try_lock(&mut held, session, key) {
         if guard.should_stop() {
@@ -114,7 +120,7 @@ fn lock(session: u64, key: i64, guard: &StatementGuard) -> Result<()> {
 }
 
 /// Whether the session held the lock (Postgres answers false otherwise).
-fn unlock(session: u64, key: i64) -> bool {
+fn unlock(session: u64, key: Key) -> bool {
     let mut held = table();
     match held.get_mut(&key) {
         Some((owner, count)) if *owner == session => {
