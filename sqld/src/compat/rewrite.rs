@@ -10,8 +10,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
-    Value, VisitMut, VisitorMut,
+    AccessExpr, BinaryOperator, CastKind, DataType, Expr, FunctionArguments, Ident, ObjectName,
+    ObjectNamePart, Subscript, TableFactor, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -59,6 +59,17 @@ impl VisitorMut for Rewriter {
                         self.changed = true;
                     }
                 }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let Some(series) = generate_series(factor) {
+            if let TableFactor::Table { name, args, .. } = factor {
+                *name = ObjectName::from(vec![Ident::new(series)]);
+                *args = None;
+                self.changed = true;
             }
         }
         ControlFlow::Continue(())
@@ -141,11 +152,19 @@ fn replacement(expr: &mut Expr) -> Option<Expr> {
                  SELECT '{{' || coalesce(group_concat(v, ','), '') || '}}' FROM sqld_array)"
             ))
         }
+        Expr::Function(f) if last_part(&f.name).eq_ignore_ascii_case("string_agg") => {
+            let mut renamed = f.clone();
+            renamed.name = ObjectName::from(vec![Ident::new("group_concat")]);
+            Expr::Function(renamed)
+        }
         Expr::Function(f) => {
             let qualified =
                 f.name.0.len() == 2 && part(&f.name, 0).eq_ignore_ascii_case("pg_catalog");
             if qualified {
                 f.name.0.remove(0);
+            }
+            if let Some(lookup) = catalog_lookup(f) {
+                return Some(raw(lookup));
             }
             if matches!(f.args, FunctionArguments::None) && is_niladic(last_part(&f.name)) {
                 return Some(raw(format!(
@@ -158,11 +177,63 @@ fn replacement(expr: &mut Expr) -> Option<Expr> {
             }
             Expr::Function(f.clone())
         }
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            // `array[i]`: the item of Postgres' array text.
+            let [AccessExpr::Subscript(Subscript::Index { index })] = access_chain.as_slice()
+            else {
+                return None;
+            };
+            raw(format!("pg_array_item({root}, {index})"))
+        }
         Expr::Identifier(ident) if ident.quote_style.is_none() && is_niladic(&ident.value) => {
             raw(format!("{}()", ident.value.to_ascii_lowercase()))
         }
         _ => return None,
     })
+}
+
+/// `generate_series(start, stop)` in FROM (SQLite here lacks the series
+/// extension) as a recursive subquery whose one column is named, as in
+/// Postgres, after the alias.
+fn generate_series(factor: &TableFactor) -> Option<String> {
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        alias,
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    if !last_part(name).eq_ignore_ascii_case("generate_series") || args.args.len() != 2 {
+        return None;
+    }
+    let column = alias
+        .as_ref()
+        .map_or("generate_series".to_owned(), |a| a.name.to_string());
+    let (start, stop) = (&args.args[0], &args.args[1]);
+    Some(format!(
+        "(WITH RECURSIVE sqld_series(v) AS (SELECT {start} UNION ALL \
+         SELECT v + 1 FROM sqld_series WHERE v < {stop}) SELECT v AS {column} FROM sqld_series)"
+    ))
+}
+
+/// Catalog functions that look an object up (`pg_get_indexdef(oid)`,
+/// `pg_get_constraintdef(oid)`): a scalar subquery on the catalog views,
+/// since a SQL function cannot query.
+fn catalog_lookup(f: &sqlparser::ast::Function) -> Option<String> {
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let oid = list.args.first()?;
+    let (column, view) = match last_part(&f.name).to_ascii_lowercase().as_str() {
+        "pg_get_indexdef" => ("indexdef", "sqld_index_definitions"),
+        "pg_get_constraintdef" => ("sqld_definition", "pg_constraint"),
+        _ => return None,
+    };
+    Some(format!(
+        "(SELECT {column} FROM pg_catalog.{view} WHERE oid = {oid})"
+    ))
 }
 
 /// Postgres functions called without parentheses that sqld provides as

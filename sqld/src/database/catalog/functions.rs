@@ -80,6 +80,18 @@ pub(super) fn install(conn: &Connection) -> Result<()> {
         };
         Ok(array.map(|a| array_items(&a).any(|i| i == item)))
     })?;
+    conn.create_scalar_function("pg_array_item", 2, pure(), |ctx| {
+        let (array, index): (Option<String>, i64) = (ctx.get(0)?, ctx.get(1)?);
+        let index = usize::try_from(index - 1).ok();
+        Ok(array.and_then(|a| index.and_then(|i| array_items(&a).nth(i))))
+    })?;
+    conn.create_scalar_function("array_upper", 2, pure(), |ctx| {
+        let array: Option<String> = ctx.get(0)?;
+        Ok(array
+            .map(|a| array_items(&a).count() as i64)
+            .filter(|n| *n > 0))
+    })?;
+    conn.create_scalar_function("pg_relation_is_publishable", 1, pure(), |_| Ok(false))?;
     conn.create_scalar_function("array_to_string", 2, pure(), |ctx| {
         ctx.get::<Option<String>>(0)
     })?;
@@ -92,6 +104,23 @@ pub(super) fn install(conn: &Connection) -> Result<()> {
         always("has_table_privilege", args)?;
         always("has_schema_privilege", args)?;
         always("has_database_privilege", args)?;
+    }
+    // Definitions of what sqld never has (statistics objects, triggers,
+    // rules, partitions); index and constraint definitions are looked up
+    // by the compatibility layer instead.
+    for (name, args) in [
+        ("pg_get_statisticsobjdef_columns", 1),
+        ("pg_get_triggerdef", 1),
+        ("pg_get_triggerdef", 2),
+        ("pg_get_ruledef", 1),
+        ("pg_get_ruledef", 2),
+        ("pg_get_viewdef", 1),
+        ("pg_get_viewdef", 2),
+        ("pg_get_partkeydef", 1),
+        ("pg_get_function_arguments", 1),
+        ("pg_get_function_result", 1),
+    ] {
+        conn.create_scalar_function(name, args, pure(), |_| Ok(None::<String>))?;
     }
     // No object has a comment.
     for (name, args) in [

@@ -5,6 +5,11 @@
 //! is, in every session, with no copy to keep up to date. Relation OIDs
 //! come from `pg_relation_oid(name)`, stable across sessions and restarts.
 
+/// Boolean columns are columns of the two-row table `sqld_truth`, joined
+/// on the value they should have: a view's column keeps the declared type
+/// of the table column it reads (and only then), so clients get `bool`
+/// (`t`/`f`, which psql compares with) instead of 0 and 1.
+///
 /// OID columns are CASTs to INTEGER, in every arm of a compound view
 /// (SQLite gives a compound's column an affinity only when its arms
 /// agree): the affinity makes `oid = '16384'`, as psql writes it, compare
@@ -14,6 +19,9 @@
 /// what the others share: the user's tables and views, and their indexes,
 /// including the one an `INTEGER PRIMARY KEY` (SQLite's rowid) implies.
 pub(super) const PG_CATALOG: &str = r#"
+CREATE TABLE pg_catalog.sqld_truth (value BOOLEAN PRIMARY KEY);
+INSERT INTO pg_catalog.sqld_truth VALUES (0), (1);
+
 CREATE VIEW pg_catalog.sqld_relations AS
   SELECT name, type, ncol FROM pragma_table_list
   WHERE schema = 'main' AND name NOT LIKE 'sqlite\_%' ESCAPE '\';
@@ -22,43 +30,61 @@ CREATE VIEW pg_catalog.sqld_indexes AS
   SELECT r.name AS table_name, i.name AS index_name, i."unique" AS is_unique,
          i.origin = 'pk' AS is_primary,
          (SELECT group_concat(k.cid + 1, ' ') FROM pragma_index_info(i.name, 'main') AS k) AS indkey,
-         (SELECT count(*) FROM pragma_index_info(i.name, 'main')) AS ncol
+         (SELECT count(*) FROM pragma_index_info(i.name, 'main')) AS ncol,
+         (SELECT group_concat(k.name, ', ') FROM pragma_index_info(i.name, 'main') AS k) AS columns
   FROM pg_catalog.sqld_relations AS r JOIN pragma_index_list(r.name, 'main') AS i
   WHERE r.type = 'table'
   UNION ALL
-  SELECT r.name, r.name || '_pkey', 1, 1, group_concat(c.cid + 1, ' '), count(*)
+  SELECT r.name, r.name || '_pkey', 1, 1, group_concat(c.cid + 1, ' '), count(*),
+         group_concat(c.name, ', ')
   FROM pg_catalog.sqld_relations AS r JOIN pragma_table_info(r.name, 'main') AS c
   WHERE r.type = 'table' AND c.pk > 0
     AND NOT EXISTS (SELECT 1 FROM pragma_index_list(r.name, 'main') AS p WHERE p.origin = 'pk')
   GROUP BY r.name;
 
-CREATE VIEW pg_catalog.pg_class AS
-  SELECT CAST(pg_relation_oid(name) AS INTEGER) AS oid, name AS relname, 2200 AS relnamespace, 0 AS reltype,
-         0 AS reloftype, 10 AS relowner, CASE type WHEN 'view' THEN 0 ELSE 2 END AS relam,
-         0 AS relfilenode, 0 AS reltablespace, 0 AS relpages, -1.0 AS reltuples,
-         0 AS reltoastrelid,
-         EXISTS (SELECT 1 FROM pg_catalog.sqld_indexes AS i WHERE i.table_name = name) AS relhasindex,
-         0 AS relisshared, 'p' AS relpersistence,
-         CASE type WHEN 'view' THEN 'v' ELSE 'r' END AS relkind, ncol AS relnatts,
-         0 AS relchecks, 0 AS relhasrules, 0 AS relhastriggers, 0 AS relhassubclass,
-         0 AS relrowsecurity, 0 AS relforcerowsecurity, 1 AS relispopulated,
-         'd' AS relreplident, 0 AS relispartition, 0 AS relrewrite, NULL AS relacl,
-         NULL AS reloptions, NULL AS relpartbound
-  FROM pg_catalog.sqld_relations
-  UNION ALL
-  SELECT CAST(pg_relation_oid(index_name) AS INTEGER), index_name, 2200, 0, 0, 10, 403, 0, 0, 0, -1.0, 0, 0,
-         0, 'p', 'i', ncol, 0, 0, 0, 0, 0, 0, 1, 'n', 0, 0, NULL, NULL, NULL
+CREATE VIEW pg_catalog.sqld_index_definitions AS
+  SELECT pg_relation_oid(index_name) AS oid,
+         'CREATE ' || CASE WHEN is_unique THEN 'UNIQUE ' ELSE '' END || 'INDEX ' || index_name
+         || ' ON public.' || table_name || ' USING btree (' || columns || ')' AS indexdef
   FROM pg_catalog.sqld_indexes;
+
+CREATE VIEW pg_catalog.pg_class AS
+  SELECT CAST(pg_relation_oid(r.name) AS INTEGER) AS oid, r.name AS relname,
+         2200 AS relnamespace, 0 AS reltype, 0 AS reloftype, 10 AS relowner,
+         CASE r.type WHEN 'view' THEN 0 ELSE 2 END AS relam, 0 AS relfilenode,
+         0 AS reltablespace, 0 AS relpages, -1.0 AS reltuples, 0 AS reltoastrelid,
+         hasindex.value AS relhasindex, f.value AS relisshared, 'p' AS relpersistence,
+         CASE r.type WHEN 'view' THEN 'v' ELSE 'r' END AS relkind, r.ncol AS relnatts,
+         0 AS relchecks, f.value AS relhasrules, f.value AS relhastriggers,
+         f.value AS relhassubclass, f.value AS relrowsecurity, f.value AS relforcerowsecurity,
+         t.value AS relispopulated, 'd' AS relreplident, f.value AS relispartition,
+         0 AS relrewrite, NULL AS relacl, NULL AS reloptions, NULL AS relpartbound
+  FROM pg_catalog.sqld_relations AS r
+       JOIN pg_catalog.sqld_truth AS f ON f.value = 0
+       JOIN pg_catalog.sqld_truth AS t ON t.value = 1
+       JOIN pg_catalog.sqld_truth AS hasindex ON hasindex.value =
+            EXISTS (SELECT 1 FROM pg_catalog.sqld_indexes AS i WHERE i.table_name = r.name)
+  UNION ALL
+  SELECT CAST(pg_relation_oid(i.index_name) AS INTEGER), i.index_name, 2200, 0, 0, 10, 403,
+         0, 0, 0, -1.0, 0, f.value, f.value, 'p', 'i', i.ncol, 0, f.value, f.value, f.value,
+         f.value, f.value, t.value, 'n', f.value, 0, NULL, NULL, NULL
+  FROM pg_catalog.sqld_indexes AS i
+       JOIN pg_catalog.sqld_truth AS f ON f.value = 0
+       JOIN pg_catalog.sqld_truth AS t ON t.value = 1;
 
 CREATE VIEW pg_catalog.pg_attribute AS
   SELECT CAST(pg_relation_oid(r.name) AS INTEGER) AS attrelid, c.name AS attname,
          pg_decltype_oid(c.type) AS atttypid, c.cid + 1 AS attnum, -1 AS attlen,
-         -1 AS atttypmod, 0 AS attndims, c."notnull" OR c.pk > 0 AS attnotnull,
-         c.dflt_value IS NOT NULL AS atthasdef, 0 AS atthasmissing, '' AS attidentity,
-         '' AS attgenerated, 0 AS attisdropped, 1 AS attislocal, 0 AS attinhcount,
+         -1 AS atttypmod, 0 AS attndims, not_null.value AS attnotnull,
+         hasdef.value AS atthasdef, f.value AS atthasmissing, '' AS attidentity,
+         '' AS attgenerated, f.value AS attisdropped, t.value AS attislocal, 0 AS attinhcount,
          0 AS attcollation, NULL AS attacl, NULL AS attoptions, NULL AS attfdwoptions,
          -1 AS attstattarget, 'p' AS attstorage, 'x' AS attcompression
-  FROM pg_catalog.sqld_relations AS r JOIN pragma_table_info(r.name, 'main') AS c;
+  FROM pg_catalog.sqld_relations AS r JOIN pragma_table_info(r.name, 'main') AS c
+       JOIN pg_catalog.sqld_truth AS f ON f.value = 0
+       JOIN pg_catalog.sqld_truth AS t ON t.value = 1
+       JOIN pg_catalog.sqld_truth AS not_null ON not_null.value = (c."notnull" OR c.pk > 0)
+       JOIN pg_catalog.sqld_truth AS hasdef ON hasdef.value = (c.dflt_value IS NOT NULL);
 
 CREATE VIEW pg_catalog.pg_attrdef AS
   SELECT pg_relation_oid(r.name) * 1000 + c.cid AS oid, CAST(pg_relation_oid(r.name) AS INTEGER) AS adrelid,
@@ -67,18 +93,25 @@ CREATE VIEW pg_catalog.pg_attrdef AS
   WHERE c.dflt_value IS NOT NULL;
 
 CREATE VIEW pg_catalog.pg_index AS
-  SELECT CAST(pg_relation_oid(index_name) AS INTEGER) AS indexrelid, CAST(pg_relation_oid(table_name) AS INTEGER) AS indrelid,
-         ncol AS indnatts, ncol AS indnkeyatts, is_unique AS indisunique,
-         0 AS indnullsnotdistinct, is_primary AS indisprimary, 0 AS indisexclusion,
-         1 AS indimmediate, 0 AS indisclustered, 1 AS indisvalid, 0 AS indcheckxmin,
-         1 AS indisready, 1 AS indislive, 0 AS indisreplident, indkey, NULL AS indexprs,
-         NULL AS indpred, NULL AS indcollation, NULL AS indclass, NULL AS indoption
-  FROM pg_catalog.sqld_indexes;
+  SELECT CAST(pg_relation_oid(i.index_name) AS INTEGER) AS indexrelid,
+         CAST(pg_relation_oid(i.table_name) AS INTEGER) AS indrelid, i.ncol AS indnatts,
+         i.ncol AS indnkeyatts, u.value AS indisunique, f.value AS indnullsnotdistinct,
+         p.value AS indisprimary, f.value AS indisexclusion, t.value AS indimmediate,
+         f.value AS indisclustered, t.value AS indisvalid, f.value AS indcheckxmin,
+         t.value AS indisready, t.value AS indislive, f.value AS indisreplident, i.indkey,
+         NULL AS indexprs, NULL AS indpred, NULL AS indcollation, NULL AS indclass,
+         NULL AS indoption
+  FROM pg_catalog.sqld_indexes AS i
+       JOIN pg_catalog.sqld_truth AS f ON f.value = 0
+       JOIN pg_catalog.sqld_truth AS t ON t.value = 1
+       JOIN pg_catalog.sqld_truth AS u ON u.value = i.is_unique
+       JOIN pg_catalog.sqld_truth AS p ON p.value = i.is_primary;
 
 CREATE VIEW pg_catalog.pg_indexes AS
-  SELECT 'public' AS schemaname, table_name AS tablename, index_name AS indexname,
-         NULL AS tablespace, NULL AS indexdef
-  FROM pg_catalog.sqld_indexes;
+  SELECT 'public' AS schemaname, i.table_name AS tablename, i.index_name AS indexname,
+         NULL AS tablespace, d.indexdef
+  FROM pg_catalog.sqld_indexes AS i
+       JOIN pg_catalog.sqld_index_definitions AS d ON d.oid = pg_relation_oid(i.index_name);
 
 CREATE VIEW pg_catalog.pg_tables AS
   SELECT 'public' AS schemaname, name AS tablename, 'sqld' AS tableowner,
@@ -92,21 +125,31 @@ CREATE VIEW pg_catalog.pg_views AS
   FROM pg_catalog.sqld_relations WHERE type = 'view';
 
 CREATE VIEW pg_catalog.pg_constraint AS
-  SELECT CAST(pg_relation_oid(index_name) AS INTEGER) AS oid, index_name AS conname, 2200 AS connamespace,
-         CASE WHEN is_primary THEN 'p' ELSE 'u' END AS contype, 0 AS condeferrable,
-         0 AS condeferred, 1 AS convalidated, CAST(pg_relation_oid(table_name) AS INTEGER) AS conrelid,
-         0 AS contypid, CAST(pg_relation_oid(index_name) AS INTEGER) AS conindid, 0 AS confrelid,
-         indkey AS conkey, NULL AS confkey
-  FROM pg_catalog.sqld_indexes WHERE is_primary OR is_unique
+  SELECT CAST(pg_relation_oid(i.index_name) AS INTEGER) AS oid, i.index_name AS conname,
+         2200 AS connamespace, CASE WHEN i.is_primary THEN 'p' ELSE 'u' END AS contype,
+         f.value AS condeferrable, f.value AS condeferred, t.value AS convalidated,
+         CAST(pg_relation_oid(i.table_name) AS INTEGER) AS conrelid, 0 AS contypid,
+         CAST(pg_relation_oid(i.index_name) AS INTEGER) AS conindid, 0 AS confrelid,
+         i.indkey AS conkey, NULL AS confkey,
+         CASE WHEN i.is_primary THEN 'PRIMARY KEY' ELSE 'UNIQUE' END || ' (' || i.columns || ')'
+           AS sqld_definition
+  FROM pg_catalog.sqld_indexes AS i
+       JOIN pg_catalog.sqld_truth AS f ON f.value = 0
+       JOIN pg_catalog.sqld_truth AS t ON t.value = 1
+  WHERE i.is_primary OR i.is_unique
   UNION ALL
-  SELECT CAST(pg_relation_oid(r.name || '_' || f.id || '_fkey') AS INTEGER),
-         r.name || '_' || f."from" || '_fkey', 2200, 'f', 0, 0, 1,
+  SELECT CAST(pg_relation_oid(r.name || '_' || fk.id || '_fkey') AS INTEGER),
+         r.name || '_' || fk."from" || '_fkey', 2200, 'f', f.value, f.value, t.value,
          CAST(pg_relation_oid(r.name) AS INTEGER), 0, 0,
-         CAST(pg_relation_oid(f."table") AS INTEGER),
-         group_concat((SELECT c.cid + 1 FROM pragma_table_info(r.name, 'main') AS c WHERE c.name = f."from"), ' '),
-         group_concat((SELECT c.cid + 1 FROM pragma_table_info(f."table", 'main') AS c WHERE c.name = f."to"), ' ')
-  FROM pg_catalog.sqld_relations AS r JOIN pragma_foreign_key_list(r.name, 'main') AS f
-  GROUP BY r.name, f.id;
+         CAST(pg_relation_oid(fk."table") AS INTEGER),
+         group_concat((SELECT c.cid + 1 FROM pragma_table_info(r.name, 'main') AS c WHERE c.name = fk."from"), ' '),
+         group_concat((SELECT c.cid + 1 FROM pragma_table_info(fk."table", 'main') AS c WHERE c.name = fk."to"), ' '),
+         'FOREIGN KEY (' || group_concat(fk."from", ', ') || ') REFERENCES ' || fk."table"
+           || '(' || group_concat(coalesce(fk."to", 'rowid'), ', ') || ')'
+  FROM pg_catalog.sqld_relations AS r JOIN pragma_foreign_key_list(r.name, 'main') AS fk
+       JOIN pg_catalog.sqld_truth AS f ON f.value = 0
+       JOIN pg_catalog.sqld_truth AS t ON t.value = 1
+  GROUP BY r.name, fk.id;
 
 CREATE VIEW pg_catalog.pg_settings AS
   SELECT name, current_setting(name) AS setting, NULL AS unit, 'Ungrouped' AS category,
