@@ -24,6 +24,18 @@ pub fn relation_oid(name: &str) -> i64 {
     i64::from(FIRST_USER_OID + hash % (i32::MAX as u32 - FIRST_USER_OID))
 }
 
+/// The name Postgres would give an index SQLite made for a constraint;
+/// an index the user named keeps its name.
+fn index_name(table: &str, index: &str, origin: &str, columns: Option<&str>) -> String {
+    if !index.starts_with("sqlite_autoindex_") {
+        return index.to_owned();
+    }
+    match origin {
+        "pk" => format!("{table}_pkey"),
+        _ => format!("{table}_{}_key", columns.unwrap_or("")),
+    }
+}
+
 fn user_error(message: String) -> Error {
     Error::UserFunctionError(message.into())
 }
@@ -44,6 +56,12 @@ pub(super) fn install(conn: &Connection) -> Result<()> {
             _ if s.len() == 10 => format!("{s} 00:00:00"),
             _ => s.to_owned(),
         })
+    })?;
+    conn.create_scalar_function("sqld_index_name", 4, pure(), |ctx| {
+        let (table, index, origin): (String, String, String) =
+            (ctx.get(0)?, ctx.get(1)?, ctx.get(2)?);
+        let columns: Option<String> = ctx.get(3)?;
+        Ok(index_name(&table, &index, &origin, columns.as_deref()))
     })?;
     conn.create_scalar_function("pg_relation_oid", 1, pure(), |ctx| {
         Ok(relation_oid(&ctx.get::<String>(0)?))

@@ -10,6 +10,9 @@
 /// of the table column it reads (and only then), so clients get `bool`
 /// (`t`/`f`, which psql compares with) instead of 0 and 1.
 ///
+/// Indexes SQLite makes for constraints (`sqlite_autoindex_t_1`) take the
+/// names Postgres gives them (`t_pkey`, `t_col_key`): `sqld_index_name`.
+///
 /// OID columns are CASTs to INTEGER, in every arm of a compound view
 /// (SQLite gives a compound's column an affinity only when its arms
 /// agree): the affinity makes `oid = '16384'`, as psql writes it, compare
@@ -27,7 +30,7 @@ CREATE VIEW pg_catalog.sqld_relations AS
   WHERE schema = 'main' AND name NOT LIKE 'sqlite\_%' ESCAPE '\';
 
 CREATE VIEW pg_catalog.sqld_indexes AS
-  SELECT r.name AS table_name, i.name AS index_name, i."unique" AS is_unique,
+  SELECT r.name AS table_name, sqld_index_name(r.name, i.name, i.origin, (SELECT group_concat(k.name, '_') FROM pragma_index_info(i.name, 'main') AS k)) AS index_name, i."unique" AS is_unique,
          i.origin = 'pk' AS is_primary,
          (SELECT group_concat(k.cid + 1, ' ') FROM pragma_index_info(i.name, 'main') AS k) AS indkey,
          (SELECT count(*) FROM pragma_index_info(i.name, 'main')) AS ncol,
@@ -212,7 +215,8 @@ CREATE VIEW information_schema.columns AS
   FROM information_schema.sqld_relations AS r JOIN pragma_table_info(r.name, 'main') AS c;
 
 CREATE VIEW information_schema.sqld_key_columns AS
-  SELECT r.name AS table_name, i.name AS constraint_name,
+  SELECT r.name AS table_name,
+         sqld_index_name(r.name, i.name, i.origin, (SELECT group_concat(k.name, '_') FROM pragma_index_info(i.name, 'main') AS k)) AS constraint_name,
          CASE i.origin WHEN 'pk' THEN 'PRIMARY KEY' ELSE 'UNIQUE' END AS constraint_type,
          k.name AS column_name, k.seqno + 1 AS position
   FROM information_schema.sqld_relations AS r JOIN pragma_index_list(r.name, 'main') AS i
