@@ -53,6 +53,16 @@ async fn sqlalchemy_connect_queries() {
     assert_eq!(row.columns()[0].name(), "transaction_isolation");
     assert_eq!(row.get::<_, String>(0), "serializable");
     assert_eq!(text(&c, "show time zone").await.as_deref(), Some("UTC"));
+    // Rewritten result columns keep the names Postgres gives them.
+    let row = c
+        .query_one(
+            "select pg_catalog.version(), '1'::integer, 2 = any(array[2])",
+            &[],
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["version", "int4", "?column?"]);
     let all = rows(&c, "show all").await;
     assert!(all.iter().any(|r| r[0].as_deref() == Some("search_path")));
 }
@@ -333,13 +343,13 @@ async fn catalog_views_follow_the_schema() {
     assert_eq!(
         columns,
         vec![
-            vec![Some("id".into()), Some("bigint".into()), Some("1".into())],
+            vec![Some("id".into()), Some("bigint".into()), Some("t".into())],
             vec![
                 Some("parent_id".into()),
                 Some("bigint".into()),
-                Some("0".into())
+                Some("f".into())
             ],
-            vec![Some("note".into()), Some("text".into()), Some("0".into())],
+            vec![Some("note".into()), Some("text".into()), Some("f".into())],
         ]
     );
     assert_eq!(

@@ -36,6 +36,27 @@ pub(super) fn convert(expr: &Expr, ty: &DataType) -> String {
     }
 }
 
+/// The name Postgres gives `ty` (and a column cast to it): `int4` for
+/// `integer`, `bool` for `boolean`, ...
+pub(super) fn postgres_type_name(ty: &DataType) -> String {
+    let name = type_name(ty);
+    match name.as_str() {
+        "int" | "integer" => "int4",
+        "bigint" => "int8",
+        "smallint" => "int2",
+        "boolean" => "bool",
+        "real" => "float4",
+        "float" | "double precision" => "float8",
+        "character varying" => "varchar",
+        "character" | "char" => "bpchar",
+        "decimal" => "numeric",
+        "timestamp without time zone" => "timestamp",
+        "timestamp with time zone" => "timestamptz",
+        other => other,
+    }
+    .to_owned()
+}
+
 /// Whether `ty` is one of the text types.
 pub(super) fn is_text(ty: &DataType) -> bool {
     matches!(type_name(ty).as_str(), "text" | "varchar" | "name")

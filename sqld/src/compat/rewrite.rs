@@ -11,7 +11,8 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     AccessExpr, BinaryOperator, CastKind, DataType, Expr, FunctionArguments, Ident, ObjectName,
-    ObjectNamePart, Subscript, TableFactor, Value, VisitMut, VisitorMut,
+    ObjectNamePart, SelectItem, SetExpr, Statement, Subscript, TableFactor, Value, VisitMut,
+    VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -22,13 +23,92 @@ use super::casts;
 /// change (or the parser cannot read it: SQLite then gives its own error).
 pub fn rewrite(sql: &str) -> Option<String> {
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let names: Vec<Vec<Option<(String, String)>>> =
+        statements.iter_mut().map(column_names).collect();
     let mut rewriter = Rewriter { changed: false };
     let _ = statements.visit(&mut rewriter);
     if !rewriter.changed {
         return None;
     }
+    for (statement, names) in statements.iter_mut().zip(names) {
+        keep_column_names(statement, names);
+    }
     let printed: Vec<String> = statements.iter().map(ToString::to_string).collect();
     Some(printed.join(";\n"))
+}
+
+/// The result columns of a query's top SELECT, where it has one.
+fn projection(statement: &mut Statement) -> Option<&mut Vec<SelectItem>> {
+    let Statement::Query(query) = statement else {
+        return None;
+    };
+    match query.body.as_mut() {
+        SetExpr::Select(select) => Some(&mut select.projection),
+        _ => None,
+    }
+}
+
+/// For each unnamed result column: its text before the rewrite and the
+/// name Postgres gives it.
+fn column_names(statement: &mut Statement) -> Vec<Option<(String, String)>> {
+    let Some(items) = projection(statement) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Some((e.to_string(), postgres_name(e))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A rewritten result column is named as Postgres names it (`version`,
+/// `int4`, `?column?`), not after the SQLite text that replaced it.
+fn keep_column_names(statement: &mut Statement, names: Vec<Option<(String, String)>>) {
+    let Some(items) = projection(statement) else {
+        return;
+    };
+    for (item, name) in items.iter_mut().zip(names) {
+        let (Some((before, name)), SelectItem::UnnamedExpr(e)) = (name, &*item) else {
+            continue;
+        };
+        if e.to_string() != before {
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::with_quote('"', name),
+            };
+        }
+    }
+}
+
+/// The column name Postgres derives from an expression.
+fn postgres_name(expr: &Expr) -> String {
+    match expr {
+        Expr::Function(f) => last_part(&f.name).to_ascii_lowercase(),
+        Expr::Identifier(ident) => ident.value.clone(),
+        Expr::CompoundIdentifier(parts) => {
+            parts.last().map_or_else(String::new, |i| i.value.clone())
+        }
+        Expr::Nested(inner) => postgres_name(inner),
+        // A cast keeps the name of the column or function it casts (through
+        // any further casts), else takes its type's.
+        Expr::Cast {
+            expr, data_type, ..
+        } => {
+            let mut base = expr.as_ref();
+            while let Expr::Cast { expr, .. } | Expr::Nested(expr) = base {
+                base = expr;
+            }
+            match base {
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Function(_) => {
+                    postgres_name(base)
+                }
+                _ => casts::postgres_type_name(data_type),
+            }
+        }
+        _ => "?column?".to_owned(),
+    }
 }
 
 struct Rewriter {
@@ -331,19 +411,26 @@ mod tests {
 
     #[test]
     fn casts_become_conversions() {
-        assert_eq!(sqlite("SELECT $1::integer"), "SELECT CAST($1 AS INTEGER)");
         assert_eq!(
-            sqlite("SELECT '\\x0102'::bytea"),
-            "SELECT pg_bytea('\\x0102')"
+            sqlite("SELECT $1::integer"),
+            "SELECT CAST($1 AS INTEGER) AS \"int4\""
+        );
+        assert_eq!(
+            sqlite("SELECT '\\x0102'::bytea AS b"),
+            "SELECT pg_bytea('\\x0102') AS b"
         );
         assert_eq!(
             sqlite("SELECT oid::regtype::text FROM pg_type"),
-            "SELECT format_type(oid, NULL) FROM pg_type"
+            "SELECT format_type(oid, NULL) AS \"oid\" FROM pg_type"
         );
     }
 
     #[test]
     fn postgres_operators_become_sqlite() {
+        assert_eq!(
+            sqlite("SELECT 2 = ANY(ARRAY[1, 2])"),
+            "SELECT (2 IN (1, 2)) AS \"?column?\""
+        );
         assert_eq!(
             sqlite("SELECT 1 WHERE 2 = ANY(ARRAY[1, 2])"),
             "SELECT 1 WHERE (2 IN (1, 2))"
@@ -352,10 +439,19 @@ mod tests {
             sqlite("SELECT 1 WHERE 'ab' OPERATOR(pg_catalog.~) '^a' COLLATE pg_catalog.default"),
             "SELECT 1 WHERE (regexp('^a', 'ab'))"
         );
-        assert_eq!(sqlite("SELECT 'a' !~ 'b'"), "SELECT (NOT regexp('b', 'a'))");
-        assert_eq!(sqlite("SELECT E'it''s'"), "SELECT 'it''s'");
-        assert_eq!(sqlite("SELECT pg_catalog.version()"), "SELECT version()");
-        assert_eq!(sqlite("SELECT current_user"), "SELECT current_user()");
+        assert_eq!(
+            sqlite("SELECT 1 WHERE 'a' !~ 'b'"),
+            "SELECT 1 WHERE (NOT regexp('b', 'a'))"
+        );
+        assert_eq!(sqlite("SELECT E'it''s' AS s"), "SELECT 'it''s' AS s");
+        assert_eq!(
+            sqlite("SELECT pg_catalog.version()"),
+            "SELECT version() AS \"version\""
+        );
+        assert_eq!(
+            sqlite("SELECT current_user"),
+            "SELECT current_user() AS \"current_user\""
+        );
     }
 
     #[test]

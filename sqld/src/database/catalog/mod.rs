@@ -222,5 +222,5 @@ pub fn install(conn: &Connection, database_name: &str) -> Result<()> {
     // `PRAGMA optimize`, which covers every attached database) may then
     // refresh the statistics, while the sandbox keeps it from adding
     // tables to the catalog.
-    conn.execute_batch("ANALYZE pg_catalog")
+    conn.execute_batch("ANALYZE pg_catalog; ANALYZE information_schema")
 }
