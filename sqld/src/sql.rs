@@ -5,7 +5,9 @@
 //! tag), and guessing parameter types.
 //!
 //! Nothing here parses SQL for meaning; libsql does that. These helpers only
-//! read leading keywords and simple token patterns.
+//! read leading keywords and simple token patterns; a statement that shows
+//! a marker of Postgres-only syntax is handed to `compat` once, when it is
+//! classified.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
