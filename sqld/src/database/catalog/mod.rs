@@ -177,7 +177,14 @@ pub fn install(conn: &Connection, database_name: &str) -> Result<()> {
     conn.create_scalar_function("pg_decltype_name", 1, deterministic(), |ctx| {
         Ok(declared_type(ctx.get(0)?).name().to_owned())
     })?;
-    conn.execute_batch("ATTACH DATABASE ':memory:' AS pg_catalog")?;
+    conn.execute_batch(
+        "ATTACH DATABASE ':memory:' AS pg_catalog;
+         ATTACH DATABASE ':memory:' AS information_schema",
+    )?;
+    // One transaction for the whole catalog: each DDL statement on its own
+    // would commit (and re-read the schema) once per statement, which a
+    // connection pays before its first query.
+    conn.execute_batch("BEGIN")?;
     conn.execute_batch(FIXED_TABLES)?;
     conn.execute(
         "INSERT INTO pg_catalog.pg_namespace VALUES (?1, 'pg_catalog', 10, NULL),
@@ -216,8 +223,8 @@ pub fn install(conn: &Connection, database_name: &str) -> Result<()> {
     }
     drop(insert);
     conn.execute_batch(views::PG_CATALOG)?;
-    conn.execute_batch("ATTACH DATABASE ':memory:' AS information_schema")?;
     conn.execute_batch(views::INFORMATION_SCHEMA)?;
+    conn.execute_batch("COMMIT")?;
     // Creates the catalog's sqlite_stat1 now: a client's ANALYZE (or
     // `PRAGMA optimize`, which covers every attached database) may then
     // refresh the statistics, while the sandbox keeps it from adding
