@@ -10,6 +10,7 @@
 //! `error` (SQLSTATEs).
 
 pub mod backup;
+pub mod compat;
 pub mod config;
 pub mod database;
 pub mod dev_cluster;

@@ -5,12 +5,17 @@
 //! tag), and guessing parameter types.
 //!
 //! Nothing here parses SQL for meaning; libsql does that. These helpers only
-//! read leading keywords and simple token patterns.
+//! read leading keywords and simple token patterns; a statement that shows
+//! a marker of Postgres-only syntax is handed to `compat` once, when it is
+//! classified.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::CString;
 
 use libsql_sys::ffi;
+
+use crate::compat;
 
 /// Splits `sql` into complete statements, the way SQLite's shell does: a
 /// `;` ends a statement when `sqlite3_complete` agrees (so semicolons inside
@@ -157,8 +162,10 @@ pub struct Statement<'a> {
     /// The statement as the client sent it.
     pub text: &'a str,
     /// What SQLite runs: Postgres-only spellings of transaction control
-    /// rewritten, anything else as sent.
-    pub runnable: &'a str,
+    /// rewritten, Postgres syntax translated by the compatibility layer
+    /// (only for statements that show a marker of it), anything else as
+    /// sent.
+    pub runnable: Cow<'a, str>,
     pub control: Option<TxnControl>,
     /// `BEGIN IMMEDIATE` and `BEGIN EXCLUSIVE` take SQLite's write lock at
     /// once (for `sqlite3_stmt_readonly` they are read-only, like all
@@ -184,9 +191,13 @@ impl<'a> Statement<'a> {
             *slot = word;
         }
         let control = txn_control(&head);
-        let runnable = control
-            .and_then(|c| rewrite_txn_control(&head, c))
-            .unwrap_or(text);
+        let runnable = match control.and_then(|c| rewrite_txn_control(&head, c)) {
+            Some(sqlite) => Cow::Borrowed(sqlite),
+            None if compat::may_need_rewrite(text) => {
+                compat::rewrite(text).map_or(Cow::Borrowed(text), Cow::Owned)
+            }
+            None => Cow::Borrowed(text),
+        };
         let verb = head[0];
         let object = if is_one_of(verb, &["CREATE", "DROP", "ALTER"]) {
             const MODIFIERS: &[&str] = &["UNIQUE", "TEMP", "TEMPORARY", "VIRTUAL", "OR"];
@@ -315,6 +326,7 @@ fn session_command(head: &[&str; HEAD_WORDS], sql: &str) -> Option<SessionComman
         "DEALLOCATE",
         "LISTEN",
         "UNLISTEN",
+        "CLOSE",
     ];
     if !is_one_of(head[0], COMMANDS) {
         return None;
@@ -356,7 +368,7 @@ fn session_command(head: &[&str; HEAD_WORDS], sql: &str) -> Option<SessionComman
                 value: unquote(value),
             })
         }
-        "SHOW" if !rest.is_empty() => Some(SessionCommand::Show(rest.trim_matches('"').to_owned())),
+        "SHOW" if !rest.is_empty() => Some(SessionCommand::Show(setting_name(rest))),
         "RESET" => Some(SessionCommand::Reset(rest.to_owned())),
         "DISCARD" => Some(SessionCommand::NoOp(if rest.eq_ignore_ascii_case("ALL") {
             "DISCARD ALL"
@@ -366,7 +378,27 @@ fn session_command(head: &[&str; HEAD_WORDS], sql: &str) -> Option<SessionComman
         "DEALLOCATE" => Some(SessionCommand::NoOp("DEALLOCATE")),
         "LISTEN" => Some(SessionCommand::NoOp("LISTEN")),
         "UNLISTEN" => Some(SessionCommand::NoOp("UNLISTEN")),
+        // Pools close every cursor when a connection returns; sqld has none.
+        "CLOSE" if rest.eq_ignore_ascii_case("ALL") => {
+            Some(SessionCommand::NoOp("CLOSE CURSOR ALL"))
+        }
         _ => None,
+    }
+}
+
+/// The setting a SHOW names: Postgres' multi-word spellings
+/// (`TRANSACTION ISOLATION LEVEL`, `TIME ZONE`, ...) as the parameter
+/// they show.
+fn setting_name(shown: &str) -> String {
+    let words: Vec<String> = shown
+        .trim_matches('"')
+        .split_whitespace()
+        .map(str::to_ascii_lowercase)
+        .collect();
+    match words.join(" ").as_str() {
+        "transaction isolation level" => "transaction_isolation".to_owned(),
+        "time zone" => "timezone".to_owned(),
+        _ => words.join("_"),
     }
 }
 
@@ -723,9 +755,9 @@ mod tests {
     }
 
     /// What SQLite is given instead, if anything.
-    fn rewritten(sql: &str) -> Option<&str> {
+    fn rewritten(sql: &str) -> Option<String> {
         let s = Statement::classify(sql);
-        (s.runnable != sql).then_some(s.runnable)
+        (s.runnable != sql).then(|| s.runnable.into_owned())
     }
 
     #[test]
@@ -743,9 +775,9 @@ mod tests {
             Some(TxnControl::RollbackToSavepoint)
         );
         assert_eq!(Statement::classify("select 1").control, None);
-        assert_eq!(rewritten("START TRANSACTION"), Some("BEGIN"));
-        assert_eq!(rewritten("BEGIN IMMEDIATE"), None);
-        assert_eq!(rewritten("COMMIT WORK"), Some("COMMIT"));
+        assert_eq!(rewritten("START TRANSACTION").as_deref(), Some("BEGIN"));
+        assert_eq!(rewritten("BEGIN IMMEDIATE").as_deref(), None);
+        assert_eq!(rewritten("COMMIT WORK").as_deref(), Some("COMMIT"));
     }
 
     #[test]

@@ -58,3 +58,11 @@ fn prepared_statements_with_parameter_types_left_to_the_server() {
     let out = run_java("Smoke.java", &sqld, "?stringtype=unspecified");
     assert_eq!(out.trim(), "ok");
 }
+
+/// `getTransactionIsolation()` (`SHOW TRANSACTION ISOLATION LEVEL`) and
+/// `DatabaseMetaData.getTables`/`getColumns` over the catalog views.
+#[test]
+fn transaction_isolation_and_schema_metadata() {
+    let sqld = Sqld::start();
+    assert_eq!(run_java("Metadata.java", &sqld, "").trim(), "ok");
+}

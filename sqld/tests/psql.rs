@@ -412,3 +412,97 @@ fn psql_is_told_why_its_session_ended() {
     assert_ended_with(&out, "terminating connection due to administrator command");
     assert!(sqld.terminate().success());
 }
+
+/// psql's describe commands read the catalog views: their output is what
+/// psql prints for the same schema on Postgres.
+#[test]
+fn describe_commands_show_the_schema() {
+    let sqld = Sqld::start();
+    assert_ok(&psql(
+        &sqld,
+        &[
+            "-q",
+            "-c",
+            "create table author(id integer primary key, name text not null unique, born date)",
+            "-c",
+            "create table book(id integer primary key, author_id integer not null \
+             references author(id), title varchar(200) default 'untitled', price numeric)",
+            "-c",
+            "create index book_author on book(author_id)",
+        ],
+        &[],
+    ));
+    let describe = |command: &str| {
+        let out = psql(&sqld, &["-c", command], &[]);
+        assert_ok(&out);
+        stdout(&out)
+    };
+    assert_eq!(
+        describe("\\dt"),
+        "        List of relations
+ Schema |  Name  | Type  | Owner 
+--------+--------+-------+-------
+ public | author | table | sqld
+ public | book   | table | sqld
+(2 rows)
+
+"
+    );
+    assert_eq!(
+        describe("\\di"),
+        "                 List of relations
+ Schema |      Name       | Type  | Owner | Table  
+--------+-----------------+-------+-------+--------
+ public | author_name_key | index | sqld  | author
+ public | author_pkey     | index | sqld  | author
+ public | book_author     | index | sqld  | book
+ public | book_pkey       | index | sqld  | book
+(4 rows)
+
+"
+    );
+    assert_eq!(
+        describe("\\dn"),
+        "List of schemas
+  Name  | Owner 
+--------+-------
+ public | sqld
+(1 row)
+
+"
+    );
+    assert_eq!(
+        describe("\\d book"),
+        "                        Table \"public.book\"
+  Column   |       Type        | Collation | Nullable |  Default   
+-----------+-------------------+-----------+----------+------------
+ id        | bigint            |           | not null | 
+ author_id | bigint            |           | not null | 
+ title     | character varying |           |          | 'untitled'
+ price     | numeric           |           |          | 
+Indexes:
+    \"book_pkey\" PRIMARY KEY, btree (id)
+    \"book_author\" btree (author_id)
+
+"
+    );
+    assert_eq!(
+        describe("\\d author"),
+        "              Table \"public.author\"
+ Column |  Type  | Collation | Nullable | Default 
+--------+--------+-----------+----------+---------
+ id     | bigint |           | not null | 
+ name   | text   |           | not null | 
+ born   | date   |           |          | 
+Indexes:
+    \"author_pkey\" PRIMARY KEY, btree (id)
+    \"author_name_key\" UNIQUE CONSTRAINT, btree (name)
+
+"
+    );
+    let databases = describe("\\l");
+    assert!(
+        databases.contains(" sqld | sqld  | UTF8     | C       | C     |"),
+        "{databases}"
+    );
+}

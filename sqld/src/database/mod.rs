@@ -216,7 +216,7 @@ impl Database {
         Ok(db)
     }
 
-    fn open_error(&self, source: libsql_sys::rusqlite::Error) -> DatabaseError {
+    pub fn open_error(&self, source: libsql_sys::rusqlite::Error) -> DatabaseError {
         DatabaseError::Open {
             path: self.file.clone(),
             source,

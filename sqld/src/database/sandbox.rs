@@ -54,7 +54,7 @@ const ALLOWED_PRAGMAS: &[&str] = &[
 const READ_ONLY_PRAGMAS: &[&str] = &["page_size", "schema_version", "encoding"];
 
 /// Databases a client may not detach.
-const PROTECTED_DATABASES: &[&str] = &["main", "temp", "pg_catalog"];
+const PROTECTED_DATABASES: &[&str] = &["main", "temp", "pg_catalog", "information_schema"];
 
 /// SQL functions that reach outside the database, or take raw pointers
 /// (`fts3_tokenizer` with two arguments registers a tokenizer from one).
@@ -91,8 +91,8 @@ const DENIED_TABLES: &[&str] = &[
     "zipfile",
 ];
 
-/// The compatibility catalog is sqld's, not the client's to change...
-const CATALOG_DATABASE: &str = "pg_catalog";
+/// The compatibility catalogs are sqld's, not the client's to change...
+const CATALOG_DATABASES: &[&str] = &["pg_catalog", "information_schema"];
 /// ...but for the planner's statistics, which ANALYZE and `PRAGMA optimize`
 /// (run on every attached database) write there. The catalog lives in
 /// the session's memory, so they change only that session's query plans.
@@ -166,7 +166,7 @@ fn allow_if(allowed: bool) -> Authorization {
 fn authorize(ctx: AuthContext<'_>) -> Authorization {
     let in_catalog = ctx
         .database_name
-        .is_some_and(|d| d.eq_ignore_ascii_case(CATALOG_DATABASE));
+        .is_some_and(|d| named(CATALOG_DATABASES, d));
     match ctx.action {
         // Only private, fileless databases may be attached: `''` (a temporary
         // database, which plain VACUUM attaches internally) and `:memory:`.

@@ -9,7 +9,8 @@ use libsql_sys::rusqlite::types::Value;
 use libsql_sys::rusqlite::{Connection, Statement, TransactionState};
 use pgwire::api::Type;
 
-use super::{param_number, Worker};
+use super::settings::SHOW_ALL_COLUMNS;
+use super::{install_session_functions, param_number, Worker};
 use crate::database::{prepare_with_current_schema, Database, DbConnection};
 use crate::error::{sqlstate, SqlError};
 use crate::query::{Column, PreparedStatement};
@@ -26,7 +27,9 @@ impl Worker {
             ));
         }
         self.catch_up()?;
-        let conn = describing_connection(&self.conn, &mut self.side, &self.db)?;
+        let conn = describing_connection(&self.conn, &mut self.side, &self.db, |side| {
+            install_session_functions(side, &self.settings, &self.advisory_locks, &self.guard)
+        })?;
         let schema_version = schema_version(conn);
         let cached = self
             .prepared
@@ -74,16 +77,22 @@ fn describe(conn: &Connection, sql: &str) -> Result<PreparedStatement, SqlError>
     let statement = sql::Statement::classify(sql);
     if let Some(cmd) = statement.session {
         if let SessionCommand::Show(name) = cmd {
-            prepared.columns.push(Column {
-                name: name.to_ascii_lowercase(),
-                ty: Type::TEXT,
-            });
+            let names = match name.as_str() {
+                "all" => SHOW_ALL_COLUMNS.iter().map(|n| n.to_string()).collect(),
+                _ => vec![name.to_ascii_lowercase()],
+            };
+            prepared
+                .columns
+                .extend(names.into_iter().map(|name| Column {
+                    name,
+                    ty: Type::TEXT,
+                }));
         }
         return Ok(prepared);
     }
-    let mut stmt = prepare_with_current_schema(conn, || conn.prepare(statement.runnable))?;
+    let mut stmt = prepare_with_current_schema(conn, || conn.prepare(&statement.runnable))?;
     let count = stmt.parameter_count();
-    let hints = sql::param_hints(sql);
+    let hints = sql::param_hints(&statement.runnable);
     let decltypes = if hints.columns.is_empty() {
         HashMap::new()
     } else {
@@ -194,6 +203,7 @@ fn describing_connection<'a>(
     conn: &'a DbConnection,
     side: &'a mut Option<DbConnection>,
     db: &Database,
+    install: impl FnOnce(&DbConnection) -> libsql_sys::rusqlite::Result<()>,
 ) -> Result<&'a Connection, SqlError> {
     let untouched_transaction =
         !conn.is_autocommit() && matches!(conn.transaction_state(None), Ok(TransactionState::None));
@@ -204,6 +214,7 @@ fn describing_connection<'a>(
         let opened = db
             .connect()
             .map_err(|e| SqlError::new(sqlstate::IO_ERROR, e.to_string()))?;
+        install(&opened)?;
         *side = Some(opened);
     }
     Ok(side.as_ref().expect("side connection was just opened"))

@@ -5,6 +5,7 @@
 //! machine and the write gate, `routing` sends a replica's writes to the
 //! primary, `describe` answers Parse, and `settings` answers SET and SHOW.
 
+mod advisory;
 mod describe;
 mod routing;
 mod settings;
@@ -28,6 +29,7 @@ use crate::query::{
 };
 use crate::sql::{self, TxnControl};
 use crate::types;
+use advisory::AdvisoryLocks;
 use settings::Settings;
 use txn::take_write_gate;
 
@@ -44,6 +46,10 @@ impl Worker {
         guard: Arc<StatementGuard>,
     ) -> Result<Self, DatabaseError> {
         let conn = session_connection(&db, &guard, limits.max_result_bytes)?;
+        let settings = Settings::new(limits.statement_timeout);
+        let advisory_locks = AdvisoryLocks::new();
+        install_session_functions(&conn, &settings, &advisory_locks, &guard)
+            .map_err(|e| db.open_error(e))?;
         Ok(Worker {
             conn,
             db,
@@ -59,7 +65,8 @@ impl Worker {
             min_read_frame: 0,
             write_gate: None,
             result_memory: ResultMemory::new(limits.max_result_bytes),
-            settings: Settings::new(limits.statement_timeout),
+            settings,
+            advisory_locks,
             limits,
             txn: TxnState::Idle,
             prepared: HashMap::new(),
@@ -135,6 +142,18 @@ fn session_connection(
     Ok(conn)
 }
 
+/// The SQL functions whose answers are the session's own: its settings
+/// and its advisory locks.
+fn install_session_functions(
+    conn: &DbConnection,
+    settings: &Settings,
+    advisory_locks: &AdvisoryLocks,
+    guard: &Arc<StatementGuard>,
+) -> libsql_sys::rusqlite::Result<()> {
+    settings.install_functions(conn)?;
+    advisory_locks.install(conn, guard)
+}
+
 pub struct Worker {
     conn: DbConnection,
     db: Database,
@@ -165,6 +184,8 @@ pub struct Worker {
     result_memory: ResultMemory,
     txn: TxnState,
     settings: Settings,
+    /// The advisory locks this session holds, released when it ends.
+    advisory_locks: AdvisoryLocks,
     /// Parse results by SQL text, valid while the schema version matches.
     prepared: HashMap<String, (i64, Arc<PreparedStatement>)>,
 }
@@ -234,7 +255,7 @@ impl Worker {
             return self.forward(statement.text, params, column_types, None);
         }
         if self.txn == TxnState::Failed {
-            return self.run_in_failed_transaction(statement.runnable, control);
+            return self.run_in_failed_transaction(&statement.runnable, control);
         }
         if let Some(cmd) = &statement.session {
             return self.settings.apply(cmd.clone());
@@ -250,7 +271,7 @@ impl Worker {
                 return Ok(no_rows(tag));
             }
         }
-        let result = match self.must_forward(statement.runnable) {
+        let result = match self.must_forward(&statement.runnable) {
             // The primary's answer sets the transaction state.
             Ok(true) => return self.forward_first_write(statement.text, params, column_types),
             Ok(false) => self.run_here(statement, params, column_types),
@@ -276,7 +297,7 @@ impl Worker {
         column_types: Option<&[Type]>,
     ) -> Result<StatementResult, SqlError> {
         let mut stmt = prepare_with_current_schema(&self.conn, || {
-            self.conn.prepare_cached(statement.runnable)
+            self.conn.prepare_cached(&statement.runnable)
         })?;
         if self.limits.upstream.is_none()
             && self.write_gate.is_none()

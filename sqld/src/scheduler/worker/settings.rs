@@ -1,9 +1,15 @@
 //! Per-session settings: what SET, SHOW and RESET read and write, with the
 //! values Postgres drivers expect to find at startup. `statement_timeout`
-//! is the one that acts: it bounds the session's statements.
+//! is the one that acts: it bounds the session's statements. The same
+//! values answer the SQL functions `current_setting` and `set_config`,
+//! which are registered on the session's connections.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use libsql_sys::rusqlite::functions::FunctionFlags;
+use libsql_sys::rusqlite::Connection;
 
 use crate::database::catalog_server_version;
 use libsql_sys::rusqlite::types::Value;
@@ -16,7 +22,8 @@ use crate::sql::SessionCommand;
 
 /// Per-session settings for SET and SHOW.
 pub(super) struct Settings {
-    values: HashMap<String, String>,
+    /// Shared with the connection's `current_setting` and `set_config`.
+    values: Arc<Mutex<HashMap<String, String>>>,
     /// The server's `--statement-timeout`: what RESET and DEFAULT restore.
     server_statement_timeout: Option<Duration>,
     statement_timeout: Option<Duration>,
@@ -26,36 +33,95 @@ const STATEMENT_TIMEOUT: &str = "statement_timeout";
 
 impl Settings {
     pub(super) fn new(statement_timeout: Option<Duration>) -> Self {
-        let defaults = [
-            ("server_version", catalog_server_version()),
-            ("server_encoding", "UTF8".into()),
-            ("client_encoding", "UTF8".into()),
-            ("datestyle", "ISO, MDY".into()),
-            ("timezone", "UTC".into()),
-            ("integer_datetimes", "on".into()),
-            ("standard_conforming_strings", "on".into()),
-            ("transaction_isolation", "serializable".into()),
-            ("default_transaction_isolation", "serializable".into()),
-            ("transaction_read_only", "off".into()),
-            ("search_path", "public".into()),
-            ("application_name", String::new()),
-            ("extra_float_digits", "1".into()),
-            ("max_identifier_length", "63".into()),
-            ("is_superuser", "on".into()),
-            ("intervalstyle", "postgres".into()),
-            ("lc_messages", "C".into()),
-            (STATEMENT_TIMEOUT, format_millis(statement_timeout)),
-        ];
         Settings {
-            values: defaults
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
+            values: Arc::new(Mutex::new(defaults(statement_timeout))),
             server_statement_timeout: statement_timeout,
             statement_timeout,
         }
     }
 
+    fn values(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        // A poisoned map is still a map of strings.
+        self.values.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers `current_setting(name [, missing_ok])` and
+    /// `set_config(name, value, is_local)` on `conn`, reading and writing
+    /// this session's values (`set_config` is session-wide even when
+    /// `is_local` asks for the transaction only).
+    pub(super) fn install_functions(&self, conn: &Connection) -> libsql_sys::rusqlite::Result<()> {
+        let flags = || FunctionFlags::SQLITE_UTF8;
+        for args in [1, 2] {
+            let values = self.values.clone();
+            conn.create_scalar_function("current_setting", args, flags(), move |ctx| {
+                let name: String = ctx.get(0)?;
+                let missing_ok = args == 2 && ctx.get::<bool>(1)?;
+                let values = values.lock().unwrap_or_else(PoisonError::into_inner);
+                match values.get(&name.to_ascii_lowercase()) {
+                    Some(v) => Ok(Some(v.clone())),
+                    None if missing_ok => Ok(None),
+                    None => Err(libsql_sys::rusqlite::Error::UserFunctionError(
+                        format!("unrecognized configuration parameter \"{name}\"").into(),
+                    )),
+                }
+            })?;
+        }
+        // The user is the session's `session_authorization`.
+        for name in ["current_user", "session_user", "current_role", "user"] {
+            let values = self.values.clone();
+            conn.create_scalar_function(name, 0, flags(), move |_| {
+                let values = values.lock().unwrap_or_else(PoisonError::into_inner);
+                Ok(values.get("session_authorization").cloned())
+            })?;
+        }
+        let values = self.values.clone();
+        conn.create_scalar_function("set_config", 3, flags(), move |ctx| {
+            let name: String = ctx.get(0)?;
+            let value: Option<String> = ctx.get(1)?;
+            let value = value.unwrap_or_default();
+            values
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(name.to_ascii_lowercase(), value.clone());
+            Ok(value)
+        })
+    }
+}
+
+/// The values a session starts with.
+fn defaults(statement_timeout: Option<Duration>) -> HashMap<String, String> {
+    let defaults = [
+        ("server_version", catalog_server_version()),
+        ("server_encoding", "UTF8".into()),
+        ("client_encoding", "UTF8".into()),
+        ("datestyle", "ISO, MDY".into()),
+        ("timezone", "UTC".into()),
+        ("integer_datetimes", "on".into()),
+        ("standard_conforming_strings", "on".into()),
+        ("transaction_isolation", "serializable".into()),
+        ("default_transaction_isolation", "serializable".into()),
+        ("transaction_read_only", "off".into()),
+        ("search_path", "public".into()),
+        ("application_name", String::new()),
+        ("extra_float_digits", "1".into()),
+        ("max_identifier_length", "63".into()),
+        ("is_superuser", "on".into()),
+        ("intervalstyle", "postgres".into()),
+        ("lc_messages", "C".into()),
+        ("server_version_num", "160000".into()),
+        ("client_min_messages", "notice".into()),
+        ("default_transaction_read_only", "off".into()),
+        ("lock_timeout", "0".into()),
+        ("session_authorization", "sqld".into()),
+        (STATEMENT_TIMEOUT, format_millis(statement_timeout)),
+    ];
+    defaults
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+}
+
+impl Settings {
     pub(super) fn statement_timeout(&self) -> Option<Duration> {
         self.statement_timeout
     }
@@ -77,25 +143,27 @@ impl Settings {
                     })?;
                     // 0 turns the timeout off, as in Postgres.
                     self.statement_timeout = (!timeout.is_zero()).then_some(timeout);
-                    self.values
-                        .insert(name, format_millis(self.statement_timeout));
+                    let shown = format_millis(self.statement_timeout);
+                    self.values().insert(name, shown);
                 } else {
-                    self.values.insert(name, value);
+                    self.values().insert(name, value);
                 }
                 Ok(no_rows("SET"))
             }
             SessionCommand::Reset(name) => {
                 let name = name.to_ascii_lowercase();
                 if name == "all" {
-                    *self = Settings::new(self.server_statement_timeout);
+                    *self.values() = defaults(self.server_statement_timeout);
+                    self.statement_timeout = self.server_statement_timeout;
                 } else {
                     self.reset(&name);
                 }
                 Ok(no_rows("RESET"))
             }
+            SessionCommand::Show(name) if name == "all" => Ok(self.show_all()),
             SessionCommand::Show(name) => {
                 let key = name.to_ascii_lowercase();
-                let value = self.values.get(&key).cloned().ok_or_else(|| {
+                let value = self.values().get(&key).cloned().ok_or_else(|| {
                     SqlError::new(
                         "42704",
                         format!("unrecognized configuration parameter \"{name}\""),
@@ -119,16 +187,48 @@ impl Settings {
 impl Settings {
     /// Back to the value the session started with.
     fn reset(&mut self, name: &str) {
-        let mut defaults = Settings::new(self.server_statement_timeout);
+        let mut defaults = defaults(self.server_statement_timeout);
         if name == STATEMENT_TIMEOUT {
             self.statement_timeout = self.server_statement_timeout;
         }
-        match defaults.values.remove(name) {
-            Some(v) => self.values.insert(name.to_owned(), v),
-            None => self.values.remove(name),
+        let mut values = self.values();
+        match defaults.remove(name) {
+            Some(v) => values.insert(name.to_owned(), v),
+            None => values.remove(name),
         };
     }
+
+    /// `SHOW ALL`: every setting, sorted, with Postgres' three columns.
+    fn show_all(&self) -> StatementResult {
+        let mut pairs: Vec<(String, String)> = self
+            .values()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        pairs.sort();
+        let rows = pairs
+            .into_iter()
+            .map(|(k, v)| vec![Value::Text(k), Value::Text(v), Value::Null])
+            .collect();
+        StatementResult {
+            tag: "SHOW".into(),
+            columns: Some(
+                SHOW_ALL_COLUMNS
+                    .iter()
+                    .map(|name| Column {
+                        name: (*name).to_owned(),
+                        ty: Type::TEXT,
+                    })
+                    .collect(),
+            ),
+            rows,
+            held: Default::default(),
+        }
+    }
 }
+
+/// The columns of `SHOW ALL`, as Postgres names them.
+pub(super) const SHOW_ALL_COLUMNS: &[&str] = &["name", "setting", "description"];
 
 /// A Postgres time setting in milliseconds: an integer (milliseconds) or a
 /// number with a unit (`us`, `ms`, `s`, `min`, `h`, `d`), as in

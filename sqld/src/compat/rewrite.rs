@@ -1,0 +1,462 @@
+//! The rewrite itself: parse with the PostgreSQL dialect, replace the
+//! expressions SQLite would misread, print the statement back.
+//!
+//! A replaced expression becomes a bare identifier holding SQLite text:
+//! `sqlparser` prints an unquoted identifier as it is, so the printed
+//! statement carries the replacement verbatim, and an enclosing
+//! expression (itself rewritten later, children first) prints it inside
+//! its own text.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    AccessExpr, BinaryOperator, CastKind, DataType, Expr, FunctionArguments, Ident, ObjectName,
+    ObjectNamePart, SelectItem, SetExpr, Statement, Subscript, TableFactor, Value, VisitMut,
+    VisitorMut,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+use super::casts;
+
+/// The statement in SQLite's terms, or `None` when there is nothing to
+/// change (or the parser cannot read it: SQLite then gives its own error).
+pub fn rewrite(sql: &str) -> Option<String> {
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let names: Vec<Vec<Option<(String, String)>>> =
+        statements.iter_mut().map(column_names).collect();
+    let mut rewriter = Rewriter { changed: false };
+    let _ = statements.visit(&mut rewriter);
+    if !rewriter.changed {
+        return None;
+    }
+    for (statement, names) in statements.iter_mut().zip(names) {
+        keep_column_names(statement, names);
+    }
+    let printed: Vec<String> = statements.iter().map(ToString::to_string).collect();
+    Some(printed.join(";\n"))
+}
+
+/// The result columns of a query's top SELECT, where it has one.
+fn projection(statement: &mut Statement) -> Option<&mut Vec<SelectItem>> {
+    let Statement::Query(query) = statement else {
+        return None;
+    };
+    match query.body.as_mut() {
+        SetExpr::Select(select) => Some(&mut select.projection),
+        _ => None,
+    }
+}
+
+/// For each unnamed result column: its text before the rewrite and the
+/// name Postgres gives it.
+fn column_names(statement: &mut Statement) -> Vec<Option<(String, String)>> {
+    let Some(items) = projection(statement) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Some((e.to_string(), postgres_name(e))),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A rewritten result column is named as Postgres names it (`version`,
+/// `int4`, `?column?`), not after the SQLite text that replaced it.
+fn keep_column_names(statement: &mut Statement, names: Vec<Option<(String, String)>>) {
+    let Some(items) = projection(statement) else {
+        return;
+    };
+    for (item, name) in items.iter_mut().zip(names) {
+        let (Some((before, name)), SelectItem::UnnamedExpr(e)) = (name, &*item) else {
+            continue;
+        };
+        if e.to_string() != before {
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::with_quote('"', name),
+            };
+        }
+    }
+}
+
+/// The column name Postgres derives from an expression.
+fn postgres_name(expr: &Expr) -> String {
+    match expr {
+        Expr::Function(f) => last_part(&f.name).to_ascii_lowercase(),
+        Expr::Identifier(ident) => ident.value.clone(),
+        Expr::CompoundIdentifier(parts) => {
+            parts.last().map_or_else(String::new, |i| i.value.clone())
+        }
+        Expr::Nested(inner) => postgres_name(inner),
+        // A cast keeps the name of the column or function it casts (through
+        // any further casts), else takes its type's.
+        Expr::Cast {
+            expr, data_type, ..
+        } => {
+            let mut base = expr.as_ref();
+            while let Expr::Cast { expr, .. } | Expr::Nested(expr) = base {
+                base = expr;
+            }
+            match base {
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Function(_) => {
+                    postgres_name(base)
+                }
+                _ => casts::postgres_type_name(data_type),
+            }
+        }
+        _ => "?column?".to_owned(),
+    }
+}
+
+struct Rewriter {
+    changed: bool,
+}
+
+impl VisitorMut for Rewriter {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        // `x::regtype::text` names a type: seen before its inner cast is
+        // rewritten, which would lose the `regtype`.
+        if let Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } = expr
+        {
+            if casts::is_text(data_type) {
+                if let Expr::Cast {
+                    expr: oid,
+                    data_type: DataType::Custom(name, _),
+                    ..
+                } = inner.as_ref()
+                {
+                    if last_part(name).eq_ignore_ascii_case("regtype") {
+                        *expr = raw(format!("format_type({oid}, NULL)"));
+                        self.changed = true;
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let Some(series) = generate_series(factor) {
+            if let TableFactor::Table { name, args, .. } = factor {
+                *name = ObjectName::from(vec![Ident::new(series)]);
+                *args = None;
+                self.changed = true;
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Some(replacement) = replacement(expr) {
+            *expr = replacement;
+            self.changed = true;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// What replaces `expr`, if SQLite would misread it.
+fn replacement(expr: &mut Expr) -> Option<Expr> {
+    Some(match expr {
+        Expr::Cast {
+            kind: CastKind::DoubleColon | CastKind::Cast,
+            expr: inner,
+            data_type,
+            ..
+        } => raw(casts::convert(inner, data_type)),
+        Expr::TypedString(typed) => raw(casts::convert(
+            &Expr::Value(typed.value.clone()),
+            &typed.data_type,
+        )),
+        Expr::Value(v) => match &v.value {
+            Value::EscapedStringLiteral(s) => {
+                let mut plain = v.clone();
+                plain.value = Value::SingleQuotedString(s.clone());
+                Expr::Value(plain)
+            }
+            _ => return None,
+        },
+        Expr::AnyOp {
+            left,
+            compare_op,
+            right,
+            ..
+        } => raw(membership(left, compare_op, right, false)?),
+        Expr::AllOp {
+            left,
+            compare_op,
+            right,
+        } => raw(membership(left, compare_op, right, true)?),
+        Expr::BinaryOp { left, op, right } => raw(binary(left, op, right)?),
+        Expr::ILike {
+            negated,
+            expr: inner,
+            pattern,
+            escape_char,
+            ..
+        } => {
+            // SQLite's LIKE ignores ASCII case already.
+            let not = if *negated { "NOT " } else { "" };
+            let escape = escape_char
+                .as_ref()
+                .map(|e| format!(" ESCAPE {e}"))
+                .unwrap_or_default();
+            raw(format!("({inner} {not}LIKE {pattern}{escape})"))
+        }
+        Expr::Collate {
+            expr: inner,
+            collation,
+        } => {
+            let name = last_part(collation).to_ascii_lowercase();
+            match name.as_str() {
+                "default" | "c" | "posix" | "ucs_basic" => raw(format!("{inner}")),
+                _ => return None,
+            }
+        }
+        Expr::Function(f) if last_part(&f.name).eq_ignore_ascii_case("array") => {
+            let FunctionArguments::Subquery(query) = &f.args else {
+                return None;
+            };
+            // Postgres' array text of the subquery's rows.
+            raw(format!(
+                "(WITH sqld_array(v) AS ({query}) \
+                 SELECT '{{' || coalesce(group_concat(v, ','), '') || '}}' FROM sqld_array)"
+            ))
+        }
+        Expr::Function(f) if last_part(&f.name).eq_ignore_ascii_case("string_agg") => {
+            let mut renamed = f.clone();
+            renamed.name = ObjectName::from(vec![Ident::new("group_concat")]);
+            Expr::Function(renamed)
+        }
+        Expr::Function(f) => {
+            let qualified =
+                f.name.0.len() == 2 && part(&f.name, 0).eq_ignore_ascii_case("pg_catalog");
+            if qualified {
+                f.name.0.remove(0);
+            }
+            if let Some(lookup) = catalog_lookup(f) {
+                return Some(raw(lookup));
+            }
+            if matches!(f.args, FunctionArguments::None) && is_niladic(last_part(&f.name)) {
+                return Some(raw(format!(
+                    "{}()",
+                    last_part(&f.name).to_ascii_lowercase()
+                )));
+            }
+            if !qualified {
+                return None;
+            }
+            Expr::Function(f.clone())
+        }
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            // `array[i]`: the item of Postgres' array text.
+            let [AccessExpr::Subscript(Subscript::Index { index })] = access_chain.as_slice()
+            else {
+                return None;
+            };
+            raw(format!("pg_array_item({root}, {index})"))
+        }
+        Expr::Identifier(ident) if ident.quote_style.is_none() && is_niladic(&ident.value) => {
+            raw(format!("{}()", ident.value.to_ascii_lowercase()))
+        }
+        _ => return None,
+    })
+}
+
+/// `generate_series(start, stop)` in FROM (SQLite here lacks the series
+/// extension) as a recursive subquery whose one column is named, as in
+/// Postgres, after the alias.
+fn generate_series(factor: &TableFactor) -> Option<String> {
+    let TableFactor::Table {
+        name,
+        args: Some(args),
+        alias,
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    if !last_part(name).eq_ignore_ascii_case("generate_series") || args.args.len() != 2 {
+        return None;
+    }
+    let column = alias
+        .as_ref()
+        .map_or("generate_series".to_owned(), |a| a.name.to_string());
+    let (start, stop) = (&args.args[0], &args.args[1]);
+    Some(format!(
+        "(WITH RECURSIVE sqld_series(v) AS (SELECT {start} UNION ALL \
+         SELECT v + 1 FROM sqld_series WHERE v < {stop}) SELECT v AS {column} FROM sqld_series)"
+    ))
+}
+
+/// Catalog functions that look an object up (`pg_get_indexdef(oid)`,
+/// `pg_get_constraintdef(oid)`): a scalar subquery on the catalog views,
+/// since a SQL function cannot query.
+fn catalog_lookup(f: &sqlparser::ast::Function) -> Option<String> {
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let oid = list.args.first()?;
+    let (column, view) = match last_part(&f.name).to_ascii_lowercase().as_str() {
+        "pg_get_indexdef" => ("indexdef", "sqld_index_definitions"),
+        "pg_get_constraintdef" => ("sqld_definition", "pg_constraint"),
+        _ => return None,
+    };
+    Some(format!(
+        "(SELECT {column} FROM pg_catalog.{view} WHERE oid = {oid})"
+    ))
+}
+
+/// Postgres functions called without parentheses that sqld provides as
+/// ordinary functions.
+fn is_niladic(name: &str) -> bool {
+    [
+        "current_user",
+        "session_user",
+        "current_role",
+        "current_schema",
+        "current_catalog",
+    ]
+    .iter()
+    .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// `x = ANY(ARRAY[...])` is `x IN (...)`; `x <> ALL(ARRAY[...])` is
+/// `x NOT IN (...)`; a subquery works the same way.
+fn membership(left: &Expr, op: &BinaryOperator, right: &Expr, all: bool) -> Option<String> {
+    let negated = match (op, all) {
+        (BinaryOperator::Eq, false) => "",
+        (BinaryOperator::NotEq, true) => "NOT ",
+        _ => return None,
+    };
+    let inner = match right {
+        Expr::Nested(e) => e.as_ref(),
+        e => e,
+    };
+    let list = match inner {
+        Expr::Array(array) => {
+            let items: Vec<String> = array.elem.iter().map(ToString::to_string).collect();
+            items.join(", ")
+        }
+        Expr::Subquery(query) => query.to_string(),
+        // An array value (a column, a parameter): its Postgres text.
+        _ if !all => return Some(format!("pg_array_contains({inner}, {left})")),
+        _ => return None,
+    };
+    Some(format!("({left} {negated}IN ({list}))"))
+}
+
+/// Regular expression operators (`~`, `~*`, `!~`, `!~*`, and their
+/// `OPERATOR(pg_catalog.x)` spellings) as calls of `regexp`, and other
+/// `OPERATOR(pg_catalog.x)` spellings as the bare operator.
+fn binary(left: &Expr, op: &BinaryOperator, right: &Expr) -> Option<String> {
+    let symbol = match op {
+        BinaryOperator::PGRegexMatch => "~".to_owned(),
+        BinaryOperator::PGRegexIMatch => "~*".to_owned(),
+        BinaryOperator::PGRegexNotMatch => "!~".to_owned(),
+        BinaryOperator::PGRegexNotIMatch => "!~*".to_owned(),
+        BinaryOperator::PGCustomBinaryOperator(parts) => parts.last()?.clone(),
+        _ => return None,
+    };
+    let (not, case) = match symbol.as_str() {
+        "~" => ("", ""),
+        "~*" => ("", "(?i)"),
+        "!~" => ("NOT ", ""),
+        "!~*" => ("NOT ", "(?i)"),
+        "=" | "<>" | "!=" | "<" | "<=" | ">" | ">=" | "+" | "-" | "*" | "/" | "||" => {
+            return Some(format!("({left} {symbol} {right})"))
+        }
+        _ => return None,
+    };
+    let pattern = if case.is_empty() {
+        right.to_string()
+    } else {
+        format!("'{case}' || {right}")
+    };
+    Some(format!("({not}regexp({pattern}, {left}))"))
+}
+
+/// An expression printed as `sql`, verbatim.
+fn raw(sql: String) -> Expr {
+    Expr::Identifier(Ident::new(sql))
+}
+
+fn part(name: &ObjectName, i: usize) -> &str {
+    match name.0.get(i) {
+        Some(ObjectNamePart::Identifier(ident)) => &ident.value,
+        _ => "",
+    }
+}
+
+fn last_part(name: &ObjectName) -> &str {
+    part(name, name.0.len().saturating_sub(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rewrite;
+
+    fn sqlite(sql: &str) -> String {
+        rewrite(sql).unwrap_or_else(|| sql.to_owned())
+    }
+
+    #[test]
+    fn casts_become_conversions() {
+        assert_eq!(
+            sqlite("SELECT $1::integer"),
+            "SELECT CAST($1 AS INTEGER) AS \"int4\""
+        );
+        assert_eq!(
+            sqlite("SELECT '\\x0102'::bytea AS b"),
+            "SELECT pg_bytea('\\x0102') AS b"
+        );
+        assert_eq!(
+            sqlite("SELECT oid::regtype::text FROM pg_type"),
+            "SELECT format_type(oid, NULL) AS \"oid\" FROM pg_type"
+        );
+    }
+
+    #[test]
+    fn postgres_operators_become_sqlite() {
+        assert_eq!(
+            sqlite("SELECT 2 = ANY(ARRAY[1, 2])"),
+            "SELECT (2 IN (1, 2)) AS \"?column?\""
+        );
+        assert_eq!(
+            sqlite("SELECT 1 WHERE 2 = ANY(ARRAY[1, 2])"),
+            "SELECT 1 WHERE (2 IN (1, 2))"
+        );
+        assert_eq!(
+            sqlite("SELECT 1 WHERE 'ab' OPERATOR(pg_catalog.~) '^a' COLLATE pg_catalog.default"),
+            "SELECT 1 WHERE (regexp('^a', 'ab'))"
+        );
+        assert_eq!(
+            sqlite("SELECT 1 WHERE 'a' !~ 'b'"),
+            "SELECT 1 WHERE (NOT regexp('b', 'a'))"
+        );
+        assert_eq!(sqlite("SELECT E'it''s' AS s"), "SELECT 'it''s' AS s");
+        assert_eq!(
+            sqlite("SELECT pg_catalog.version()"),
+            "SELECT version() AS \"version\""
+        );
+        assert_eq!(
+            sqlite("SELECT current_user"),
+            "SELECT current_user() AS \"current_user\""
+        );
+    }
+
+    #[test]
+    fn plain_sqlite_is_left_alone() {
+        assert_eq!(rewrite("SELECT ~5"), None);
+        assert_eq!(rewrite("not sql at all ::"), None);
+    }
+}

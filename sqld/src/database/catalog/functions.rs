@@ -1,0 +1,302 @@
+//! The functions of Postgres' catalog and the conversions the
+//! compatibility layer's casts call (`pg_bytea`, `pg_bool`, `pg_date`,
+//! `pg_timestamp`), registered on every session connection. What only a
+//! session knows (its settings, its advisory locks) is registered by the
+//! session itself.
+
+use libsql_sys::rusqlite::functions::{Context, FunctionFlags};
+use libsql_sys::rusqlite::types::{Value, ValueRef};
+use libsql_sys::rusqlite::{Connection, Error, Result};
+use pgwire::api::Type;
+
+use super::TYPES;
+
+/// The owner every object is reported to have.
+pub(super) const OWNER: &str = "sqld";
+/// OIDs of user relations start here, as in Postgres.
+const FIRST_USER_OID: u32 = 16384;
+
+/// A stable OID for the relation called `name`: the same in every
+/// session and across restarts (Postgres numbers relations as they are
+/// created; sqld derives the number from the name).
+pub fn relation_oid(name: &str) -> i64 {
+    let hash = crc32fast::hash(name.to_ascii_lowercase().as_bytes());
+    i64::from(FIRST_USER_OID + hash % (i32::MAX as u32 - FIRST_USER_OID))
+}
+
+/// The name Postgres would give an index SQLite made for a constraint;
+/// an index the user named keeps its name.
+fn index_name(table: &str, index: &str, origin: &str, columns: Option<&str>) -> String {
+    if !index.starts_with("sqlite_autoindex_") {
+        return index.to_owned();
+    }
+    match origin {
+        "pk" => format!("{table}_pkey"),
+        _ => format!("{table}_{}_key", columns.unwrap_or("")),
+    }
+}
+
+fn user_error(message: String) -> Error {
+    Error::UserFunctionError(message.into())
+}
+
+pub(super) fn install(conn: &Connection) -> Result<()> {
+    let pure = || FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("regexp", 2, pure(), regexp)?;
+    conn.create_scalar_function("pg_bytea", 1, pure(), |ctx| bytea(ctx.get_raw(0)))?;
+    conn.create_scalar_function("pg_bool", 1, pure(), |ctx| boolean(ctx.get_raw(0)))?;
+    conn.create_scalar_function("pg_date", 1, pure(), |ctx| {
+        datetime(ctx.get_raw(0), |s| {
+            s.split([' ', 'T']).next().unwrap_or(s).to_owned()
+        })
+    })?;
+    conn.create_scalar_function("pg_timestamp", 1, pure(), |ctx| {
+        datetime(ctx.get_raw(0), |s| match s.find('T') {
+            Some(10) => s.replacen('T', " ", 1),
+            _ if s.len() == 10 => format!("{s} 00:00:00"),
+            _ => s.to_owned(),
+        })
+    })?;
+    conn.create_scalar_function("sqld_index_name", 4, pure(), |ctx| {
+        let (table, index, origin): (String, String, String) =
+            (ctx.get(0)?, ctx.get(1)?, ctx.get(2)?);
+        let columns: Option<String> = ctx.get(3)?;
+        Ok(index_name(&table, &index, &origin, columns.as_deref()))
+    })?;
+    conn.create_scalar_function("pg_relation_oid", 1, pure(), |ctx| {
+        Ok(relation_oid(&ctx.get::<String>(0)?))
+    })?;
+    conn.create_scalar_function("to_regclass", 1, pure(), |ctx| {
+        let name: Option<String> = ctx.get(0)?;
+        Ok(name.map(|n| relation_oid(n.trim_matches('"'))))
+    })?;
+    conn.create_scalar_function("format_type", 2, pure(), |ctx| {
+        let oid: Option<i64> = ctx.get(0)?;
+        Ok(oid.map(|oid| type_by_oid(oid).map_or("???".to_owned(), sql_type_name)))
+    })?;
+    conn.create_scalar_function("to_regtype", 1, pure(), |ctx| {
+        let name: Option<String> = ctx.get(0)?;
+        Ok(name
+            .and_then(|n| type_by_name(&n))
+            .map(|t| i64::from(t.oid())))
+    })?;
+    conn.create_scalar_function("pg_get_userbyid", 1, pure(), |_| Ok(OWNER))?;
+    conn.create_scalar_function("pg_encoding_to_char", 1, pure(), |_| Ok("UTF8"))?;
+    // The expression a catalog column holds is already SQL text.
+    for args in [2, 3] {
+        conn.create_scalar_function("pg_get_expr", args, pure(), |ctx| {
+            ctx.get::<Option<String>>(0)
+        })?;
+    }
+    conn.create_scalar_function("pg_array_contains", 2, pure(), |ctx| {
+        let array: Option<String> = ctx.get(0)?;
+        let item = match ctx.get_raw(1) {
+            ValueRef::Null => return Ok(None),
+            ValueRef::Integer(i) => i.to_string(),
+            ValueRef::Real(r) => r.to_string(),
+            ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+        };
+        Ok(array.map(|a| array_items(&a).any(|i| i == item)))
+    })?;
+    conn.create_scalar_function("pg_array_item", 2, pure(), |ctx| {
+        let (array, index): (Option<String>, i64) = (ctx.get(0)?, ctx.get(1)?);
+        let index = usize::try_from(index - 1).ok();
+        Ok(array.and_then(|a| index.and_then(|i| array_items(&a).nth(i))))
+    })?;
+    conn.create_scalar_function("array_upper", 2, pure(), |ctx| {
+        let array: Option<String> = ctx.get(0)?;
+        Ok(array
+            .map(|a| array_items(&a).count() as i64)
+            .filter(|n| *n > 0))
+    })?;
+    conn.create_scalar_function("pg_relation_is_publishable", 1, pure(), |_| Ok(false))?;
+    conn.create_scalar_function("array_to_string", 2, pure(), |ctx| {
+        ctx.get::<Option<String>>(0)
+    })?;
+    // Every object is visible on the search path and every privilege held.
+    let always =
+        |name: &str, args: i32| conn.create_scalar_function(name, args, pure(), |_| Ok(true));
+    always("pg_table_is_visible", 1)?;
+    always("pg_type_is_visible", 1)?;
+    for args in [2, 3] {
+        always("has_table_privilege", args)?;
+        always("has_schema_privilege", args)?;
+        always("has_database_privilege", args)?;
+    }
+    // Definitions of what sqld never has (statistics objects, triggers,
+    // rules, partitions); index and constraint definitions are looked up
+    // by the compatibility layer instead.
+    for (name, args) in [
+        ("pg_get_statisticsobjdef_columns", 1),
+        ("pg_get_triggerdef", 1),
+        ("pg_get_triggerdef", 2),
+        ("pg_get_ruledef", 1),
+        ("pg_get_ruledef", 2),
+        ("pg_get_viewdef", 1),
+        ("pg_get_viewdef", 2),
+        ("pg_get_partkeydef", 1),
+        ("pg_get_function_arguments", 1),
+        ("pg_get_function_result", 1),
+    ] {
+        conn.create_scalar_function(name, args, pure(), |_| Ok(None::<String>))?;
+    }
+    // No object has a comment.
+    for (name, args) in [
+        ("obj_description", 1),
+        ("obj_description", 2),
+        ("col_description", 2),
+        ("shobj_description", 2),
+    ] {
+        conn.create_scalar_function(name, args, pure(), |_| Ok(None::<String>))?;
+    }
+    Ok(())
+}
+
+/// `text ~ pattern`, with the `regex` crate's syntax (close to Postgres'
+/// for what clients send); the compiled pattern is kept for the statement.
+fn regexp(ctx: &Context<'_>) -> Result<Option<bool>> {
+    let pattern = ctx.get_or_create_aux(0, |pattern| -> std::result::Result<_, Error> {
+        let pattern = pattern.as_str().map_err(|e| user_error(e.to_string()))?;
+        regex::Regex::new(pattern)
+            .map_err(|e| user_error(format!("invalid regular expression: {e}")))
+    })?;
+    Ok(match ctx.get_raw(1) {
+        ValueRef::Null => None,
+        ValueRef::Text(t) => Some(pattern.is_match(&String::from_utf8_lossy(t))),
+        ValueRef::Integer(i) => Some(pattern.is_match(&i.to_string())),
+        ValueRef::Real(r) => Some(pattern.is_match(&r.to_string())),
+        ValueRef::Blob(b) => Some(pattern.is_match(&String::from_utf8_lossy(b))),
+    })
+}
+
+/// The items of a one-dimensional Postgres array text (`{a,"b c",3}`).
+fn array_items(array: &str) -> impl Iterator<Item = String> + '_ {
+    let inner = array.trim().trim_start_matches('{').trim_end_matches('}');
+    inner
+        .split(',')
+        .filter(|i| !i.is_empty())
+        .map(|i| i.trim().trim_matches('"').to_owned())
+}
+
+/// `'\x0102'::bytea`: Postgres' hex text as the bytes it spells; other
+/// text as its own bytes; a blob as it is.
+fn bytea(value: ValueRef<'_>) -> Result<Value> {
+    Ok(match value {
+        ValueRef::Text(t) => {
+            match t.strip_prefix(b"\\x") {
+                Some(hex) => Value::Blob(decode_hex(hex).ok_or_else(|| {
+                    user_error("invalid hexadecimal data for type bytea".to_owned())
+                })?),
+                None => Value::Blob(t.to_vec()),
+            }
+        }
+        other => other.into(),
+    })
+}
+
+fn decode_hex(hex: &[u8]) -> Option<Vec<u8>> {
+    let digit = |c: u8| (c as char).to_digit(16);
+    let digits: Vec<u8> = hex
+        .iter()
+        .copied()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    digits
+        .chunks(2)
+        .map(|pair| match pair {
+            [h, l] => Some((digit(*h)? * 16 + digit(*l)?) as u8),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Postgres' spellings of a boolean as SQLite's 1 and 0.
+fn boolean(value: ValueRef<'_>) -> Result<Option<bool>> {
+    Ok(match value {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(i != 0),
+        ValueRef::Real(r) => Some(r != 0.0),
+        ValueRef::Text(t) | ValueRef::Blob(t) => {
+            let text = String::from_utf8_lossy(t).trim().to_ascii_lowercase();
+            match text.as_str() {
+                "t" | "true" | "y" | "yes" | "on" | "1" => Some(true),
+                "f" | "false" | "n" | "no" | "off" | "0" => Some(false),
+                _ => {
+                    return Err(user_error(format!(
+                        "invalid input syntax for type boolean: \"{text}\""
+                    )))
+                }
+            }
+        }
+    })
+}
+
+/// A date or time text normalized by `normalize`; other values as they are.
+fn datetime(value: ValueRef<'_>, normalize: impl Fn(&str) -> String) -> Result<Value> {
+    Ok(match value {
+        ValueRef::Text(t) => Value::Text(normalize(String::from_utf8_lossy(t).trim())),
+        other => other.into(),
+    })
+}
+
+fn type_by_oid(oid: i64) -> Option<&'static Type> {
+    TYPES.iter().find(|t| i64::from(t.oid()) == oid)
+}
+
+/// A type by any of its names: Postgres' (`int4`), SQL's (`integer`).
+fn type_by_name(name: &str) -> Option<&'static Type> {
+    let name = name.trim().to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    let canonical = match name {
+        "int" | "integer" => "int4",
+        "bigint" => "int8",
+        "smallint" => "int2",
+        "boolean" => "bool",
+        "real" => "float4",
+        "double precision" => "float8",
+        "character varying" => "varchar",
+        "decimal" => "numeric",
+        "timestamp without time zone" => "timestamp",
+        "timestamp with time zone" => "timestamptz",
+        "time without time zone" => "time",
+        other => other,
+    };
+    TYPES.iter().find(|t| t.name() == canonical)
+}
+
+/// The name `format_type` gives: SQL's where it has one.
+fn sql_type_name(ty: &Type) -> String {
+    match *ty {
+        Type::BOOL => "boolean",
+        Type::INT2 => "smallint",
+        Type::INT4 => "integer",
+        Type::INT8 => "bigint",
+        Type::FLOAT4 => "real",
+        Type::FLOAT8 => "double precision",
+        Type::VARCHAR => "character varying",
+        Type::TIMESTAMP => "timestamp without time zone",
+        Type::TIMESTAMPTZ => "timestamp with time zone",
+        Type::TIME => "time without time zone",
+        _ => ty.name(),
+    }
+    .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relation_oids_are_stable_and_user_range() {
+        assert_eq!(relation_oid("t"), relation_oid("T"));
+        assert!(relation_oid("t") >= i64::from(FIRST_USER_OID));
+        assert_ne!(relation_oid("t"), relation_oid("u"));
+    }
+
+    #[test]
+    fn hex_bytea_decodes() {
+        assert_eq!(decode_hex(b"00ff10"), Some(vec![0, 255, 16]));
+        assert_eq!(decode_hex(b"0"), None);
+        assert_eq!(decode_hex(b"zz"), None);
+    }
+}

@@ -1,0 +1,233 @@
+//! Just enough of Postgres' system catalog and functions for the queries
+//! that drivers and tools send on their own: `version()`,
+//! `current_database()`, `current_schema()`, the `pg_catalog.pg_type`
+//! lookup tokio-postgres makes for type OIDs it does not know, and the
+//! introspection of psql's `\dt`, `\di`, `\l`, `\dn` and of ORMs.
+//!
+//! The catalog is an in-memory database attached as `pg_catalog` (and
+//! another as `information_schema`) to each session's connection, so
+//! ordinary SQLite answers those queries. Fixed facts (types, namespaces,
+//! the database) are tables filled here; the schema's relations are live
+//! views (`views`); catalog functions are in `functions`.
+
+mod functions;
+mod views;
+
+use libsql_sys::rusqlite::functions::FunctionFlags;
+use libsql_sys::rusqlite::{params, Connection, Result};
+use pgwire::api::Type;
+
+/// The version string `SELECT version()` and `server_version` report:
+/// Postgres-compatible first (drivers parse it), then what it really is.
+pub fn server_version() -> String {
+    format!("16.0 (sqld {})", env!("CARGO_PKG_VERSION"))
+}
+
+pub fn version_banner() -> String {
+    format!(
+        "PostgreSQL 16.0 compatible; sqld {} on libsql {}",
+        env!("CARGO_PKG_VERSION"),
+        libsql_sys::rusqlite::version()
+    )
+}
+
+/// Types sqld sends, listed in `pg_catalog.pg_type`.
+pub(super) const TYPES: &[Type] = &[
+    Type::BOOL,
+    Type::BYTEA,
+    Type::INT8,
+    Type::INT2,
+    Type::INT4,
+    Type::TEXT,
+    Type::OID,
+    Type::JSON,
+    Type::FLOAT4,
+    Type::FLOAT8,
+    Type::UNKNOWN,
+    Type::VARCHAR,
+    Type::DATE,
+    Type::TIME,
+    Type::TIMESTAMP,
+    Type::TIMESTAMPTZ,
+    Type::NUMERIC,
+    Type::JSONB,
+];
+
+const PG_CATALOG_NAMESPACE_OID: i64 = 11;
+const PUBLIC_NAMESPACE_OID: i64 = 2200;
+const INFORMATION_SCHEMA_NAMESPACE_OID: i64 = 13_000;
+/// The one database's OID (Postgres' first user database has 16384 too,
+/// but relation OIDs start above it here).
+const DATABASE_OID: i64 = 5;
+
+/// The Postgres type a declared SQLite column type maps to (`text` when
+/// there is none or it is unknown).
+fn declared_type(decltype: Option<String>) -> Type {
+    decltype
+        .as_deref()
+        .and_then(crate::types::type_for_decltype)
+        .unwrap_or(Type::TEXT)
+}
+
+/// The OID of the array type of `ty`, as Postgres numbers them (0: none).
+fn array_oid(ty: &Type) -> i64 {
+    match *ty {
+        Type::BOOL => 1000,
+        Type::BYTEA => 1001,
+        Type::INT8 => 1016,
+        Type::INT2 => 1005,
+        Type::INT4 => 1007,
+        Type::TEXT => 1009,
+        Type::OID => 1028,
+        Type::JSON => 199,
+        Type::FLOAT4 => 1021,
+        Type::FLOAT8 => 1022,
+        Type::VARCHAR => 1015,
+        Type::DATE => 1182,
+        Type::TIME => 1183,
+        Type::TIMESTAMP => 1115,
+        Type::TIMESTAMPTZ => 1185,
+        Type::NUMERIC => 1231,
+        Type::JSONB => 3807,
+        _ => 0,
+    }
+}
+
+/// Postgres' type category letter (`pg_type.typcategory`).
+fn category(ty: &Type) -> &'static str {
+    match *ty {
+        Type::BOOL => "B",
+        Type::INT2
+        | Type::INT4
+        | Type::INT8
+        | Type::OID
+        | Type::FLOAT4
+        | Type::FLOAT8
+        | Type::NUMERIC => "N",
+        Type::TEXT | Type::VARCHAR => "S",
+        Type::DATE | Type::TIME | Type::TIMESTAMP | Type::TIMESTAMPTZ => "D",
+        Type::UNKNOWN => "X",
+        _ => "U",
+    }
+}
+
+/// Tables of fixed facts, and empty ones for what sqld never has
+/// (descriptions, inheritance, triggers, policies, ...), so queries that
+/// join them find no rows rather than fail.
+const FIXED_TABLES: &str = "
+     CREATE TABLE pg_catalog.pg_namespace (oid OID PRIMARY KEY, nspname TEXT, nspowner OID,
+         nspacl TEXT);
+     CREATE TABLE pg_catalog.pg_type (
+         oid OID PRIMARY KEY, typname TEXT, typnamespace OID, typlen INTEGER,
+         typtype TEXT, typelem OID, typbasetype OID, typrelid OID, typarray OID,
+         typdelim TEXT, typcategory TEXT, typnotnull BOOLEAN, typtypmod INTEGER,
+         typcollation OID, typowner OID, typisdefined BOOLEAN, typdefault TEXT);
+     CREATE TABLE pg_catalog.pg_range (rngtypid OID PRIMARY KEY, rngsubtype OID);
+     CREATE TABLE pg_catalog.pg_enum (oid OID PRIMARY KEY, enumtypid OID,
+         enumsortorder REAL, enumlabel TEXT);
+     CREATE TABLE pg_catalog.pg_am (oid OID PRIMARY KEY, amname TEXT, amhandler TEXT,
+         amtype TEXT);
+     INSERT INTO pg_catalog.pg_am VALUES (2, 'heap', 'heap_tableam_handler', 't'),
+         (403, 'btree', 'bthandler', 'i');
+     CREATE TABLE pg_catalog.pg_database (oid OID PRIMARY KEY, datname TEXT, datdba OID,
+         encoding INTEGER, datlocprovider TEXT, datistemplate BOOLEAN, datallowconn BOOLEAN,
+         datconnlimit INTEGER, datcollate TEXT, datctype TEXT, daticulocale TEXT,
+         daticurules TEXT, datacl TEXT);
+     CREATE TABLE pg_catalog.pg_proc (oid OID PRIMARY KEY, proname TEXT, pronamespace OID,
+         proowner OID, prokind TEXT, prorettype OID, proargtypes TEXT);
+     CREATE TABLE pg_catalog.pg_description (objoid OID, classoid OID, objsubid INTEGER,
+         description TEXT);
+     CREATE TABLE pg_catalog.pg_shdescription (objoid OID, classoid OID, description TEXT);
+     CREATE TABLE pg_catalog.pg_inherits (inhrelid OID, inhparent OID, inhseqno INTEGER,
+         inhdetachpending BOOLEAN);
+     CREATE TABLE pg_catalog.pg_trigger (oid OID, tgrelid OID, tgname TEXT,
+         tgisinternal BOOLEAN, tgenabled TEXT, tgparentid OID, tgconstraint OID);
+     CREATE TABLE pg_catalog.pg_policy (oid OID, polname TEXT, polrelid OID, polcmd TEXT,
+         polpermissive BOOLEAN, polroles TEXT, polqual TEXT, polwithcheck TEXT);
+     CREATE TABLE pg_catalog.pg_statistic_ext (oid OID, stxrelid OID, stxname TEXT,
+         stxnamespace OID, stxowner OID, stxstattarget INTEGER, stxkeys TEXT, stxkind TEXT,
+         stxexprs TEXT);
+     CREATE TABLE pg_catalog.pg_publication (oid OID, pubname TEXT, puballtables BOOLEAN,
+         pubinsert BOOLEAN, pubupdate BOOLEAN, pubdelete BOOLEAN, pubtruncate BOOLEAN,
+         pubviaroot BOOLEAN);
+     CREATE TABLE pg_catalog.pg_publication_rel (oid OID, prpubid OID, prrelid OID,
+         prqual TEXT, prattrs TEXT);
+     CREATE TABLE pg_catalog.pg_publication_namespace (oid OID, pnpubid OID, pnnspid OID);
+     CREATE TABLE pg_catalog.pg_extension (oid OID, extname TEXT, extversion TEXT);
+     CREATE TABLE pg_catalog.pg_collation (oid OID, collname TEXT);
+     CREATE TABLE pg_catalog.pg_tablespace (oid OID, spcname TEXT);";
+
+pub fn install(conn: &Connection, database_name: &str) -> Result<()> {
+    let deterministic = || FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    let banner = version_banner();
+    conn.create_scalar_function("version", 0, deterministic(), move |_| Ok(banner.clone()))?;
+    let name = database_name.to_owned();
+    conn.create_scalar_function("current_database", 0, deterministic(), move |_| {
+        Ok(name.clone())
+    })?;
+    conn.create_scalar_function("current_schema", 0, deterministic(), |_| Ok("public"))?;
+    conn.create_scalar_function("pg_backend_pid", 0, deterministic(), |_| {
+        Ok(std::process::id() as i64)
+    })?;
+
+    functions::install(conn)?;
+    conn.create_scalar_function("pg_decltype_oid", 1, deterministic(), |ctx| {
+        Ok(i64::from(declared_type(ctx.get(0)?).oid()))
+    })?;
+    conn.create_scalar_function("pg_decltype_name", 1, deterministic(), |ctx| {
+        Ok(declared_type(ctx.get(0)?).name().to_owned())
+    })?;
+    conn.execute_batch(
+        "ATTACH DATABASE ':memory:' AS pg_catalog;
+         ATTACH DATABASE ':memory:' AS information_schema",
+    )?;
+    // One transaction for the whole catalog: each DDL statement on its own
+    // would commit (and re-read the schema) once per statement, which a
+    // connection pays before its first query.
+    conn.execute_batch("BEGIN")?;
+    conn.execute_batch(FIXED_TABLES)?;
+    conn.execute(
+        "INSERT INTO pg_catalog.pg_namespace VALUES (?1, 'pg_catalog', 10, NULL),
+             (?2, 'public', 10, NULL), (?3, 'information_schema', 10, NULL)",
+        params![
+            PG_CATALOG_NAMESPACE_OID,
+            PUBLIC_NAMESPACE_OID,
+            INFORMATION_SCHEMA_NAMESPACE_OID
+        ],
+    )?;
+    conn.execute(
+        "INSERT INTO pg_catalog.pg_database VALUES (?1, ?2, 10, 6, 'c', 0, 1, -1, 'C', 'C',
+             NULL, NULL, NULL)",
+        params![DATABASE_OID, database_name],
+    )?;
+    let mut insert = conn.prepare(
+        "INSERT INTO pg_catalog.pg_type VALUES (?1, ?2, ?3, ?4, 'b', 0, 0, 0, ?5, ',', ?6, 0,
+             -1, 0, 10, 1, NULL)",
+    )?;
+    for ty in TYPES {
+        let len: i64 = match *ty {
+            Type::BOOL => 1,
+            Type::INT2 => 2,
+            Type::INT4 | Type::OID | Type::FLOAT4 | Type::DATE => 4,
+            Type::INT8 | Type::FLOAT8 | Type::TIME | Type::TIMESTAMP | Type::TIMESTAMPTZ => 8,
+            _ => -1,
+        };
+        insert.execute(params![
+            ty.oid() as i64,
+            ty.name(),
+            PG_CATALOG_NAMESPACE_OID,
+            len,
+            array_oid(ty),
+            category(ty)
+        ])?;
+    }
+    drop(insert);
+    conn.execute_batch(views::PG_CATALOG)?;
+    conn.execute_batch(views::INFORMATION_SCHEMA)?;
+    conn.execute_batch("COMMIT")?;
+    // Creates the catalog's sqlite_stat1 now: a client's ANALYZE (or
+    // `PRAGMA optimize`, which covers every attached database) may then
+    // refresh the statistics, while the sandbox keeps it from adding
+    // tables to the catalog.
+    conn.execute_batch("ANALYZE pg_catalog; ANALYZE information_schema")
+}

@@ -1,0 +1,490 @@
+//! What drivers, pools and tools send on their own, before and around the
+//! user's SQL: connect-time and pool-reset queries, `::` casts and other
+//! Postgres spellings, settings functions, advisory locks, and catalog
+//! introspection over the live schema.
+
+mod common;
+
+use common::Sqld;
+use tokio_postgres::types::Type;
+use tokio_postgres::SimpleQueryMessage;
+
+/// The text of every row's columns, over all statements of a simple query.
+async fn rows(c: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The first column of the first row, as text.
+async fn text(c: &tokio_postgres::Client, sql: &str) -> Option<String> {
+    rows(c, sql).await.remove(0).remove(0)
+}
+
+#[tokio::test]
+async fn sqlalchemy_connect_queries() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    let version = text(&c, "select pg_catalog.version()").await.unwrap();
+    assert!(version.starts_with("PostgreSQL 16"), "{version}");
+    assert_eq!(
+        text(&c, "show transaction isolation level")
+            .await
+            .as_deref(),
+        Some("serializable")
+    );
+    assert_eq!(
+        text(&c, "select current_schema()").await.as_deref(),
+        Some("public")
+    );
+    // The same through the extended protocol, with the column Postgres names.
+    let row = c
+        .query_one("SHOW TRANSACTION ISOLATION LEVEL", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.columns()[0].name(), "transaction_isolation");
+    assert_eq!(row.get::<_, String>(0), "serializable");
+    assert_eq!(text(&c, "show time zone").await.as_deref(), Some("UTC"));
+    // Rewritten result columns keep the names Postgres gives them.
+    let row = c
+        .query_one(
+            "select pg_catalog.version(), '1'::integer, 2 = any(array[2])",
+            &[],
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["version", "int4", "?column?"]);
+    let all = rows(&c, "show all").await;
+    assert!(all.iter().any(|r| r[0].as_deref() == Some("search_path")));
+}
+
+#[tokio::test]
+async fn asyncpg_pool_reset_runs() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    c.batch_execute("SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;")
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn advisory_locks_are_held_per_session() {
+    let sqld = Sqld::start();
+    let a = sqld.connect().await;
+    let b = sqld.connect().await;
+    let try_lock = "select pg_try_advisory_lock(42)";
+    assert_eq!(text(&a, try_lock).await.as_deref(), Some("1"));
+    // Re-entrant for its holder, refused to another session.
+    assert_eq!(text(&a, try_lock).await.as_deref(), Some("1"));
+    assert_eq!(text(&b, try_lock).await.as_deref(), Some("0"));
+    assert_eq!(
+        text(&b, "select pg_advisory_unlock(42)").await.as_deref(),
+        Some("0")
+    );
+    // Two keys make one lock apart from the single key.
+    assert_eq!(
+        text(&b, "select pg_try_advisory_lock(0, 42)")
+            .await
+            .as_deref(),
+        Some("1")
+    );
+    // Held until unlocked as often as locked.
+    assert_eq!(
+        text(&a, "select pg_advisory_unlock(42)").await.as_deref(),
+        Some("1")
+    );
+    assert_eq!(text(&b, try_lock).await.as_deref(), Some("0"));
+    // A waiting pg_advisory_lock gets the lock when its holder leaves.
+    let waiter = tokio::spawn(async move {
+        b.simple_query("select pg_advisory_lock(42)").await.unwrap();
+        text(&b, "select pg_advisory_unlock(42)").await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!waiter.is_finished());
+    drop(a);
+    let unlocked = tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+        .await
+        .expect("the waiter got the lock")
+        .unwrap();
+    assert_eq!(unlocked.as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn settings_functions_read_and_write_the_session() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    assert_eq!(
+        text(&c, "SELECT pg_catalog.set_config('search_path', '', false)")
+            .await
+            .as_deref(),
+        Some("")
+    );
+    assert_eq!(text(&c, "show search_path").await.as_deref(), Some(""));
+    c.batch_execute("set application_name = 'app'")
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&c, "select current_setting('application_name')")
+            .await
+            .as_deref(),
+        Some("app")
+    );
+    let e = c
+        .simple_query("select current_setting('no_such_setting')")
+        .await
+        .unwrap_err();
+    let message = e.as_db_error().map(|d| d.message().to_owned());
+    assert!(
+        message.unwrap_or_default().contains("no_such_setting"),
+        "{e}"
+    );
+    assert_eq!(
+        text(&c, "select current_setting('no_such_setting', true)").await,
+        None
+    );
+    let users = rows(&c, "select current_user, session_user").await;
+    assert_eq!(users[0], vec![Some("sqld".into()), Some("sqld".into())]);
+}
+
+#[tokio::test]
+async fn double_colon_casts_convert() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    c.batch_execute("create table b(id integer primary key, data blob, at timestamp, d date)")
+        .await
+        .unwrap();
+    // psycopg's ClientCursor interpolates literals with casts.
+    c.batch_execute(
+        "insert into b values (1, '\\x00ff41'::bytea, '2024-01-02T03:04:05.5'::timestamp, \
+         '2024-01-02'::date)",
+    )
+    .await
+    .unwrap();
+    let row = c
+        .query_one("select data, hex(data), at, d from b", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, Vec<u8>>(0), vec![0x00, 0xff, 0x41]);
+    assert_eq!(row.get::<_, String>(1), "00FF41");
+    assert_eq!(
+        text(&c, "select at from b").await.as_deref(),
+        Some("2024-01-02 03:04:05.5")
+    );
+    assert_eq!(
+        text(&c, "select '12'::integer + 1").await.as_deref(),
+        Some("13")
+    );
+    assert_eq!(
+        text(&c, "select typeof('1.5'::float8)").await.as_deref(),
+        Some("real")
+    );
+    assert_eq!(
+        text(&c, "select 'yes'::boolean").await.as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        text(&c, "select 5::text || 'x'").await.as_deref(),
+        Some("5x")
+    );
+}
+
+#[tokio::test]
+async fn parameter_casts_are_casts_not_names() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    // SQLite would read `$1::integer` as one parameter named so.
+    let stmt = c
+        .prepare("select ($1::integer + 1)::text, $2::text, typeof($1::int4)")
+        .await
+        .unwrap();
+    assert_eq!(stmt.params(), &[Type::INT8, Type::TEXT]);
+    let row = c.query_one(&stmt, &[&41i64, &"x"]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "42");
+    assert_eq!(row.get::<_, String>(1), "x");
+    assert_eq!(row.get::<_, String>(2), "integer");
+}
+
+#[tokio::test]
+async fn postgres_operators_and_strings() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    c.batch_execute("create table n(id integer primary key, name text); insert into n values (1, 'ab'), (2, 'cd'), (3, 'Ef')")
+        .await
+        .unwrap();
+    let ids = |sql: &'static str| {
+        let c = &c;
+        async move {
+            rows(c, sql)
+                .await
+                .into_iter()
+                .map(|r| r[0].clone().unwrap())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        ids("select id from n where id = ANY(ARRAY[1, 3]) order by id").await,
+        ["1", "3"]
+    );
+    assert_eq!(
+        ids("select id from n where id <> ALL(ARRAY[1, 3])").await,
+        ["2"]
+    );
+    assert_eq!(
+        ids("select id from n where name ~ '^[a-c]'").await,
+        ["1", "2"]
+    );
+    assert_eq!(
+        ids("select id from n where name !~ 'd$' order by id").await,
+        ["1", "3"]
+    );
+    assert_eq!(ids("select id from n where name ~* '^e'").await, ["3"]);
+    assert_eq!(
+        ids("select id from n where name OPERATOR(pg_catalog.~) '^(cd)$' COLLATE pg_catalog.default")
+            .await,
+        ["2"]
+    );
+    assert_eq!(ids("select id from n where name ilike 'EF'").await, ["3"]);
+    assert_eq!(
+        text(&c, "select E'a\\tb\\\\'").await.as_deref(),
+        Some("a\tb\\")
+    );
+    // SQLite's own `~` (bitwise not) is left alone.
+    assert_eq!(text(&c, "select ~5").await.as_deref(), Some("-6"));
+    // A Postgres array text as ANY's operand.
+    assert_eq!(
+        text(&c, "select 2 = any('{1,2,3}')").await.as_deref(),
+        Some("1")
+    );
+}
+
+#[tokio::test]
+async fn psycopg_type_info_fetch() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    // psycopg's TypeInfo.fetch, as it sends it.
+    let row = c
+        .query_one(
+            "SELECT typname AS name, oid, typarray AS array_oid, \
+             oid::regtype::text AS regtype, typdelim AS delimiter \
+             FROM pg_type t WHERE t.oid = to_regtype($1) ORDER BY t.oid",
+            &[&"int4"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>("name"), "int4");
+    assert_eq!(row.get::<_, u32>("array_oid"), 1007);
+    assert_eq!(row.get::<_, String>("regtype"), "integer");
+    assert_eq!(row.get::<_, String>("delimiter"), ",");
+    assert_eq!(text(&c, "select to_regtype('no_such_type')").await, None);
+}
+
+#[tokio::test]
+async fn catalog_views_follow_the_schema() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    c.batch_execute(
+        "create table parent(id integer primary key, code text unique not null);
+         create table child(id integer primary key, parent_id integer references parent(id),
+                            note text default 'none');
+         create index child_parent on child(parent_id);
+         create view v as select id from child;",
+    )
+    .await
+    .unwrap();
+    let relations = rows(
+        &c,
+        "select relname, relkind from pg_catalog.pg_class where relnamespace = 2200 order by relname",
+    )
+    .await;
+    let names: Vec<(String, String)> = relations
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+        .collect();
+    for expected in [
+        ("child", "r"),
+        ("child_parent", "i"),
+        ("child_pkey", "i"),
+        ("parent", "r"),
+        ("parent_pkey", "i"),
+        ("v", "v"),
+    ] {
+        assert!(
+            names.contains(&(expected.0.into(), expected.1.into())),
+            "{expected:?} in {names:?}"
+        );
+    }
+    // OIDs are stable: the same in another session, and compare with
+    // psql's quoted OIDs.
+    let oid = text(&c, "select oid from pg_class where relname = 'child'")
+        .await
+        .unwrap();
+    let other = sqld.connect().await;
+    assert_eq!(
+        text(&other, "select 'child'::regclass::integer").await,
+        Some(oid.clone())
+    );
+    let columns = rows(
+        &c,
+        &format!(
+            "select attname, format_type(atttypid, atttypmod), attnotnull from pg_attribute \
+             where attrelid = '{oid}' order by attnum"
+        ),
+    )
+    .await;
+    assert_eq!(
+        columns,
+        vec![
+            vec![Some("id".into()), Some("bigint".into()), Some("t".into())],
+            vec![
+                Some("parent_id".into()),
+                Some("bigint".into()),
+                Some("f".into())
+            ],
+            vec![Some("note".into()), Some("text".into()), Some("f".into())],
+        ]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "select table_name, table_type from information_schema.tables order by 1"
+        )
+        .await,
+        vec![
+            vec![Some("child".into()), Some("BASE TABLE".into())],
+            vec![Some("parent".into()), Some("BASE TABLE".into())],
+            vec![Some("v".into()), Some("VIEW".into())],
+        ]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "select column_name, data_type, is_nullable, column_default \
+             from information_schema.columns where table_name = 'child' order by ordinal_position"
+        )
+        .await,
+        vec![
+            vec![
+                Some("id".into()),
+                Some("bigint".into()),
+                Some("NO".into()),
+                None
+            ],
+            vec![
+                Some("parent_id".into()),
+                Some("bigint".into()),
+                Some("YES".into()),
+                None
+            ],
+            vec![
+                Some("note".into()),
+                Some("text".into()),
+                Some("YES".into()),
+                Some("'none'".into())
+            ],
+        ]
+    );
+    assert_eq!(
+        rows(
+            &c,
+            "select tc.table_name, tc.constraint_type, k.column_name \
+             from information_schema.table_constraints tc \
+             join information_schema.key_column_usage k using (constraint_name) \
+             order by 1, 2, 3"
+        )
+        .await,
+        vec![
+            vec![
+                Some("child".into()),
+                Some("FOREIGN KEY".into()),
+                Some("parent_id".into())
+            ],
+            vec![
+                Some("child".into()),
+                Some("PRIMARY KEY".into()),
+                Some("id".into())
+            ],
+            vec![
+                Some("parent".into()),
+                Some("PRIMARY KEY".into()),
+                Some("id".into())
+            ],
+            vec![
+                Some("parent".into()),
+                Some("UNIQUE".into()),
+                Some("code".into())
+            ],
+        ]
+    );
+    // A table created now is in the views at once, in every session.
+    c.batch_execute("create table later(x text)").await.unwrap();
+    assert_eq!(
+        text(
+            &other,
+            "select count(*) from pg_catalog.pg_class where relname = 'later'"
+        )
+        .await
+        .as_deref(),
+        Some("1")
+    );
+    // The catalogs are not the client's to change.
+    let e = c
+        .batch_execute("drop view information_schema.tables")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{e}");
+}
+
+#[tokio::test]
+async fn catalog_fixed_facts() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    assert_eq!(
+        text(&c, "select datname from pg_database").await.as_deref(),
+        Some("sqld")
+    );
+    assert_eq!(
+        text(&c, "select rolname from pg_roles").await.as_deref(),
+        Some("sqld")
+    );
+    assert_eq!(
+        text(&c, "select usename from pg_user").await.as_deref(),
+        Some("sqld")
+    );
+    assert_eq!(
+        text(
+            &c,
+            "select setting from pg_settings where name = 'server_version_num'"
+        )
+        .await
+        .as_deref(),
+        Some("160000")
+    );
+    assert_eq!(
+        text(&c, "select count(*) from pg_description")
+            .await
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        text(
+            &c,
+            "select has_table_privilege('t', 'select') and pg_table_is_visible(1)"
+        )
+        .await
+        .as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        text(&c, "select obj_description(1, 'pg_class')").await,
+        None
+    );
+}
