@@ -601,6 +601,13 @@ async fn sessions_see_the_new_schema_after_a_re_bootstrap() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Some(&SqlState::UNDEFINED_TABLE));
+    // The reopened connection has the session's own functions too.
+    let locked: i64 = r
+        .query_one("select pg_try_advisory_lock(7)", &[])
+        .await
+        .expect("the session's functions after the reopen")
+        .get(0);
+    assert_eq!(locked, 1);
 }
 
 #[tokio::test]

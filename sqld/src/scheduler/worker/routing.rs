@@ -5,7 +5,7 @@
 use libsql_sys::rusqlite::types::Value;
 use pgwire::api::Type;
 
-use super::{session_connection, Worker};
+use super::{install_session_functions, session_connection, Worker};
 use crate::database::prepare_with_current_schema;
 use crate::error::{sqlstate, SqlError};
 use crate::query::{StatementResult, TxnState};
@@ -32,8 +32,13 @@ impl Worker {
     pub(super) fn reopen_if_replaced(&mut self, upstream: &dyn Upstream) -> Result<(), SqlError> {
         let generation = upstream.generation();
         if generation != self.opened_in_generation && self.conn.is_autocommit() {
-            self.conn = session_connection(&self.db, &self.guard, self.limits.max_result_bytes)
+            let conn = session_connection(&self.db, &self.guard, self.limits.max_result_bytes)
                 .map_err(|e| SqlError::new(sqlstate::IO_ERROR, e.to_string()))?;
+            // The session's own functions (settings, advisory locks) come
+            // with every connection it opens.
+            install_session_functions(&conn, &self.settings, &self.advisory_locks, &self.guard)
+                .map_err(SqlError::from)?;
+            self.conn = conn;
             self.side = None;
             self.prepared.clear();
             self.opened_in_generation = generation;
