@@ -13,7 +13,7 @@ use tokio_postgres::SimpleQueryMessage;
 async fn rows(c: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
     c.simple_query(sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
         .iter()
         .filter_map(|m| match m {
             SimpleQueryMessage::Row(r) => {
@@ -486,5 +486,49 @@ async fn catalog_fixed_facts() {
     assert_eq!(
         text(&c, "select obj_description(1, 'pg_class')").await,
         None
+    );
+}
+
+/// The catalog is built when a statement first names it: inside a
+/// transaction (and again after that transaction's rollback undid it), on
+/// a replica (whose sessions are otherwise query-only), and through the
+/// extended protocol's Parse.
+#[tokio::test]
+async fn catalog_is_built_on_first_use_wherever_that_is() {
+    let primary = Sqld::start();
+    let c = primary.connect().await;
+    c.batch_execute("create table t (id integer primary key, name text)")
+        .await
+        .unwrap();
+    let tables = "select count(*) from pg_catalog.pg_class where relname = 't'";
+    c.batch_execute("begin").await.unwrap();
+    assert_eq!(text(&c, tables).await.as_deref(), Some("1"));
+    c.batch_execute("rollback").await.unwrap();
+    assert_eq!(text(&c, tables).await.as_deref(), Some("1"));
+
+    let fresh = primary.connect().await;
+    let columns = fresh
+        .prepare("select column_name from information_schema.columns where table_name = $1")
+        .await
+        .unwrap();
+    let names: Vec<String> = fresh
+        .query(&columns, &[&"t"])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, ["id", "name"]);
+
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
+    let r = replica.connect().await;
+    assert_eq!(text(&r, tables).await.as_deref(), Some("1"));
+    let written = r.batch_execute("insert into t (name) values ('x')").await;
+    assert!(written.is_ok(), "writes are forwarded: {written:?}");
+    assert_eq!(
+        text(&r, "select count(*) from t").await.as_deref(),
+        Some("1"),
+        "the session is query-only again, and reads its write"
     );
 }

@@ -260,13 +260,38 @@ impl Database {
     /// ATTACH the catalog needs).
     pub fn connect(&self) -> Result<DbConnection, DatabaseError> {
         let conn = self.raw_connection()?;
-        catalog::install(&conn, &self.name).map_err(|e| self.open_error(e))?;
+        catalog::attach(&conn, &self.name).map_err(|e| self.open_error(e))?;
         if self.replica {
             conn.execute_batch("PRAGMA query_only=ON")
                 .map_err(|e| self.open_error(e))?;
         }
         sandbox::install(&conn);
         Ok(conn)
+    }
+
+    /// Builds the Postgres catalog on a session's connection before the
+    /// first statement that reads it (see `catalog`); a no-op for SQL that
+    /// does not name it, or once it is built.
+    pub fn ensure_catalog(
+        &self,
+        conn: &libsql_sys::rusqlite::Connection,
+        sql: &str,
+    ) -> libsql_sys::rusqlite::Result<()> {
+        if !catalog::needed(sql) || catalog::is_built(conn)? {
+            return Ok(());
+        }
+        sandbox::suspended(conn, || {
+            // A replica's sessions are query-only; the catalog is the
+            // session's own memory, which sqld writes.
+            if self.replica {
+                conn.execute_batch("PRAGMA query_only=OFF")?;
+            }
+            let built = catalog::build(conn, &self.name);
+            if self.replica {
+                conn.execute_batch("PRAGMA query_only=ON")?;
+            }
+            built
+        })
     }
 
     /// Makes the commits made so far durable in the replication log (group

@@ -117,6 +117,16 @@ pub fn install(conn: &Connection) {
     }
 }
 
+/// Runs `f` with the authorizer off: for sqld's own statements on a
+/// session's connection (building the catalog the sandbox protects), never
+/// for a client's.
+pub fn suspended<T>(conn: &Connection, f: impl FnOnce() -> T) -> T {
+    conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+    let result = f();
+    conn.authorizer(Some(authorize));
+    result
+}
+
 /// Prepares a statement with `prepare` and, if the sandbox denied it, once
 /// more against the current schema. SQLite compiles triggers and views
 /// into a statement from the connection's copy of the schema, and checks

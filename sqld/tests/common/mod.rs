@@ -67,7 +67,7 @@ impl Sqld {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let s = Sqld {
+        let mut s = Sqld {
             child: launch(&args, &env),
             pg_addr,
             http_addr,
@@ -117,17 +117,33 @@ impl Sqld {
         self.wait_listening();
     }
 
-    fn wait_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+    /// Waits for both listeners, or says why the server is not there: it
+    /// exited (and how), or it never listened (a loaded machine starts a
+    /// debug binary slowly, hence the generous bound).
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if TcpStream::connect(self.pg_addr).is_ok()
                 && TcpStream::connect(self.http_addr).is_ok()
             {
                 return;
             }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "sqld ({}) exited before listening on {} and {}: {status}",
+                    self.args.join(" "),
+                    self.pg_addr,
+                    self.http_addr
+                );
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("sqld did not start listening on {}", self.pg_addr);
+        panic!(
+            "sqld ({}) did not start listening on {} and {}",
+            self.args.join(" "),
+            self.pg_addr,
+            self.http_addr
+        );
     }
 
     pub fn port(&self) -> u16 {

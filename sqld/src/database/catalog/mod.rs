@@ -9,6 +9,11 @@
 //! ordinary SQLite answers those queries. Fixed facts (types, namespaces,
 //! the database) are tables filled here; the schema's relations are live
 //! views (`views`); catalog functions are in `functions`.
+//!
+//! The functions and the two empty databases come with every connection;
+//! the tables and views are built the first time one of the session's
+//! statements names them (`needed`), since building them costs more than
+//! the rest of opening a session (about 3 ms) and most sessions never look.
 
 mod functions;
 mod views;
@@ -157,7 +162,47 @@ const FIXED_TABLES: &str = "
      CREATE TABLE pg_catalog.pg_collation (oid OID, collname TEXT);
      CREATE TABLE pg_catalog.pg_tablespace (oid OID, spcname TEXT);";
 
-pub fn install(conn: &Connection, database_name: &str) -> Result<()> {
+/// Whether `sql` may read the catalog: it names `information_schema` or a
+/// `pg_` relation (a `pg_` name, unless it is called as a function;
+/// `pg_catalog` alone only qualifies what follows). A scan of its bytes,
+/// nothing allocated; a false positive only builds the catalog early.
+pub fn needed(sql: &str) -> bool {
+    let bytes = sql.as_bytes();
+    let is_ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$';
+    let mut previous: &[u8] = b"";
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_ident(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && is_ident(bytes[i]) {
+            i += 1;
+        }
+        let word = &bytes[start..i];
+        if word.eq_ignore_ascii_case(b"information_schema") {
+            return true;
+        }
+        if word.eq_ignore_ascii_case(b"pg_catalog") {
+            continue;
+        }
+        if word.len() > 3 && word[..3].eq_ignore_ascii_case(b"pg_") {
+            let next = bytes[i..].iter().find(|c| !c.is_ascii_whitespace());
+            // `INSERT INTO pg_x(columns)` names a relation too.
+            let called = next == Some(&b'(') && !previous.eq_ignore_ascii_case(b"into");
+            if !called {
+                return true;
+            }
+        }
+        previous = word;
+    }
+    false
+}
+
+/// Gives `conn` the catalog functions and the (still empty) catalog
+/// databases.
+pub fn attach(conn: &Connection, database_name: &str) -> Result<()> {
     let deterministic = || FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     let banner = version_banner();
     conn.create_scalar_function("version", 0, deterministic(), move |_| Ok(banner.clone()))?;
@@ -177,14 +222,41 @@ pub fn install(conn: &Connection, database_name: &str) -> Result<()> {
     conn.create_scalar_function("pg_decltype_name", 1, deterministic(), |ctx| {
         Ok(declared_type(ctx.get(0)?).name().to_owned())
     })?;
+    // The statistics tables now, before the sandbox is on: a client's
+    // ANALYZE (or `PRAGMA optimize`, which covers every attached database)
+    // may then refresh the statistics, while the sandbox keeps it from
+    // adding tables to the catalog.
     conn.execute_batch(
         "ATTACH DATABASE ':memory:' AS pg_catalog;
-         ATTACH DATABASE ':memory:' AS information_schema",
-    )?;
-    // One transaction for the whole catalog: each DDL statement on its own
-    // would commit (and re-read the schema) once per statement, which a
-    // connection pays before its first query.
-    conn.execute_batch("BEGIN")?;
+         ATTACH DATABASE ':memory:' AS information_schema;
+         ANALYZE pg_catalog; ANALYZE information_schema",
+    )
+}
+
+/// Whether the catalog's tables are there: built, and not undone since by
+/// the rollback of the transaction that built them.
+pub fn is_built(conn: &Connection) -> Result<bool> {
+    let mut stmt = conn
+        .prepare_cached("SELECT count(*) FROM pg_catalog.sqlite_schema WHERE name = 'pg_type'")?;
+    stmt.query_row([], |row| row.get::<_, i64>(0))
+        .map(|n| n > 0)
+}
+
+/// Builds the catalog's tables and views in the attached databases, inside
+/// the session's transaction if it is in one (a savepoint, so a failure
+/// leaves nothing half-built).
+pub fn build(conn: &Connection, database_name: &str) -> Result<()> {
+    conn.execute_batch("SAVEPOINT sqld_catalog")?;
+    match fill(conn, database_name) {
+        Ok(()) => conn.execute_batch("RELEASE sqld_catalog"),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO sqld_catalog; RELEASE sqld_catalog");
+            Err(e)
+        }
+    }
+}
+
+fn fill(conn: &Connection, database_name: &str) -> Result<()> {
     conn.execute_batch(FIXED_TABLES)?;
     conn.execute(
         "INSERT INTO pg_catalog.pg_namespace VALUES (?1, 'pg_catalog', 10, NULL),
@@ -224,10 +296,91 @@ pub fn install(conn: &Connection, database_name: &str) -> Result<()> {
     drop(insert);
     conn.execute_batch(views::PG_CATALOG)?;
     conn.execute_batch(views::INFORMATION_SCHEMA)?;
-    conn.execute_batch("COMMIT")?;
-    // Creates the catalog's sqlite_stat1 now: a client's ANALYZE (or
-    // `PRAGMA optimize`, which covers every attached database) may then
-    // refresh the statistics, while the sandbox keeps it from adding
-    // tables to the catalog.
     conn.execute_batch("ANALYZE pg_catalog; ANALYZE information_schema")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needed_for_catalog_relations_only() {
+        for sql in [
+            "select typname from pg_catalog.pg_type where oid = $1",
+            "SELECT * FROM PG_CLASS c",
+            "select \"pg_attribute\".attname from \"pg_attribute\"",
+            "select table_name from information_schema.tables",
+            "select 1 from pg_namespace\nwhere nspname = 'public'",
+            "INSERT INTO pg_catalog.pg_type(oid) VALUES (1)",
+        ] {
+            assert!(needed(sql), "{sql}");
+        }
+        for sql in [
+            "select 1",
+            "select * from t where id = $1",
+            "SELECT pg_advisory_unlock_all(); CLOSE ALL",
+            "select pg_catalog.version()",
+            "select pg_backend_pid ()",
+            "select mypg_table from t",
+        ] {
+            assert!(!needed(sql), "{sql}");
+        }
+    }
+
+    fn count(conn: &Connection, sql: &str) -> i64 {
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn built_on_demand_and_again_after_a_rollback_undid_it() {
+        let conn = Connection::open_in_memory().unwrap();
+        attach(&conn, "db").unwrap();
+        assert!(!is_built(&conn).unwrap());
+        assert!(conn.prepare("select * from pg_catalog.pg_type").is_err());
+
+        conn.execute_batch("BEGIN").unwrap();
+        build(&conn, "db").unwrap();
+        assert!(is_built(&conn).unwrap());
+        assert!(!conn.is_autocommit(), "the build ends no transaction");
+        let classes = "select count(*) from pg_catalog.pg_class";
+        let read = |conn: &Connection| {
+            conn.prepare_cached(classes)
+                .unwrap()
+                .query_row([], |r| r.get::<_, i64>(0))
+                .unwrap()
+        };
+        assert_eq!(read(&conn), 0);
+        conn.execute_batch("ROLLBACK").unwrap();
+        assert!(!is_built(&conn).unwrap());
+        build(&conn, "db").unwrap();
+        assert_eq!(
+            read(&conn),
+            0,
+            "a statement prepared before is prepared again"
+        );
+
+        build(&conn, "db").unwrap();
+        assert!(conn.is_autocommit(), "the build leaves no transaction open");
+        assert!(is_built(&conn).unwrap());
+        assert_eq!(
+            count(&conn, "select count(*) from pg_catalog.pg_type"),
+            TYPES.len() as i64
+        );
+        conn.execute_batch("create table t (id integer primary key, name text)")
+            .unwrap();
+        assert_eq!(
+            count(
+                &conn,
+                "select count(*) from pg_catalog.pg_class where relname = 't'"
+            ),
+            1
+        );
+        assert_eq!(
+            count(
+                &conn,
+                "select count(*) from information_schema.columns where table_name = 't'"
+            ),
+            2
+        );
+    }
 }

@@ -30,6 +30,7 @@ impl Worker {
         let conn = describing_connection(&self.conn, &mut self.side, &self.db, |side| {
             install_session_functions(side, &self.settings, &self.advisory_locks, &self.guard)
         })?;
+        self.db.ensure_catalog(conn, sql)?;
         let schema_version = schema_version(conn);
         let cached = self
             .prepared

@@ -296,6 +296,7 @@ impl Worker {
         params: &[Value],
         column_types: Option<&[Type]>,
     ) -> Result<StatementResult, SqlError> {
+        self.db.ensure_catalog(&self.conn, &statement.runnable)?;
         let mut stmt = prepare_with_current_schema(&self.conn, || {
             self.conn.prepare_cached(&statement.runnable)
         })?;

@@ -55,6 +55,7 @@ impl Worker {
         let Some(upstream) = self.limits.upstream.clone() else {
             return Ok(false);
         };
+        self.db.ensure_catalog(&self.conn, runnable)?;
         let writes =
             !prepare_with_current_schema(&self.conn, || self.conn.prepare_cached(runnable))?
                 .readonly();
