@@ -686,3 +686,26 @@ async fn a_writer_waits_for_an_open_write_transaction_then_fails_with_55p03() {
     a.batch_execute("rollback").await.unwrap();
     b.execute("insert into t values (2, 0)", &[]).await.unwrap();
 }
+
+/// Waiting for the write lock is part of the statement, as a lock wait is
+/// in Postgres: a statement timeout shorter than the busy timeout ends it
+/// with 57014.
+#[tokio::test]
+async fn the_statement_timeout_bounds_a_wait_for_the_write_lock() {
+    let sqld = Sqld::start_with(&["--dev", "--busy-timeout", "60s"]);
+    let a = sqld.connect().await;
+    let b = sqld.connect().await;
+    a.batch_execute("create table t(id integer primary key); begin; insert into t values (1)")
+        .await
+        .unwrap();
+    b.batch_execute("set statement_timeout = 200")
+        .await
+        .unwrap();
+    let err = b
+        .execute("insert into t values (2)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code().unwrap().code(), "57014", "{err}");
+    a.batch_execute("commit").await.unwrap();
+    b.execute("insert into t values (2)", &[]).await.unwrap();
+}

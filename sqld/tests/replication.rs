@@ -760,3 +760,96 @@ async fn replica_readers_stay_consistent_under_sustained_writes() {
         .get(0);
     assert_eq!(ok, "ok");
 }
+
+/// A primary and a replica sharing table `t`, with a primary session that
+/// holds the write lock (an open transaction that wrote) until told.
+async fn primary_busy_writing() -> (Sqld, Sqld, tokio_postgres::Client) {
+    let primary = Sqld::start_with(&["--dev", "--busy-timeout", "60s"]);
+    let replica = replica_of(&primary, &[]);
+    wait_ready(&replica);
+    let p = primary.connect().await;
+    p.batch_execute("create table t(id integer primary key, v text)")
+        .await
+        .unwrap();
+    let r = replica.connect().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r.batch_execute("select 1 from t").await.is_err() {
+        assert!(Instant::now() < deadline, "t never reached the replica");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    p.batch_execute("begin; insert into t (v) values ('holder')")
+        .await
+        .unwrap();
+    (primary, replica, p)
+}
+
+/// A forwarded write keeps the replica session's statement timeout on both
+/// sides: the client gets 57014 instead of waiting out the primary's busy
+/// timeout, and the primary, which stopped the statement at the same
+/// deadline, never applies it, even once the lock it waited for is free.
+#[tokio::test]
+async fn a_forwarded_write_past_its_statement_timeout_is_not_applied() {
+    let (primary, replica, holder) = primary_busy_writing().await;
+    let r = replica.connect().await;
+    r.batch_execute("set statement_timeout = 300")
+        .await
+        .unwrap();
+    let err = r
+        .batch_execute("insert into t (v) values ('late')")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
+    holder.batch_execute("commit").await.unwrap();
+    r.batch_execute("set statement_timeout = 0").await.unwrap();
+    r.batch_execute("insert into t (v) values ('after')")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let p = primary.connect().await;
+    let late: i64 = p
+        .query_one("select count(*) from t where v = 'late'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(late, 0, "the timed-out write was applied");
+    assert_eq!(count(&p, "t").await, 2);
+}
+
+/// A CancelRequest reaches a statement waiting for the primary's answer:
+/// the client gets 57014 at once and its session goes on.
+#[tokio::test]
+async fn a_forwarded_write_can_be_canceled_while_the_primary_is_busy() {
+    let (primary, replica, holder) = primary_busy_writing().await;
+    let r = replica.connect().await;
+    let cancel = r.cancel_token();
+    let canceler = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.cancel_query(tokio_postgres::NoTls).await.unwrap();
+    });
+    let started = Instant::now();
+    let err = r
+        .batch_execute("insert into t (v) values ('canceled')")
+        .await
+        .unwrap_err();
+    canceler.await.unwrap();
+    assert_eq!(err.code(), Some(&SqlState::QUERY_CANCELED), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the cancel waited for the primary's lock"
+    );
+    // The primary canceled it too: once the lock it queued for is free,
+    // it is not applied.
+    holder.batch_execute("rollback").await.unwrap();
+    r.batch_execute("insert into t (v) values ('after')")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let p = primary.connect().await;
+    let canceled: i64 = p
+        .query_one("select count(*) from t where v = 'canceled'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(canceled, 0, "the canceled write was applied");
+    assert_eq!(count(&r, "t").await, 1);
+}

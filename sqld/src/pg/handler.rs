@@ -93,7 +93,13 @@ impl SqlHandler {
             Some(handle) => Some(handle.start_query().await),
             None => None,
         };
-        stack.oneshot(Query { request, cancel }).await
+        stack
+            .oneshot(Query {
+                request,
+                cancel,
+                timeout: None,
+            })
+            .await
     }
 }
 

@@ -5,8 +5,9 @@
 //! error unchanged. Here too the session waits to read its own writes.
 
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libsql_sys::rusqlite::types::Value;
 use pgwire::api::Type;
@@ -85,6 +86,13 @@ pub struct ReplicaLink {
 
 /// How long a read waits for the session's last write to arrive.
 const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a session waiting for the primary's answer looks whether it
+/// must stop.
+const STOP_POLL: Duration = Duration::from_millis(20);
+/// How long past the statement timeout the primary's answer is still
+/// awaited: the primary stops the statement at the same deadline, and its
+/// answer says for sure that nothing was applied.
+const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 
 impl ReplicaLink {
     pub fn new(
@@ -106,8 +114,16 @@ impl ReplicaLink {
 
     /// Sends one request to the primary and waits for the answer. Called
     /// while a session runs a statement (blocking its thread), so the
-    /// request itself runs on the server's main runtime.
-    fn send(&self, req: &ForwardRequest) -> Result<ForwardResponse, SqlError> {
+    /// request itself runs on the server's main runtime. The wait ends
+    /// early when the session must stop: at once for a cancel, a client
+    /// gone or a shutdown (dropping the request cancels the statement on
+    /// the primary, unless it had finished), shortly after the statement
+    /// timeout (the primary stops at the same deadline, and says so).
+    fn send(
+        &self,
+        req: &ForwardRequest,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<ForwardResponse, SqlError> {
         crate::metrics::METRICS.forwarded_statements.inc();
         let unavailable = |e: String| {
             SqlError::new(
@@ -143,12 +159,35 @@ impl ReplicaLink {
                 .await
                 .map_err(|e| unavailable(e.to_string()))
         };
-        self.runtime.spawn(async move {
+        let task = self.runtime.spawn(async move {
             let _ = done.send(request.await);
         });
-        answer
-            .recv()
-            .unwrap_or_else(|_| Err(unavailable("the request was dropped".to_owned())))
+        let timeout_at = req
+            .timeout_ms
+            .map(|ms| Instant::now() + Duration::from_millis(ms));
+        loop {
+            match answer.recv_timeout(STOP_POLL) {
+                Ok(answer) => return answer,
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(unavailable("the request was dropped".to_owned()))
+                }
+                Err(RecvTimeoutError::Timeout) if !stop() => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    let primary_stops_too = timeout_at.is_some_and(|at| {
+                        let now = Instant::now();
+                        now >= at && now < at + TIMEOUT_GRACE
+                    });
+                    if !primary_stops_too {
+                        task.abort();
+                        return Err(SqlError::new(
+                            sqlstate::QUERY_CANCELED,
+                            "canceling statement: the primary cancels it too, \
+                             unless it had finished already",
+                        ));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -163,8 +202,11 @@ impl Upstream for ReplicaLink {
                 .column_types
                 .map(|types| types.iter().map(Type::oid).collect()),
             sqlite_api: statement.sqlite_api,
+            timeout_ms: statement
+                .timeout
+                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
         };
-        let response = self.send(&request)?;
+        let response = self.send(&request, statement.stop)?;
         Ok(Forwarded {
             result: from_wire(response.result),
             session: response.session,

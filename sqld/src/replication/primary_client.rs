@@ -11,6 +11,12 @@ use crate::tls::{self, TlsError};
 
 /// A primary that does not accept a connection within this is unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// TCP keepalive on connections to the primary: a request whose primary
+/// vanished (a partition, a host gone, no RST) fails after about 30 s
+/// rather than waiting for the kernel's two hours.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_PROBES: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrimaryClientError {
@@ -37,6 +43,9 @@ pub fn build(
     }
     Ok(reqwest::Client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_keepalive(KEEPALIVE_IDLE)
+        .tcp_keepalive_interval(KEEPALIVE_INTERVAL)
+        .tcp_keepalive_retries(KEEPALIVE_PROBES)
         .tls_backend_preconfigured(tls::client_config(ca_file)?)
         .build()?)
 }

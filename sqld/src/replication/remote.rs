@@ -167,10 +167,18 @@ impl RemoteSessions {
         &self,
         stack: &SessionStack,
         request: Request,
+        timeout: Option<Duration>,
     ) -> Result<(Vec<Result<StatementResult, SqlError>>, TxnState), SqlError> {
+        let (cancel, canceled) = futures::channel::oneshot::channel();
+        // A replica that stops waiting (its client canceled or left) drops
+        // the HTTP request, and with it this future: the statement is
+        // canceled here too rather than applied after the replica's client
+        // was told it was not.
+        let _cancel_on_drop = CancelOnDrop(Some(cancel));
         let query = Query {
             request,
-            cancel: None,
+            cancel: Some(canceled),
+            timeout,
         };
         let response = stack.clone().oneshot(query).await?;
         match response.outcome {
@@ -234,8 +242,9 @@ impl RemoteSessions {
                 Err(e) => return failed(sqlstate::IO_ERROR, e.to_string(), WireTxn::Idle),
             },
         };
+        let timeout = req.timeout_ms.map(Duration::from_millis);
         if let Some(read_frame) = req.begin_after_frame {
-            if let Err(e) = self.begin_checked(&stack, read_frame).await {
+            if let Err(e) = self.begin_checked(&stack, read_frame, timeout).await {
                 return ForwardResponse {
                     session: None,
                     result: to_wire(Err(e)),
@@ -251,7 +260,7 @@ impl RemoteSessions {
                 .collect()
         });
         let request = Self::execute_request(&req.sql, params, column_types);
-        let (result, txn) = match self.run(&stack, request).await {
+        let (result, txn) = match self.run(&stack, request, timeout).await {
             Ok((mut results, txn)) => (results.pop().unwrap_or_else(|| Ok(empty())), txn),
             Err(e) => (Err(e), TxnState::Failed),
         };
@@ -306,11 +315,17 @@ impl RemoteSessions {
 
     /// Opens a write transaction and checks nothing committed after the
     /// frame the replica's reads saw.
-    async fn begin_checked(&self, stack: &SessionStack, read_frame: u64) -> Result<(), SqlError> {
+    async fn begin_checked(
+        &self,
+        stack: &SessionStack,
+        read_frame: u64,
+        timeout: Option<Duration>,
+    ) -> Result<(), SqlError> {
         let (mut results, _) = self
             .run(
                 stack,
                 Self::execute_request("BEGIN IMMEDIATE", Vec::new(), None),
+                timeout,
             )
             .await?;
         results.pop().unwrap_or_else(|| Ok(empty()))?;
@@ -321,7 +336,11 @@ impl RemoteSessions {
             .unwrap_or(0);
         if latest > read_frame {
             let _ = self
-                .run(stack, Self::execute_request("ROLLBACK", Vec::new(), None))
+                .run(
+                    stack,
+                    Self::execute_request("ROLLBACK", Vec::new(), None),
+                    None,
+                )
                 .await;
             return Err(SqlError::new(
                 sqlstate::SERIALIZATION_FAILURE,
@@ -341,5 +360,17 @@ fn empty() -> StatementResult {
         columns: None,
         rows: Vec::new(),
         held: Default::default(),
+    }
+}
+
+/// Cancels the statement its receiver belongs to when dropped; harmless
+/// once the statement is over.
+struct CancelOnDrop(Option<futures::channel::oneshot::Sender<()>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(cancel) = self.0.take() {
+            let _ = cancel.send(());
+        }
     }
 }

@@ -91,6 +91,11 @@ pub struct ForwardRequest {
     /// session for it must too.
     #[serde(default)]
     pub sqlite_api: bool,
+    /// What is left of the replica session's statement timeout: the
+    /// primary stops the statement then too (and rolls it back), so a
+    /// timed-out write has one outcome on both sides.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

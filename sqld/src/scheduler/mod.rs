@@ -56,6 +56,10 @@ pub struct Query {
     pub request: Request,
     /// Resolves if the client sends a CancelRequest while this runs.
     pub cancel: Option<futures::channel::oneshot::Receiver<()>>,
+    /// A limit for this request alone, when tighter than the session's
+    /// statement timeout: what is left of a replica session's statement
+    /// timeout when it forwards the statement here.
+    pub timeout: Option<Duration>,
 }
 
 /// One client session: its libsql connection and what it has going on.
@@ -104,7 +108,11 @@ impl Session {
         // A poisoned lock means a request panicked; the connection and its
         // transaction state are still consistent enough to roll back.
         let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
-        self.guard.arm(worker.statement_timeout(), query.cancel);
+        let timeout = match (query.timeout, worker.statement_timeout()) {
+            (Some(request), Some(session)) => Some(request.min(session)),
+            (request, session) => request.or(session),
+        };
+        self.guard.arm(timeout, query.cancel);
         // The write transaction ran out of time between statements.
         if self.guard.write_deadline_passed() {
             worker.abort_transaction();
@@ -222,6 +230,12 @@ impl StatementGuard {
         } else {
             None
         }
+    }
+
+    /// What is left of the running request's statement timeout, if it has
+    /// one.
+    pub fn remaining(&self) -> Option<Duration> {
+        lock(&self.deadline).map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// The session took the write gate: its transaction must end by

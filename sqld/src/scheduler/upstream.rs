@@ -4,6 +4,8 @@
 //! (`replication::link`); the scheduler depends on this trait only, so
 //! running a statement can be read without reading replication.
 
+use std::time::Duration;
+
 use libsql_sys::rusqlite::types::Value;
 use pgwire::api::Type;
 
@@ -22,6 +24,11 @@ pub struct ForwardStatement<'a> {
     /// Result column types the client was told at Describe time.
     pub column_types: Option<&'a [Type]>,
     pub sqlite_api: bool,
+    /// What is left of the session's statement timeout.
+    pub timeout: Option<Duration>,
+    /// Whether the session's statement must stop (cancel, client gone,
+    /// shutdown, timeout), polled while the primary's answer is awaited.
+    pub stop: &'a dyn Fn() -> bool,
 }
 
 /// The primary's answer.

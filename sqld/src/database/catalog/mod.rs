@@ -358,8 +358,6 @@ mod tests {
             0,
             "a statement prepared before is prepared again"
         );
-
-        build(&conn, "db").unwrap();
         assert!(conn.is_autocommit(), "the build leaves no transaction open");
         assert!(is_built(&conn).unwrap());
         assert_eq!(

@@ -304,7 +304,12 @@ impl Worker {
             && self.write_gate.is_none()
             && (!stmt.readonly() || statement.takes_write_lock)
         {
-            self.write_gate = Some(take_write_gate(&self.db)?);
+            self.write_gate = Some(take_write_gate(&self.db, self.guard.remaining())?);
+            // Canceled while it queued: a statement too short for the
+            // progress handler to look would otherwise still run.
+            if self.guard.should_stop() {
+                return Err(SqlError::canceled());
+            }
             self.guard.limit_write_transaction(
                 self.limits
                     .write_transaction_timeout

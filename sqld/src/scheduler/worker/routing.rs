@@ -107,6 +107,8 @@ impl Worker {
             params,
             column_types,
             sqlite_api: self.limits.sqlite_api,
+            timeout: self.guard.remaining(),
+            stop: &|| self.guard.should_stop(),
         });
         let forwarded = match forwarded {
             Ok(f) => f,

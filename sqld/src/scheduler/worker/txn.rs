@@ -5,6 +5,8 @@
 //! without SQLite, and the write gate is held from a transaction's first
 //! write to its end.
 
+use std::time::Duration;
+
 use super::{no_rows, Worker};
 use crate::database::{Database, WriteGateHeld};
 use crate::error::{sqlstate, SqlError};
@@ -114,13 +116,23 @@ impl Worker {
 }
 
 /// Before a session's first write in a transaction (or a BEGIN that takes
-/// the write lock): queue for the database's write gate.
-pub(super) fn take_write_gate(db: &Database) -> Result<WriteGateHeld, SqlError> {
-    db.write_gate().acquire(db.busy_timeout()).ok_or_else(|| {
-        SqlError::new(
-            sqlstate::LOCK_NOT_AVAILABLE,
-            "could not obtain the database write lock within the busy timeout: another transaction is writing",
-        )
+/// the write lock): queue for the database's write gate, for the busy
+/// timeout at most, and no longer than the statement timeout leaves (the
+/// wait is part of the statement, as a lock wait is in Postgres).
+pub(super) fn take_write_gate(
+    db: &Database,
+    statement_time_left: Option<Duration>,
+) -> Result<WriteGateHeld, SqlError> {
+    let wait = statement_time_left.map_or(db.busy_timeout(), |left| left.min(db.busy_timeout()));
+    db.write_gate().acquire(wait).ok_or_else(|| {
+        if statement_time_left.is_some_and(|left| left <= db.busy_timeout()) {
+            SqlError::statement_timeout()
+        } else {
+            SqlError::new(
+                sqlstate::LOCK_NOT_AVAILABLE,
+                "could not obtain the database write lock within the busy timeout: another transaction is writing",
+            )
+        }
     })
 }
 
