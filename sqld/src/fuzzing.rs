@@ -120,10 +120,19 @@ pub fn pg_startup(data: &[u8]) {
 /// in-memory stream: decode through the guard, hand each message to
 /// pgwire's dispatcher with sqld's startup handler, stop on the errors
 /// that stop a real connection. Queries, should the client get that far,
+/// One registry for every fuzz iteration (making one registers every
+/// metric, too slow to do per input).
+fn fuzz_metrics() -> Arc<crate::metrics::Metrics> {
+    static METRICS: OnceLock<Arc<crate::metrics::Metrics>> = OnceLock::new();
+    METRICS
+        .get_or_init(|| Arc::new(crate::metrics::Metrics::new()))
+        .clone()
+}
+
 /// go to pgwire's no-op handlers: this target is about the way in.
 async fn drive_in_memory(startup: Arc<Startup>, client_bytes: Vec<u8>) {
     let (mut client, server) = tokio::io::duplex(MAX_MESSAGE);
-    let io = GuardedIo::new(server, MAX_MESSAGE);
+    let io = GuardedIo::new(server, MAX_MESSAGE, fuzz_metrics());
     let mut socket = Framed::new(
         io,
         PgWireMessageServerCodec::new(DefaultClient::new(loopback(), false)),
@@ -184,7 +193,7 @@ pub fn pg_messages(data: &[u8]) {
     // The guard sees every byte before the decoder; in the worst case the
     // bytes arrive one at a time, and what follows a refused header never
     // reaches pgwire.
-    let mut guard = GuardedIo::new((), MAX_MESSAGE);
+    let mut guard = GuardedIo::new((), MAX_MESSAGE, fuzz_metrics());
     let mut accepted = stream.len();
     if mode & 1 == 0 {
         // Framing after the SSL negotiation starts with the startup packet.

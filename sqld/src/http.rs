@@ -13,7 +13,6 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::database::Database;
-use crate::metrics::METRICS;
 use crate::replication::token::Token;
 use crate::role::{CurrentRole, Role};
 use crate::shutdown::Shutdown;
@@ -52,6 +51,7 @@ pub fn internal_router(state: &HttpState) -> Router {
             Some(primary.remote_sessions.clone()),
             state.replication_token.clone(),
             crate::replication::api::forward_body_limit(state.max_message_size),
+            state.db.metrics().clone(),
         ),
         Role::Replica(_) => Router::new(),
     }
@@ -83,30 +83,31 @@ async fn ready(State(state): State<HttpState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
+    let metrics = state.db.metrics();
     let (db, wal) = state.db.file_sizes();
-    METRICS.database_size.set(db as i64);
-    METRICS.wal_size.set(wal as i64);
+    metrics.database_size.set(db as i64);
+    metrics.wal_size.set(wal as i64);
     match &*state.role.get() {
         Role::Replica(replica) => {
-            METRICS
+            metrics
                 .replication_lag_frames
                 .set(replica.status.lag_frames() as i64);
-            METRICS
+            metrics
                 .replication_lag_seconds
                 .set(replica.status.lag_seconds());
         }
         Role::Primary(primary) => {
-            METRICS
+            metrics
                 .replication_frame_no
                 .set(primary.log.info().current_frame_no as i64);
-            METRICS
+            metrics
                 .replicas_connected
                 .set(crate::replication::api::replicas_connected() as i64);
         }
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        METRICS.render(),
+        metrics.render(),
     )
 }
 

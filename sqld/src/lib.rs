@@ -194,6 +194,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let server = server::Server::new(
         pg_listener,
         pg::admission::Admission::max_sockets(admission_limits),
+        db.metrics().clone(),
     );
     let serving = tokio::spawn(server.serve(factory, shutdown, config.shutdown_grace_period));
 

@@ -1,15 +1,12 @@
-//! Prometheus metrics, all prefixed `sqld_`, in base units. Kept in one
-//! registry that `/metrics` renders; the rest of the server only calls the
-//! small recording helpers here.
-
-use std::sync::LazyLock;
+//! Prometheus metrics, all prefixed `sqld_`, in base units. One `Metrics`
+//! per server, made in `run` and handed to what records into it (a shared
+//! `Arc`), so each server (and each test) has its own registry, which
+//! `/metrics` renders.
 
 use prometheus::{
     Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
-
-pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 pub struct Metrics {
     registry: Registry,
@@ -50,8 +47,20 @@ pub struct Metrics {
     pub unarchived_frames_dropped: IntCounter,
 }
 
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Metrics {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let m = Metrics {
             registry: Registry::new(),
             connections: IntGauge::new("sqld_connections", "Client connections currently open")

@@ -79,6 +79,7 @@ impl Role {
             following.token.clone(),
             status.clone(),
             tokio::runtime::Handle::current(),
+            db.metrics().clone(),
         ));
         let follower = Follower::new(
             following.http,

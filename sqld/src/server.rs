@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use tower::{Service, ServiceExt};
 
 use crate::error::sqlstate;
-use crate::metrics::METRICS;
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
 /// How long a refused client gets to send its startup packet before the
@@ -44,6 +44,7 @@ pub struct Server {
     /// shut, which ends a connection thread's blocking wait for the next
     /// message (see `pg::stream`).
     open: Arc<OpenSockets>,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Default)]
@@ -79,9 +80,10 @@ impl OpenSockets {
 }
 
 impl Server {
-    pub fn new(listener: TcpListener, max_sockets: usize) -> Self {
+    pub fn new(listener: TcpListener, max_sockets: usize, metrics: Arc<Metrics>) -> Self {
         Server {
             listener,
+            metrics,
             connections: Arc::new(Semaphore::new(max_sockets)),
             max_sockets,
             refusals: Arc::new(Semaphore::new(MAX_PENDING_REFUSALS)),
@@ -115,21 +117,24 @@ impl Server {
             }
             match self.connections.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    METRICS.connections_total.inc();
-                    METRICS.connections.inc();
+                    self.metrics.connections_total.inc();
+                    self.metrics.connections.inc();
                     let service = service.clone();
+                    let metrics = self.metrics.clone();
                     let closed = move || {
-                        METRICS.connections.dec();
+                        metrics.connections.dec();
                         drop(permit);
                     };
-                    if let Err(e) = serve_on_own_thread(socket, service, &self.open, closed) {
+                    let opened =
+                        serve_on_own_thread(socket, service, &self.open, &self.metrics, closed);
+                    if let Err(e) = opened {
                         // The permit went with `closed`; the gauge is ours.
-                        METRICS.connections.dec();
+                        self.metrics.connections.dec();
                         tracing::error!(error = %e, "cannot start a connection thread");
                     }
                 }
                 Err(_) => {
-                    METRICS.connections_rejected.inc();
+                    self.metrics.connections_rejected.inc();
                     if let Ok(permit) = self.refusals.clone().try_acquire_owned() {
                         tokio::spawn(async move {
                             refuse(socket).await;
@@ -158,6 +163,7 @@ fn serve_on_own_thread<S>(
     socket: TcpStream,
     service: S,
     open: &Arc<OpenSockets>,
+    metrics: &Arc<Metrics>,
     closed: impl FnOnce() + Send + 'static,
 ) -> std::io::Result<()>
 where
@@ -166,6 +172,7 @@ where
     let socket = socket.into_std()?;
     let id = open.insert(&socket)?;
     let registry = open.clone();
+    let metrics = metrics.clone();
     let spawned = std::thread::Builder::new()
         .name("sqld-conn".to_owned())
         .spawn(move || {
@@ -192,7 +199,7 @@ where
                 }
             });
             if std::panic::catch_unwind(|| runtime.block_on(drive)).is_err() {
-                METRICS.connection_panics.inc();
+                metrics.connection_panics.inc();
                 tracing::error!("a connection's thread panicked; the connection was closed");
             }
         });

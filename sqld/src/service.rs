@@ -22,7 +22,7 @@ use tower::{Layer, Service, ServiceBuilder};
 use tracing::Instrument;
 
 use crate::error::{sqlstate, SqlError};
-use crate::metrics::METRICS;
+use crate::metrics::Metrics;
 use crate::query::{Outcome, Response};
 use crate::scheduler::{Query, SchedulerService, Session};
 
@@ -47,7 +47,9 @@ pub fn session_stack(session: Arc<Session>, placement: Placement) -> SessionStac
         .layer(TraceLayer {
             session: session.id,
         })
-        .layer(MetricsLayer)
+        .layer(MetricsLayer {
+            metrics: session.metrics.clone(),
+        })
         .option_layer((placement == Placement::Blocking).then_some(OffloadLayer))
         .service(SchedulerService::new(session));
     BoxCloneSyncService::new(stack)
@@ -101,20 +103,26 @@ where
 
 /// Counts statements by kind and outcome, errors by SQLSTATE class, and
 /// observes latency.
-#[derive(Debug, Clone, Copy)]
-pub struct MetricsLayer;
+#[derive(Clone)]
+pub struct MetricsLayer {
+    metrics: Arc<Metrics>,
+}
 
 impl<S> Layer<S> for MetricsLayer {
     type Service = MetricsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        MetricsService { inner }
+        MetricsService {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MetricsService<S> {
     inner: S,
+    metrics: Arc<Metrics>,
 }
 
 impl<S> Service<Query> for MetricsService<S>
@@ -134,9 +142,10 @@ where
         let kind = query.request.kind();
         let start = Instant::now();
         let fut = self.inner.call(query);
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let result = fut.await;
-            METRICS
+            metrics
                 .statement_duration
                 .with_label_values(&[kind])
                 .observe(start.elapsed().as_secs_f64());
@@ -149,14 +158,14 @@ where
                         match r {
                             Ok(r) => {
                                 let command = r.tag.split(' ').next().unwrap_or("");
-                                METRICS.record_statement(command, "ok");
+                                metrics.record_statement(command, "ok");
                             }
-                            Err(e) => METRICS.record_error(kind, e.class()),
+                            Err(e) => metrics.record_error(kind, e.class()),
                         }
                     }
                 }
-                Ok(_) => METRICS.record_statement(kind, "ok"),
-                Err(e) => METRICS.record_error(kind, e.class()),
+                Ok(_) => metrics.record_statement(kind, "ok"),
+                Err(e) => metrics.record_error(kind, e.class()),
             }
             result
         })

@@ -23,7 +23,7 @@ use super::segment::{self, Commit};
 use super::store::BackupStore;
 use super::timeline::{now_ms, Timeline};
 use super::BackupError;
-use crate::metrics::METRICS;
+use crate::metrics::Metrics;
 use crate::replication::frame::{Frame, RECORD_SIZE};
 use crate::replication::log::{FramesAfter, ReplicationLog};
 use crate::shutdown::Shutdown;
@@ -66,6 +66,7 @@ pub struct Archiver {
     last_snapshot: Option<u64>,
     last_upload: Instant,
     last_retention: Instant,
+    metrics: Arc<Metrics>,
 }
 
 /// Starts archiving `log` to `store` in the background; the task ends
@@ -82,10 +83,12 @@ pub fn spawn(
     let timeline = Arc::new(Timeline::default());
     timeline.record(info.current_frame_no, now_ms());
     let shared_archived = Arc::new(AtomicU64::new(0));
+    let metrics = log.metrics().clone();
     tokio::spawn(watch_commits(
         log.subscribe(),
         timeline.clone(),
         shared_archived.clone(),
+        metrics.clone(),
         shutdown.clone(),
     ));
     let archiver = Archiver {
@@ -99,6 +102,7 @@ pub fn spawn(
         last_snapshot: None,
         last_upload: Instant::now(),
         last_retention: Instant::now(),
+        metrics,
     };
     tokio::spawn(archiver.run(shutdown))
 }
@@ -112,6 +116,7 @@ async fn watch_commits(
     mut durable: watch::Receiver<u64>,
     timeline: Arc<Timeline>,
     archived: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
     mut shutdown: Shutdown,
 ) {
     loop {
@@ -127,6 +132,7 @@ async fn watch_commits(
             _ = shutdown.recv() => return,
         }
         report_lag(
+            &metrics,
             &timeline,
             *durable.borrow(),
             archived.load(Ordering::SeqCst),
@@ -134,16 +140,16 @@ async fn watch_commits(
     }
 }
 
-fn report_lag(timeline: &Timeline, head: u64, archived: u64) {
+fn report_lag(metrics: &Metrics, timeline: &Timeline, head: u64, archived: u64) {
     let behind = head.saturating_sub(archived);
-    METRICS.backup_lag_frames.set(behind as i64);
+    metrics.backup_lag_frames.set(behind as i64);
     let seconds = match behind {
         0 => 0.0,
         _ => timeline
             .time_of(archived + 1)
             .map_or(0.0, |t| now_ms().saturating_sub(t) as f64 / 1000.0),
     };
-    METRICS.backup_lag_seconds.set(seconds);
+    metrics.backup_lag_seconds.set(seconds);
 }
 
 impl Archiver {
@@ -201,7 +207,11 @@ impl Archiver {
     /// snapshot when it has none. False if shut down first.
     async fn resume(&mut self, shutdown: &mut Shutdown) -> bool {
         let store = self.store.clone();
-        let Some(names) = retry("list the backup store", shutdown, || store.list()).await else {
+        let Some(names) = retry(&self.metrics, "list the backup store", shutdown, || {
+            store.list()
+        })
+        .await
+        else {
             return false;
         };
         let inventory = super::inventory::Inventory::new(names);
@@ -217,7 +227,9 @@ impl Archiver {
         }
         self.log.set_archived(self.archived);
         self.shared_archived.store(self.archived, Ordering::SeqCst);
-        METRICS.backup_archived_frame_no.set(self.archived as i64);
+        self.metrics
+            .backup_archived_frame_no
+            .set(self.archived as i64);
         tracing::info!(
             store = self.store.url(),
             log_id = %self.log_id,
@@ -234,7 +246,7 @@ impl Archiver {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::error!(error = %e, "backup archiving cannot read the replication log");
-                METRICS.backup_upload_errors.inc();
+                self.metrics.backup_upload_errors.inc();
                 tokio::time::sleep(BACKOFF_MAX).await;
                 return true;
             }
@@ -258,7 +270,7 @@ impl Archiver {
             Ok(frames) => frames,
             Err(e) => {
                 tracing::error!(error = %e, "the replication log returned a corrupt frame; not archiving it");
-                METRICS.backup_upload_errors.inc();
+                self.metrics.backup_upload_errors.inc();
                 tokio::time::sleep(BACKOFF_MAX).await;
                 return true;
             }
@@ -293,7 +305,7 @@ impl Archiver {
         let len = body.len() as u64;
         let key = name.key();
         let store = self.store.clone();
-        if retry("upload a backup segment", shutdown, || {
+        if retry(&self.metrics, "upload a backup segment", shutdown, || {
             store.put(&key, body.clone())
         })
         .await
@@ -301,7 +313,7 @@ impl Archiver {
         {
             return false;
         }
-        METRICS.backup_segments_uploaded.inc();
+        self.metrics.backup_segments_uploaded.inc();
         self.uploaded(len, name.last_frame_no);
         true
     }
@@ -320,7 +332,7 @@ impl Archiver {
             Ok(Ok(read)) => read,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot read the snapshot to back it up");
-                METRICS.backup_upload_errors.inc();
+                self.metrics.backup_upload_errors.inc();
                 return true;
             }
             Err(e) => {
@@ -340,7 +352,7 @@ impl Archiver {
         let len = body.len() as u64;
         let key = name.key();
         let store = self.store.clone();
-        if retry("upload a backup snapshot", shutdown, || {
+        if retry(&self.metrics, "upload a backup snapshot", shutdown, || {
             store.put(&key, body.clone())
         })
         .await
@@ -348,7 +360,7 @@ impl Archiver {
         {
             return false;
         }
-        METRICS.backup_snapshots_uploaded.inc();
+        self.metrics.backup_snapshots_uploaded.inc();
         tracing::info!(
             frame_no,
             bytes = len,
@@ -363,17 +375,17 @@ impl Archiver {
         self.archived = archived;
         self.shared_archived.store(archived, Ordering::SeqCst);
         self.log.set_archived(archived);
-        METRICS.backup_archived_frame_no.set(archived as i64);
+        self.metrics.backup_archived_frame_no.set(archived as i64);
         self.timeline.forget_upto(archived);
         self.last_upload = Instant::now();
-        METRICS.backup_bytes_uploaded.inc_by(bytes);
-        METRICS
+        self.metrics.backup_bytes_uploaded.inc_by(bytes);
+        self.metrics
             .backup_last_upload_timestamp
             .set(now_ms() as f64 / 1000.0);
     }
 
     fn report_lag(&self, head: u64) {
-        report_lag(&self.timeline, head, self.archived);
+        report_lag(&self.metrics, &self.timeline, head, self.archived);
     }
 
     /// When caught up: a new generation once enough frames have passed
@@ -394,8 +406,9 @@ impl Archiver {
         };
         if new_generation || self.last_retention.elapsed() >= RETENTION_INTERVAL {
             self.last_retention = Instant::now();
-            if let Err(e) = retention::apply(&self.store, &self.log_id, window).await {
-                METRICS.backup_upload_errors.inc();
+            if let Err(e) = retention::apply(&self.store, &self.log_id, window, &self.metrics).await
+            {
+                self.metrics.backup_upload_errors.inc();
                 tracing::warn!(error = %e, "backup retention failed; retrying later");
             }
         }
@@ -405,7 +418,12 @@ impl Archiver {
 
 /// Runs `attempt` until it succeeds, backing off between failures (each
 /// counted and logged); `None` if shutdown comes first.
-async fn retry<T, F, Fut>(what: &str, shutdown: &mut Shutdown, mut attempt: F) -> Option<T>
+async fn retry<T, F, Fut>(
+    metrics: &Metrics,
+    what: &str,
+    shutdown: &mut Shutdown,
+    mut attempt: F,
+) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, object_store::Error>>,
@@ -422,8 +440,8 @@ where
             }
             Err(e) => {
                 failures += 1;
-                METRICS.backup_upload_errors.inc();
-                tracing::warn!(error = %e, detail = ?e, failures, lag_frames = METRICS.backup_lag_frames.get(), "cannot {what}; retrying");
+                metrics.backup_upload_errors.inc();
+                tracing::warn!(error = %e, detail = ?e, failures, lag_frames = metrics.backup_lag_frames.get(), "cannot {what}; retrying");
             }
         }
         if shutdown.is_shutdown() && failures >= 3 {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::inventory::{Inventory, LogBackup};
 use super::store::BackupStore;
 use super::timeline::now_ms;
-use crate::metrics::METRICS;
+use crate::metrics::Metrics;
 
 /// The keys retention deletes, given what the store holds.
 pub fn expired(
@@ -64,12 +64,13 @@ pub async fn apply(
     store: &BackupStore,
     current_log_id: &str,
     window: Duration,
+    metrics: &Metrics,
 ) -> Result<usize, object_store::Error> {
     let inventory = Inventory::new(store.list().await?);
     let keys = expired(&inventory, current_log_id, now_ms(), window);
     for key in &keys {
         store.delete(key).await?;
-        METRICS.backup_objects_deleted.inc();
+        metrics.backup_objects_deleted.inc();
     }
     if !keys.is_empty() {
         tracing::info!(

@@ -20,6 +20,7 @@ use libsql_sys::rusqlite::OpenFlags;
 use libsql_sys::wal::wrapper::WrappedWal;
 use libsql_sys::wal::Sqlite3Wal;
 
+use crate::metrics::Metrics;
 use crate::replication::capture::{CaptureWal, CaptureWalManager};
 use crate::replication::frame::Frame;
 use crate::replication::inject::{checkpoint_if_large, inject_transactions};
@@ -75,6 +76,9 @@ pub struct Database {
     replica: bool,
     /// Sessions queue here for the single write lock.
     write_gate: Arc<WriteGate>,
+    /// The server's metrics: one registry per database, so per server
+    /// (and per test).
+    metrics: Arc<Metrics>,
 }
 
 impl Database {
@@ -82,7 +86,7 @@ impl Database {
     /// mode (which is persistent), with its replication log.
     pub fn open_primary(dir: &Path, busy_timeout: Duration) -> Result<Self, DatabaseError> {
         let mut db = Database::prepare(dir, busy_timeout)?;
-        let (log, start) = ReplicationLog::open(&dir.join(LOG_DIR), &db.file)?;
+        let (log, start) = ReplicationLog::open(&dir.join(LOG_DIR), &db.file, db.metrics.clone())?;
         if start == LogStart::Recovered {
             db.rebuild_from_log(&log)?;
         }
@@ -199,6 +203,7 @@ impl Database {
             log: None,
             replica: false,
             write_gate: Arc::default(),
+            metrics: Arc::new(Metrics::new()),
         };
         let conn =
             libsql_sys::rusqlite::Connection::open(&db.file).map_err(|e| db.open_error(e))?;
@@ -301,6 +306,10 @@ impl Database {
             Some(log) => log.sync(),
             None => Ok(()),
         }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn log(&self) -> Option<&Arc<ReplicationLog>> {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use crate::metrics::METRICS;
+use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Copy)]
 pub struct AdmissionLimits {
@@ -26,6 +26,7 @@ pub struct AdmissionLimits {
 pub struct Admission {
     limits: AdmissionLimits,
     counts: Mutex<Counts>,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, Default)]
@@ -67,10 +68,11 @@ pub struct Authenticated {
 }
 
 impl Admission {
-    pub fn new(limits: AdmissionLimits) -> Arc<Self> {
+    pub fn new(limits: AdmissionLimits, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Admission {
             limits,
             counts: Mutex::default(),
+            metrics,
         })
     }
 
@@ -92,7 +94,7 @@ impl Admission {
         }
         *count += 1;
         counts.authenticating_total += 1;
-        METRICS.connections_authenticating.inc();
+        self.metrics.connections_authenticating.inc();
         Ok(Authenticating {
             admission: self.clone(),
             address,
@@ -112,6 +114,7 @@ impl Authenticating {
         drop(self);
         let mut counts = admission.lock();
         if counts.authenticated >= admission.limits.max_connections {
+            admission.metrics.connections_rejected.inc();
             return Err(Refusal::Authenticated);
         }
         counts.authenticated += 1;
@@ -122,7 +125,7 @@ impl Authenticating {
 
 impl Drop for Authenticating {
     fn drop(&mut self) {
-        METRICS.connections_authenticating.dec();
+        self.admission.metrics.connections_authenticating.dec();
         let mut counts = self.admission.lock();
         counts.authenticating_total -= 1;
         if let Some(count) = counts.authenticating.get_mut(&self.address) {
@@ -180,11 +183,14 @@ mod tests {
     use super::*;
 
     fn admission(per_address: usize, authenticating: usize, connections: usize) -> Arc<Admission> {
-        Admission::new(AdmissionLimits {
-            max_connections: connections,
-            max_authenticating: authenticating,
-            max_authenticating_per_address: per_address,
-        })
+        Admission::new(
+            AdmissionLimits {
+                max_connections: connections,
+                max_authenticating: authenticating,
+                max_authenticating_per_address: per_address,
+            },
+            Arc::new(Metrics::new()),
+        )
     }
 
     #[test]
@@ -224,5 +230,20 @@ mod tests {
         let third = admission.enter(address(3)).unwrap();
         drop(session);
         assert!(third.authenticated().is_ok());
+    }
+
+    #[test]
+    fn places_are_counted_in_the_servers_metrics() {
+        let admission = admission(10, 10, 1);
+        let metrics = admission.metrics.clone();
+        let address = |i| IpAddr::from([10, 0, 0, i]);
+        let first = admission.enter(address(1)).unwrap();
+        let second = admission.enter(address(2)).unwrap();
+        assert_eq!(metrics.connections_authenticating.get(), 2);
+        let _session = first.authenticated().unwrap();
+        assert_eq!(metrics.connections_authenticating.get(), 1);
+        assert!(second.authenticated().is_err());
+        assert_eq!(metrics.connections_authenticating.get(), 0);
+        assert_eq!(metrics.connections_rejected.get(), 1);
     }
 }

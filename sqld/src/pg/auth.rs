@@ -303,7 +303,6 @@ fn take_authenticated_place<C: ClientInfo>(client: &C) -> PgWireResult<()> {
         return Ok(());
     };
     place.authenticate().map_err(|refusal| {
-        crate::metrics::METRICS.connections_rejected.inc();
         PgWireError::UserError(Box::new(ErrorInfo::new(
             "FATAL".to_owned(),
             sqlstate::TOO_MANY_CONNECTIONS.to_owned(),

@@ -82,6 +82,7 @@ pub async fn drive(
     let admitted = match shared.admission.enter(address) {
         Ok(admitted) => admitted,
         Err(refusal) => {
+            shared.metrics.connections_rejected.inc();
             refuse_at_once(&tcp, address, refusal);
             return Ok(());
         }
@@ -101,7 +102,7 @@ pub async fn drive(
     // negotiation are fed to the guard so it stays in step.
     let parts = socket.into_parts();
     let stream = ClientStream::new(parts.io, limits.client_write_timeout)?;
-    let mut io = GuardedIo::new(stream, limits.max_message_size);
+    let mut io = GuardedIo::new(stream, limits.max_message_size, shared.metrics.clone());
     io.observe_buffered(&parts.read_buf)?;
     let mut new_parts = FramedParts::new(io, parts.codec);
     new_parts.read_buf = parts.read_buf;
@@ -317,7 +318,6 @@ async fn plausible_first_packet(tcp: &TcpStream) -> std::io::Result<bool> {
 /// from it (the point is not to hold its slot): a FATAL ErrorResponse, which libpq shows whether it sent a
 /// startup packet or an SSLRequest first.
 fn refuse_at_once(tcp: &TcpStream, address: std::net::IpAddr, refusal: Refusal) {
-    crate::metrics::METRICS.connections_rejected.inc();
     tracing::debug!(%address, reason = refusal.message(), "refused a connection");
     let mut fields = Vec::new();
     for (kind, value) in [

@@ -15,11 +15,12 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::metrics::METRICS;
+use crate::metrics::Metrics;
 
 /// Postgres itself refuses startup packets above this size.
 pub const MAX_STARTUP_PACKET: usize = 10_000;
@@ -40,6 +41,7 @@ pub struct GuardedIo<S> {
     pending: Vec<u8>,
     /// How much of `pending` has reached `inner`.
     pending_written: usize,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug)]
@@ -60,10 +62,11 @@ struct Framing {
 }
 
 impl<S> GuardedIo<S> {
-    pub fn new(inner: S, max_message: usize) -> Self {
+    pub fn new(inner: S, max_message: usize, metrics: Arc<Metrics>) -> Self {
         GuardedIo {
             inner,
             max_message,
+            metrics,
             framing: Framing {
                 startup: true,
                 header: [0; 5],
@@ -177,7 +180,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let new = &buf.filled()[before..];
-                METRICS.bytes_received.inc_by(new.len() as u64);
+                this.metrics.bytes_received.inc_by(new.len() as u64);
                 this.framing.observe(new, this.max_message)?;
                 Poll::Ready(Ok(()))
             }
@@ -195,7 +198,7 @@ impl<S: AsyncWrite + Unpin> GuardedIo<S> {
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            METRICS.bytes_sent.inc_by(n as u64);
+            self.metrics.bytes_sent.inc_by(n as u64);
             self.pending_written += n;
         }
         self.pending.clear();
@@ -218,7 +221,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
         ready!(this.poll_drain(cx))?;
         let result = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = result {
-            METRICS.bytes_sent.inc_by(n as u64);
+            this.metrics.bytes_sent.inc_by(n as u64);
         }
         result
     }

@@ -31,6 +31,7 @@ use handler::{ExtendedHandler, SqlHandler};
 
 use crate::config::AuthMethod;
 use crate::database::Database;
+use crate::metrics::Metrics;
 use crate::scheduler::SessionConfig;
 use crate::shutdown::Shutdown;
 
@@ -55,6 +56,7 @@ pub struct PgShared {
     tls: Option<TlsAcceptor>,
     limits: ProtocolLimits,
     admission: Arc<admission::Admission>,
+    metrics: Arc<Metrics>,
 }
 
 /// Makes a protocol driver for each accepted socket.
@@ -76,6 +78,7 @@ pub struct FactoryConfig {
 impl PgConnectionFactory {
     pub fn new(config: FactoryConfig, shutdown: Shutdown) -> Self {
         let cancels = Arc::new(ConnectionManager::new());
+        let metrics = config.db.metrics().clone();
         let sql = Arc::new(SqlHandler::new(config.db, config.session_limits));
         let shared = PgShared {
             startup: Arc::new(auth::Startup::new(
@@ -87,8 +90,9 @@ impl PgConnectionFactory {
             simple: sql,
             cancel: Arc::new(DefaultCancelHandler::new(cancels)),
             tls: config.tls,
-            admission: admission::Admission::new(config.limits.admission),
+            admission: admission::Admission::new(config.limits.admission, metrics.clone()),
             limits: config.limits,
+            metrics,
         };
         PgConnectionFactory {
             shared: Arc::new(shared),

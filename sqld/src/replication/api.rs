@@ -39,7 +39,7 @@ use super::wire::{
     ForwardRequest, CURRENT_FRAME_HEADER, EXECUTE_PATH, FRAMES_PATH, INFO_PATH, LOG_ID_HEADER,
     REPLICA_ID_HEADER, SNAPSHOT_FRAME_HEADER, SNAPSHOT_PATH,
 };
-use crate::metrics::METRICS;
+use crate::metrics::Metrics;
 
 /// A replica counts as connected this long after its last poll (a long-poll
 /// lasts at most `MAX_WAIT`).
@@ -97,6 +97,7 @@ struct ApiState {
     log: Arc<ReplicationLog>,
     sessions: Option<Arc<RemoteSessions>>,
     token: Option<Token>,
+    metrics: Arc<Metrics>,
 }
 
 pub fn router(
@@ -104,11 +105,13 @@ pub fn router(
     sessions: Option<Arc<RemoteSessions>>,
     token: Option<Token>,
     max_forward_body: usize,
+    metrics: Arc<Metrics>,
 ) -> Router {
     let state = ApiState {
         log,
         sessions,
         token,
+        metrics,
     };
     Router::new()
         .route(INFO_PATH, get(info))
@@ -237,7 +240,8 @@ async fn frames(
     );
     match read {
         Ok(Ok(FramesAfter::Frames(bytes))) => {
-            METRICS
+            state
+                .metrics
                 .frames_served
                 .inc_by((bytes.len() / RECORD_SIZE) as u64);
             (StatusCode::OK, headers, bytes).into_response()

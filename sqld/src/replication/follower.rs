@@ -34,7 +34,7 @@ use super::wire::{
     SNAPSHOT_FRAME_HEADER, SNAPSHOT_PATH,
 };
 use crate::database::{Database, DbConnection};
-use crate::metrics::METRICS;
+use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 
 /// `replica.json` is written as one record of this size.
@@ -81,6 +81,7 @@ pub struct Follower {
     state_file: std::fs::File,
     state: State,
     status: Arc<ReplicaStatus>,
+    metrics: Arc<Metrics>,
 }
 
 impl Follower {
@@ -108,6 +109,7 @@ impl Follower {
             primary: primary_url.trim_end_matches('/').to_owned(),
             token,
             id: uuid::Uuid::new_v4().to_string(),
+            metrics: db.metrics().clone(),
             applier: Arc::new(std::sync::Mutex::new(Applier::new(db))),
             state_path,
             state_file,
@@ -205,7 +207,9 @@ impl Follower {
             }
             200 => {
                 let body = response.bytes().await?;
-                METRICS.replication_bytes_received.inc_by(body.len() as u64);
+                self.metrics
+                    .replication_bytes_received
+                    .inc_by(body.len() as u64);
                 self.apply_batch(body).await
             }
             _ => Err(checked(response)
@@ -249,7 +253,7 @@ impl Follower {
             }
             self.mark_applied(last);
             self.status.primary_at(last);
-            METRICS
+            self.metrics
                 .replication_frames_applied
                 .inc_by(applied.frames as u64);
         }
@@ -258,7 +262,7 @@ impl Follower {
 
     fn mark_applied(&self, frame_no: u64) {
         self.status.mark_applied(frame_no);
-        METRICS.replication_frame_no.set(frame_no as i64);
+        self.metrics.replication_frame_no.set(frame_no as i64);
     }
 
     async fn bootstrap(&mut self) -> Result<(), FollowerError> {
@@ -278,7 +282,7 @@ impl Follower {
             file.write_all(&chunk)?;
         }
         drop(file);
-        METRICS.replication_bytes_received.inc_by(bytes);
+        self.metrics.replication_bytes_received.inc_by(bytes);
         let applier = self.applier.clone();
         let load = path.clone();
         tokio::task::spawn_blocking(move || lock(&applier).load_snapshot(&load))
@@ -293,7 +297,7 @@ impl Follower {
         self.persist_state()?;
         self.status.mark_bootstrapped();
         self.mark_applied(snapshot_frame_no);
-        METRICS.replication_bootstraps.inc();
+        self.metrics.replication_bootstraps.inc();
         tracing::info!(
             bytes,
             snapshot_frame_no,

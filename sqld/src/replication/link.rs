@@ -18,6 +18,7 @@ use super::wire::{
     REPLICA_ID_HEADER,
 };
 use crate::error::{sqlstate, SqlError};
+use crate::metrics::Metrics;
 use crate::query::{Column, StatementResult, TxnState};
 use crate::scheduler::{ForwardStatement, Forwarded, Upstream};
 
@@ -82,6 +83,7 @@ pub struct ReplicaLink {
     /// transactions it opened there.
     id: String,
     runtime: tokio::runtime::Handle,
+    metrics: Arc<Metrics>,
 }
 
 /// How long a read waits for the session's last write to arrive.
@@ -101,6 +103,7 @@ impl ReplicaLink {
         token: Option<String>,
         status: Arc<ReplicaStatus>,
         runtime: tokio::runtime::Handle,
+        metrics: Arc<Metrics>,
     ) -> Self {
         ReplicaLink {
             status,
@@ -109,6 +112,7 @@ impl ReplicaLink {
             token,
             id: uuid::Uuid::new_v4().to_string(),
             runtime,
+            metrics,
         }
     }
 
@@ -124,7 +128,7 @@ impl ReplicaLink {
         req: &ForwardRequest,
         stop: &dyn Fn() -> bool,
     ) -> Result<ForwardResponse, SqlError> {
-        crate::metrics::METRICS.forwarded_statements.inc();
+        self.metrics.forwarded_statements.inc();
         let unavailable = |e: String| {
             SqlError::new(
                 sqlstate::CONNECTION_FAILURE,
@@ -223,7 +227,7 @@ impl Upstream for ReplicaLink {
         if self.applied() >= frame_no {
             return Ok(());
         }
-        crate::metrics::METRICS.read_your_writes_waits.inc();
+        self.metrics.read_your_writes_waits.inc();
         if self.status.wait_applied(frame_no, READ_YOUR_WRITES_TIMEOUT) {
             return Ok(());
         }

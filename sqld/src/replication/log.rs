@@ -31,7 +31,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,7 @@ use tokio::sync::watch;
 
 use super::frame::{Frame, RECORD_SIZE};
 use super::snapshot::SnapshotError;
+use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -133,6 +134,7 @@ pub struct ReplicationLog {
     archived: AtomicU64,
     /// At most this many unarchived frames are kept past a compaction.
     archive_hold_limit: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 /// `archived` when no archiver holds frames back.
@@ -201,7 +203,11 @@ impl ReplicationLog {
     /// crash keeps its intact transactions and asks for them to be replayed
     /// (`LogStart::Recovered`); with no log yet, starts a new one from
     /// `db_file` as it is.
-    pub fn open(dir: &Path, db_file: &Path) -> Result<(Self, LogStart), LogError> {
+    pub fn open(
+        dir: &Path,
+        db_file: &Path,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Self, LogStart), LogError> {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let meta_path = dir.join(META_FILE);
         let frames_path = dir.join(FRAMES_FILE);
@@ -266,6 +272,7 @@ impl ReplicationLog {
             synced: Condvar::new(),
             archived: AtomicU64::new(NO_HOLD),
             archive_hold_limit: AtomicU64::new(0),
+            metrics,
         };
         Ok((log, start))
     }
@@ -323,6 +330,12 @@ impl ReplicationLog {
     }
 
     /// The newest frame appended (logged, not necessarily durable yet).
+    /// The server's metrics, which the log records into (and the archiver
+    /// of this log too).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     pub fn appended_frame_no(&self) -> u64 {
         self.appended.load(Ordering::SeqCst)
     }
@@ -442,9 +455,7 @@ impl ReplicationLog {
                 "backup archiving is too far behind: dropping unarchived frames from the local log; \
                  the backup will have a gap until the next snapshot is uploaded"
             );
-            crate::metrics::METRICS
-                .unarchived_frames_dropped
-                .inc_by(unarchived);
+            self.metrics.unarchived_frames_dropped.inc_by(unarchived);
             return after_snapshot;
         }
         from
@@ -493,7 +504,7 @@ impl ReplicationLog {
             .map_err(io(&frames_path))?;
         appender.first_frame_no = keep_from;
         appender.allocated = tail.len() as u64;
-        crate::metrics::METRICS.snapshots.inc();
+        self.metrics.snapshots.inc();
         Ok(())
     }
 
@@ -546,10 +557,8 @@ impl AppendGuard<'_> {
             .write_all_at(&buf, at)
             .map_err(io(&path))?;
         self.appender.written = frame_no;
-        crate::metrics::METRICS
-            .frames_logged
-            .inc_by(pages.len() as u64);
-        crate::metrics::METRICS.log_bytes.inc_by(buf.len() as u64);
+        self.log.metrics.frames_logged.inc_by(pages.len() as u64);
+        self.log.metrics.log_bytes.inc_by(buf.len() as u64);
         Ok(())
     }
 

@@ -26,6 +26,7 @@ use tower::Service;
 
 use crate::database::{Database, DatabaseError};
 use crate::error::{sqlstate, SqlError};
+use crate::metrics::Metrics;
 use crate::query::{Outcome, Request, Response};
 use crate::shutdown::Shutdown;
 
@@ -69,6 +70,8 @@ pub struct Session {
     pub id: u64,
     worker: Mutex<worker::Worker>,
     guard: Arc<StatementGuard>,
+    /// The server's metrics, which the session's stack records into.
+    pub metrics: Arc<Metrics>,
 }
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
@@ -86,6 +89,7 @@ impl Session {
             id,
             worker: Mutex::new(worker),
             guard,
+            metrics: db.metrics().clone(),
         }))
     }
 
