@@ -8,7 +8,7 @@ pub use catalog::server_version as catalog_server_version;
 mod checkpointer;
 pub use checkpointer::Checkpointer;
 mod sandbox;
-pub use sandbox::prepare_with_current_schema;
+pub use sandbox::{limit_value_size, prepare_with_current_schema};
 mod write_gate;
 pub use write_gate::{WriteGate, WriteGateHeld};
 

@@ -108,12 +108,29 @@ const MAX_SQL_BYTES: i32 = 64 * 1024 * 1024;
 
 pub fn install(conn: &Connection) {
     conn.authorizer(Some(authorize));
-    // SAFETY: the handle is the live connection's; sqlite3_limit only
-    // lowers per-connection limits.
+    lower_limit(conn, libsql_sys::ffi::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES);
+    lower_limit(
+        conn,
+        libsql_sys::ffi::SQLITE_LIMIT_SQL_LENGTH,
+        MAX_SQL_BYTES,
+    );
+}
+
+/// Lowers the largest value `conn` may make to `max_bytes` (a session's
+/// result budget), if that is below the sandbox's.
+pub fn limit_value_size(conn: &Connection, max_bytes: usize) {
+    let max = i32::try_from(max_bytes).unwrap_or(i32::MAX);
+    lower_limit(conn, libsql_sys::ffi::SQLITE_LIMIT_LENGTH, max);
+}
+
+/// Sets a per-connection limit to `value`, unless it is already lower.
+fn lower_limit(conn: &Connection, limit: i32, value: i32) {
+    // SAFETY: the handle is the live connection's; sqlite3_limit with -1
+    // only reads, and the value set is never above the current one.
     unsafe {
         let db = conn.handle();
-        libsql_sys::ffi::sqlite3_limit(db, libsql_sys::ffi::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES);
-        libsql_sys::ffi::sqlite3_limit(db, libsql_sys::ffi::SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_BYTES);
+        let current = libsql_sys::ffi::sqlite3_limit(db, limit, -1);
+        libsql_sys::ffi::sqlite3_limit(db, limit, current.min(value));
     }
 }
 

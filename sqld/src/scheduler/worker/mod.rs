@@ -20,7 +20,8 @@ use pgwire::api::Type;
 
 use super::{SessionConfig, StatementGuard};
 use crate::database::{
-    prepare_with_current_schema, Database, DatabaseError, DbConnection, WriteGateHeld,
+    limit_value_size, prepare_with_current_schema, Database, DatabaseError, DbConnection,
+    WriteGateHeld,
 };
 use crate::error::{sqlstate, SqlError};
 use crate::memory::{self, ResultMemory};
@@ -121,19 +122,7 @@ fn session_connection(
     max_result_bytes: usize,
 ) -> Result<DbConnection, DatabaseError> {
     let conn = db.connect()?;
-    let max_value = i32::try_from(max_result_bytes).unwrap_or(i32::MAX);
-    // SAFETY: the handle is the live connection's; sqlite3_limit only
-    // lowers a per-connection limit (below the sandbox's, never above).
-    unsafe {
-        let handle = conn.handle();
-        let current =
-            libsql_sys::ffi::sqlite3_limit(handle, libsql_sys::ffi::SQLITE_LIMIT_LENGTH, -1);
-        libsql_sys::ffi::sqlite3_limit(
-            handle,
-            libsql_sys::ffi::SQLITE_LIMIT_LENGTH,
-            current.min(max_value),
-        );
-    }
+    limit_value_size(&conn, max_result_bytes);
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     // The guard only reads flags and deadlines: a panic inside it (which
     // rusqlite catches) cannot leave it half-changed.
