@@ -10,23 +10,8 @@ use std::time::{Duration, Instant};
 use common::{metric, Sqld};
 use tokio_postgres::error::SqlState;
 
-fn replica_of(primary: &Sqld, extra: &[&str]) -> Sqld {
-    Sqld::replica_of(primary, extra)
-}
-
-fn replica_on(dir: &std::path::Path, primary: &Sqld) -> Sqld {
-    Sqld::replica_on(dir, primary, &[])
-}
-
-fn wait_ready(s: &Sqld) {
-    s.wait_ready();
-}
-
 async fn count(c: &tokio_postgres::Client, table: &str) -> i64 {
-    c.query_one(&format!("select count(*) from {table}"), &[])
-        .await
-        .unwrap()
-        .get(0)
+    common::scalar(c, &format!("select count(*) from {table}")).await
 }
 
 /// Polls `count(*)` until it reaches `n` (replication is asynchronous).
@@ -57,8 +42,8 @@ async fn replica_bootstraps_and_follows_the_primary() {
             .await
             .unwrap();
     }
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
     let r = replica.connect().await;
     assert_eq!(count(&r, "t").await, 100);
     // Later commits arrive by long-poll, whole transactions only.
@@ -75,20 +60,20 @@ async fn replica_bootstraps_and_follows_the_primary() {
         .get(0);
     assert_eq!(v, "b");
     assert!(metric(&replica, "sqld_replication_frame_no") > 0.0);
-    wait_ready(&replica);
+    replica.wait_ready();
     assert_eq!(metric(&replica, "sqld_replication_lag_frames"), 0.0);
     assert_eq!(metric(&replica, "sqld_replication_lag_seconds"), 0.0);
     assert_eq!(metric(&primary, "sqld_replicas_connected"), 1.0);
-    let second = replica_of(&primary, &[]);
-    wait_ready(&second);
+    let second = Sqld::replica_of(&primary, &[]);
+    second.wait_ready();
     assert_eq!(metric(&primary, "sqld_replicas_connected"), 2.0);
 }
 
 #[tokio::test]
 async fn writes_through_a_replica_are_forwarded_and_read_back_at_once() {
     let primary = Sqld::start();
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
     let r = replica.connect().await;
     // DDL and writes go to the primary; the same connection then reads
     // its own writes on the replica, with no sleep in between.
@@ -132,8 +117,8 @@ async fn a_transaction_through_a_replica_runs_on_the_primary() {
     )
     .await
     .unwrap();
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
     let r = replica.connect().await;
     r.batch_execute("begin").await.unwrap();
     let bal: i64 = r
@@ -178,9 +163,12 @@ async fn no_lost_update_through_two_replicas() {
     p.batch_execute("create table counter(id integer primary key, n integer); insert into counter values (1, 0)")
         .await
         .unwrap();
-    let replicas = [replica_of(&primary, &[]), replica_of(&primary, &[])];
+    let replicas = [
+        Sqld::replica_of(&primary, &[]),
+        Sqld::replica_of(&primary, &[]),
+    ];
     for r in &replicas {
-        wait_ready(r);
+        r.wait_ready();
     }
     const PER_CLIENT: i64 = 25;
     let mut tasks = Vec::new();
@@ -238,8 +226,8 @@ async fn a_restarted_replica_resumes_without_bootstrapping() {
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("replica");
-    let mut replica = replica_on(&dir, &primary);
-    wait_ready(&replica);
+    let mut replica = Sqld::replica_on(&dir, &primary, &[]);
+    replica.wait_ready();
     assert_eq!(metric(&replica, "sqld_replication_bootstraps_total"), 1.0);
     p.batch_execute("insert into t values (1)").await.unwrap();
     eventually_count(&replica.connect().await, "t", 1).await;
@@ -247,8 +235,8 @@ async fn a_restarted_replica_resumes_without_bootstrapping() {
     for i in 2..=50i64 {
         p.execute("insert into t values ($1)", &[&i]).await.unwrap();
     }
-    let replica = replica_on(&dir, &primary);
-    wait_ready(&replica);
+    let replica = Sqld::replica_on(&dir, &primary, &[]);
+    replica.wait_ready();
     eventually_count(&replica.connect().await, "t", 50).await;
     assert_eq!(
         metric(&replica, "sqld_replication_bootstraps_total"),
@@ -292,8 +280,8 @@ async fn primary_and_replica(
 ) -> (Sqld, Sqld, tokio_postgres::Client) {
     let primary = Sqld::spawn(pdir, &["--dev"]);
     primary.connect().await.batch_execute(setup).await.unwrap();
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
     let session = replica.connect().await;
     (primary, replica, session)
 }
@@ -334,8 +322,8 @@ async fn compaction_keeps_the_log_bounded_and_new_replicas_complete() {
         frames_left < 200,
         "log was folded ({frames_left} frames left, info {info})"
     );
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
     eventually_count(&replica.connect().await, "t", 200).await;
 }
 
@@ -343,18 +331,18 @@ async fn compaction_keeps_the_log_bounded_and_new_replicas_complete() {
 async fn the_replication_token_is_required() {
     let primary = Sqld::start_with(&["--dev", "--replication-token", "s3cret"]);
     assert_eq!(primary.http_get("/v1/replication/info").0, 401);
-    let without = replica_of(&primary, &[]);
+    let without = Sqld::replica_of(&primary, &[]);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(without.http_get("/ready").0, 503);
-    let with = replica_of(&primary, &["--replication-token", "s3cret"]);
-    wait_ready(&with);
+    let with = Sqld::replica_of(&primary, &["--replication-token", "s3cret"]);
+    with.wait_ready();
 }
 
 #[tokio::test]
 async fn read_your_writes_holds_for_1000_rounds() {
     let primary = Sqld::start();
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
     let r = replica.connect().await;
     r.batch_execute("create table ryw(k integer primary key, v integer)")
         .await
@@ -404,8 +392,8 @@ async fn dump(c: &tokio_postgres::Client) -> Vec<String> {
 #[tokio::test]
 async fn replicas_converge_on_identical_content() {
     let primary = Sqld::start();
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
     let p = primary.connect().await;
     p.batch_execute(
         "create table a(id integer primary key, v text);
@@ -466,8 +454,8 @@ async fn a_stopped_replica_catches_up_after() {
     p.batch_execute("create table t(id integer primary key)")
         .await
         .unwrap();
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
     let pid = replica.child.id().to_string();
     std::process::Command::new("kill")
         .args(["-STOP", &pid])
@@ -495,8 +483,8 @@ async fn kill_9_of_the_primary_under_write_load_loses_no_acknowledged_commit() {
         .batch_execute("create table w(id integer primary key, client integer)")
         .await
         .unwrap();
-    let follower = replica_of(&primary, &[]);
-    wait_ready(&follower);
+    let follower = Sqld::replica_of(&primary, &[]);
+    follower.wait_ready();
     let log_before = log_id(&primary);
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut writers = Vec::new();
@@ -555,8 +543,8 @@ async fn kill_9_of_the_primary_under_write_load_loses_no_acknowledged_commit() {
         "the replica resumed, it did not bootstrap again"
     );
     // A replica of the restarted primary converges on the same rows.
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
     eventually_count(&replica.connect().await, "w", ids.len() as i64 + 1).await;
 }
 
@@ -613,8 +601,8 @@ async fn sessions_see_the_new_schema_after_a_re_bootstrap() {
 #[tokio::test]
 async fn large_parameters_are_forwarded_intact() {
     let primary = Sqld::start();
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
     let r = replica.connect().await;
     r.batch_execute("create table big(id integer primary key, b blob, t text)")
         .await
@@ -647,8 +635,8 @@ async fn a_replica_session_writes_again_once_a_denied_trigger_is_dropped() {
     )
     .await
     .unwrap();
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
     let r = replica.connect().await;
     let err = r
         .batch_execute("insert into t values (1)")
@@ -679,8 +667,8 @@ async fn replica_readers_stay_consistent_under_sustained_writes() {
     const READERS: usize = 8;
     let run_for = Duration::from_secs(8);
     let primary = Sqld::start();
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
     let p = primary.connect().await;
     p.batch_execute("create table t(id integer primary key, v text)")
         .await
@@ -765,8 +753,8 @@ async fn replica_readers_stay_consistent_under_sustained_writes() {
 /// holds the write lock (an open transaction that wrote) until told.
 async fn primary_busy_writing() -> (Sqld, Sqld, tokio_postgres::Client) {
     let primary = Sqld::start_with(&["--dev", "--busy-timeout", "60s"]);
-    let replica = replica_of(&primary, &[]);
-    wait_ready(&replica);
+    let replica = Sqld::replica_of(&primary, &[]);
+    replica.wait_ready();
     let p = primary.connect().await;
     p.batch_execute("create table t(id integer primary key, v text)")
         .await
