@@ -83,7 +83,7 @@ impl SqlHandler {
 
     /// Sends a request down the stack; a CancelRequest for this connection
     /// stops its statement.
-    async fn run<C: ClientInfo + ?Sized>(
+    pub(super) async fn run<C: ClientInfo + ?Sized>(
         &self,
         client: &C,
         request: Request,
@@ -97,7 +97,7 @@ impl SqlHandler {
     }
 }
 
-fn pg_status(txn: TxnState) -> TransactionStatus {
+pub(super) fn pg_status(txn: TxnState) -> TransactionStatus {
     match txn {
         TxnState::Idle => TransactionStatus::Idle,
         TxnState::Active => TransactionStatus::Transaction,
@@ -121,7 +121,7 @@ fn field_infos(columns: &[Column], format: &Format) -> Vec<FieldInfo> {
         .collect()
 }
 
-fn error_response(e: SqlError) -> PgWireBackendMessage {
+pub(super) fn error_response(e: SqlError) -> PgWireBackendMessage {
     let info: pgwire::error::ErrorInfo = PgWireError::from(e).into();
     PgWireBackendMessage::ErrorResponse(info.into())
 }
@@ -223,6 +223,10 @@ impl SimpleQueryHandler for SqlHandler {
         if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
             return Err(PgWireError::NotReadyForQuery);
         }
+        if super::copy::is_copy(&query.query) {
+            return super::copy::start(self, client, &query.query, false).await;
+        }
+        super::copy::settle(self, client).await;
         client.set_state(PgWireConnectionState::QueryInProgress);
         let status = if sql::is_blank(&query.query) {
             client
@@ -316,6 +320,14 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        // COPY is run by `copy` at Execute, never prepared by SQLite.
+        if super::copy::is_copy(sql) {
+            return Ok(Some(Arc::new(PreparedStatement {
+                sql: sql.to_owned(),
+                param_types: Vec::new(),
+                columns: Vec::new(),
+            })));
+        }
         let response = self
             .handler
             .run(
@@ -567,6 +579,11 @@ impl ExtendedQueryHandler for ExtendedHandler {
             }
             None => return Err(PgWireError::PortalNotFound(portal_name.to_owned())),
         };
+        let sql = &portal.statement.statement.sql;
+        if super::copy::is_copy(sql) {
+            return super::copy::start(&self.handler, client, sql, true).await;
+        }
+        super::copy::settle(&self.handler, client).await;
         client.set_state(PgWireConnectionState::QueryInProgress);
         let started = !matches!(*portal.state().lock().await, PortalExecutionState::Initial);
         if !started {

@@ -6,6 +6,7 @@
 pub(crate) mod admission;
 pub(crate) mod auth;
 pub(crate) mod connection;
+mod copy;
 mod handler;
 pub(crate) mod io;
 mod shape;
@@ -51,6 +52,7 @@ pub struct PgShared {
     startup: Arc<auth::Startup>,
     simple: Arc<SqlHandler>,
     extended: Arc<ExtendedHandler>,
+    copy: Arc<copy::Copier>,
     cancel: Arc<DefaultCancelHandler>,
     tls: Option<TlsAcceptor>,
     limits: ProtocolLimits,
@@ -84,6 +86,7 @@ impl PgConnectionFactory {
                 cancels.clone(),
             )),
             extended: Arc::new(ExtendedHandler::new(sql.clone())),
+            copy: Arc::new(copy::Copier::new(sql.clone())),
             simple: sql,
             cancel: Arc::new(DefaultCancelHandler::new(cancels)),
             tls: config.tls,
