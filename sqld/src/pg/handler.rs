@@ -244,8 +244,9 @@ impl SimpleQueryHandler for SqlHandler {
                     }
                 }
             }
+            let sql = crate::compat::translate_batch(&query.query).unwrap_or(query.query);
             let request = Request::Execute {
-                sql: query.query,
+                sql,
                 params: Vec::new(),
                 mode: ExecuteMode::Batch,
                 column_types: None,

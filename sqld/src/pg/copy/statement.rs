@@ -55,8 +55,33 @@ fn not_supported(what: &str) -> SqlError {
     )
 }
 
+/// `FREEZE ON`, `HEADER OFF`: Postgres' booleans, which the parser reads
+/// only as TRUE and FALSE.
+fn spell_booleans(sql: &str) -> String {
+    let mut out = sql.to_owned();
+    for option in ["FREEZE", "HEADER"] {
+        for (word, value) in [("ON", "TRUE"), ("OFF", "FALSE")] {
+            let pattern = format!("{option} {word}");
+            let mut from = 0;
+            while let Some(at) = out[from..].to_ascii_uppercase().find(&pattern) {
+                let at = from + at;
+                let end = at + pattern.len();
+                let boundary = out[end..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| !c.is_alphanumeric() && c != '_');
+                if boundary {
+                    out.replace_range(at + option.len() + 1..end, value);
+                }
+                from = end;
+            }
+        }
+    }
+    out
+}
+
 pub fn parse(sql: &str) -> Result<CopyStatement, SqlError> {
-    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, &spell_booleans(sql))
         .map_err(|e| SqlError::new(sqlstate::SYNTAX_ERROR, e.to_string()))?;
     let (Some(statement), None) = (statements.pop(), statements.pop()) else {
         return Err(SqlError::new(
@@ -250,6 +275,8 @@ mod tests {
             (b';', "nil")
         );
 
+        let c = parse("copy pgbench_accounts from stdin with (freeze on)").unwrap();
+        assert_eq!(c.options, Options::text());
         let c = parse("copy pgbench_accounts from stdin").unwrap();
         assert_eq!(c.options, Options::text());
         let c = parse("COPY t FROM STDIN WITH CSV HEADER").unwrap();

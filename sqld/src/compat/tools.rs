@@ -1,0 +1,178 @@
+//! Statements tools such as `pgbench -i` send that SQLite spells
+//! otherwise, translated for a simple query (whose text may hold several
+//! statements, so one Postgres statement may become a few):
+//! `DROP TABLE a, b` and `TRUNCATE a, b` become one statement per table
+//! (TRUNCATE as DELETE FROM), `WITH (fillfactor=...)` on CREATE TABLE is
+//! dropped, `ALTER TABLE t ADD PRIMARY KEY (c)` becomes a unique index
+//! (SQLite cannot add a constraint to a table), and `VACUUM ANALYZE t`
+//! becomes `ANALYZE t`.
+
+use sqlparser::ast::{
+    AlterTableOperation, CreateTableOptions, ObjectType, Statement, TableConstraint,
+};
+use sqlparser::dialect::PostgreSqlDialect;
+use sqlparser::parser::Parser;
+
+const VERBS: &[&str] = &["DROP", "TRUNCATE", "CREATE", "ALTER", "VACUUM"];
+
+fn first_word(sql: &str) -> &str {
+    sql.split(|c: char| c.is_whitespace() || c == '(' || c == ';')
+        .find(|w| !w.is_empty())
+        .unwrap_or("")
+}
+
+/// The simple query in SQLite's terms, or `None` when it has nothing of
+/// the above (a check of its first word; only then is it parsed).
+pub fn translate_batch(sql: &str) -> Option<String> {
+    let verb = first_word(sql);
+    if !VERBS.iter().any(|v| verb.eq_ignore_ascii_case(v)) {
+        return None;
+    }
+    if verb.eq_ignore_ascii_case("VACUUM") {
+        return vacuum(sql);
+    }
+    let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let mut changed = false;
+    let mut out = Vec::new();
+    for statement in statements {
+        match translate(&statement) {
+            Some(pieces) => {
+                changed = true;
+                out.extend(pieces);
+            }
+            None => out.push(statement.to_string()),
+        }
+    }
+    changed.then(|| out.join(";\n"))
+}
+
+/// The statement's translation, if it has one.
+fn translate(statement: &Statement) -> Option<Vec<String>> {
+    match statement {
+        Statement::Drop {
+            object_type: ObjectType::Table,
+            if_exists,
+            names,
+            ..
+        } if names.len() > 1 => {
+            let exists = if *if_exists { "IF EXISTS " } else { "" };
+            Some(
+                names
+                    .iter()
+                    .map(|n| format!("DROP TABLE {exists}{n}"))
+                    .collect(),
+            )
+        }
+        Statement::Truncate(truncate) => Some(
+            truncate
+                .table_names
+                .iter()
+                .map(|t| format!("DELETE FROM {}", t.name))
+                .collect(),
+        ),
+        Statement::CreateTable(create)
+            if matches!(create.table_options, CreateTableOptions::With(_)) =>
+        {
+            let mut create = create.clone();
+            create.table_options = CreateTableOptions::None;
+            Some(vec![Statement::CreateTable(create).to_string()])
+        }
+        Statement::AlterTable(alter) => match alter.operations.as_slice() {
+            [AlterTableOperation::AddConstraint {
+                constraint: TableConstraint::PrimaryKey(key),
+                ..
+            }] => {
+                let table = alter.name.to_string();
+                let index = key
+                    .name
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| format!("{}_pkey", table.trim_matches('"')));
+                let columns: Vec<String> =
+                    key.columns.iter().map(|c| c.column.to_string()).collect();
+                Some(vec![format!(
+                    "CREATE UNIQUE INDEX \"{}\" ON {table} ({})",
+                    index.trim_matches('"').replace('"', "\"\""),
+                    columns.join(", ")
+                )])
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `VACUUM [options] [ANALYZE] [table, ...]`: SQLite's VACUUM takes no
+/// table (its argument is a schema) and reclaims nothing per table, so a
+/// table's statistics are what remains to do. `VACUUM`, `VACUUM main` and
+/// `VACUUM INTO` are SQLite's own and left alone.
+fn vacuum(sql: &str) -> Option<String> {
+    let body = sql.trim().trim_end_matches(';');
+    if body.contains(';') {
+        return None;
+    }
+    let words: Vec<&str> = body
+        .split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',')
+        .filter(|w| !w.is_empty())
+        .skip(1)
+        .collect();
+    const OPTIONS: &[&str] = &["FULL", "FREEZE", "VERBOSE", "ANALYZE", "ANALYSE"];
+    let is_option = |w: &&str| OPTIONS.iter().any(|o| w.eq_ignore_ascii_case(o));
+    let sqlite_own = |w: &&str| {
+        ["INTO", "MAIN", "TEMP"]
+            .iter()
+            .any(|k| w.eq_ignore_ascii_case(k))
+    };
+    if words.is_empty() || words.iter().any(sqlite_own) {
+        return None;
+    }
+    let tables: Vec<&str> = words.iter().filter(|w| !is_option(w)).copied().collect();
+    Some(match tables.as_slice() {
+        [] => "ANALYZE".to_owned(),
+        tables => tables
+            .iter()
+            .map(|t| format!("ANALYZE {t}"))
+            .collect::<Vec<_>>()
+            .join(";\n"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pgbench_init_statements() {
+        assert_eq!(
+            translate_batch("drop table if exists pgbench_accounts, pgbench_branches").as_deref(),
+            Some("DROP TABLE IF EXISTS pgbench_accounts;\nDROP TABLE IF EXISTS pgbench_branches")
+        );
+        assert_eq!(
+            translate_batch("truncate table a, b").as_deref(),
+            Some("DELETE FROM a;\nDELETE FROM b")
+        );
+        let created = translate_batch(
+            "create table pgbench_accounts(aid int not null,bid int,abalance int,filler char(84)) with (fillfactor=100)",
+        )
+        .unwrap();
+        assert!(!created.to_lowercase().contains("fillfactor"), "{created}");
+        assert_eq!(
+            translate_batch("alter table pgbench_branches add primary key (bid)").as_deref(),
+            Some("CREATE UNIQUE INDEX \"pgbench_branches_pkey\" ON pgbench_branches (bid)")
+        );
+        assert_eq!(
+            translate_batch("vacuum analyze pgbench_branches").as_deref(),
+            Some("ANALYZE pgbench_branches")
+        );
+        assert_eq!(
+            translate_batch("vacuum pgbench_history").as_deref(),
+            Some("ANALYZE pgbench_history")
+        );
+        assert_eq!(translate_batch("vacuum").as_deref(), None);
+        assert_eq!(translate_batch("vacuum main"), None);
+        assert_eq!(translate_batch("vacuum into '/x'"), None);
+        assert_eq!(translate_batch("drop table a"), None);
+        assert_eq!(translate_batch("select 1"), None);
+        assert_eq!(translate_batch("create table t(a int)"), None);
+    }
+}
