@@ -28,18 +28,18 @@ use pgwire::messages::extendedquery::{
     Close, CloseComplete, Describe, Execute, Parse, ParseComplete, PortalSuspended,
     TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
-use pgwire::messages::response::{
-    CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus,
-};
+use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery};
 use pgwire::messages::simplequery::Query as SimpleQuery;
 use pgwire::messages::PgWireBackendMessage;
 use tower::ServiceExt;
 
+use super::copy::Runner;
+use super::reply::{error_response, pg_status};
 use super::statements::PreparedNames;
 use crate::database::Database;
 use crate::error::SqlError;
 use crate::query::{
-    Column, ExecuteMode, Outcome, PreparedStatement, Request, Response, StatementResult, TxnState,
+    Column, ExecuteMode, Outcome, PreparedStatement, Request, Response, StatementResult,
 };
 use crate::scheduler::{Query, Session, SessionConfig};
 use crate::service::{self, Placement, SessionStack};
@@ -83,7 +83,7 @@ impl SqlHandler {
 
     /// Sends a request down the stack; a CancelRequest for this connection
     /// stops its statement.
-    pub(super) async fn run<C: ClientInfo + ?Sized>(
+    async fn run<C: ClientInfo + ?Sized>(
         &self,
         client: &C,
         request: Request,
@@ -94,14 +94,6 @@ impl SqlHandler {
             None => None,
         };
         stack.oneshot(Query { request, cancel }).await
-    }
-}
-
-pub(super) fn pg_status(txn: TxnState) -> TransactionStatus {
-    match txn {
-        TxnState::Idle => TransactionStatus::Idle,
-        TxnState::Active => TransactionStatus::Transaction,
-        TxnState::Failed => TransactionStatus::Error,
     }
 }
 
@@ -119,11 +111,6 @@ fn field_infos(columns: &[Column], format: &Format) -> Vec<FieldInfo> {
             )
         })
         .collect()
-}
-
-pub(super) fn error_response(e: SqlError) -> PgWireBackendMessage {
-    let info: pgwire::error::ErrorInfo = PgWireError::from(e).into();
-    PgWireBackendMessage::ErrorResponse(info.into())
 }
 
 fn row_description(fields: &[FieldInfo]) -> PgWireBackendMessage {
@@ -209,6 +196,17 @@ where
         .feed(PgWireBackendMessage::CommandComplete(tag))
         .await?;
     Ok(())
+}
+
+#[async_trait]
+impl Runner for SqlHandler {
+    async fn run_request<C: ClientInfo + Sync + ?Sized>(
+        &self,
+        client: &C,
+        request: Request,
+    ) -> Result<Response, SqlError> {
+        self.run(client, request).await
+    }
 }
 
 #[async_trait]
@@ -582,9 +580,9 @@ impl ExtendedQueryHandler for ExtendedHandler {
         };
         let sql = &portal.statement.statement.sql;
         if super::copy::is_copy(sql) {
-            return super::copy::start(&self.handler, client, sql, true).await;
+            return super::copy::start(self.handler.as_ref(), client, sql, true).await;
         }
-        super::copy::settle(&self.handler, client).await;
+        super::copy::settle(self.handler.as_ref(), client).await;
         client.set_state(PgWireConnectionState::QueryInProgress);
         let started = !matches!(*portal.state().lock().await, PortalExecutionState::Initial);
         if !started {

@@ -9,6 +9,7 @@ pub(crate) mod connection;
 mod copy;
 mod handler;
 pub(crate) mod io;
+mod reply;
 mod shape;
 pub mod sqlite_api;
 mod statements;
@@ -52,7 +53,7 @@ pub struct PgShared {
     startup: Arc<auth::Startup>,
     simple: Arc<SqlHandler>,
     extended: Arc<ExtendedHandler>,
-    copy: Arc<copy::Copier>,
+    copy: Arc<copy::Copier<SqlHandler>>,
     cancel: Arc<DefaultCancelHandler>,
     tls: Option<TlsAcceptor>,
     limits: ProtocolLimits,

@@ -24,12 +24,23 @@ use pgwire::messages::PgWireBackendMessage;
 
 use self::format::{Decoder, Field};
 use self::statement::{CopyStatement, Source};
-use super::handler::{error_response, pg_status, SqlHandler};
+use super::reply::{error_response, pg_status};
 use crate::error::{sqlstate, SqlError};
-use crate::query::{Column, ExecuteMode, Outcome, Request, StatementResult, TxnState};
+use crate::query::{Column, ExecuteMode, Outcome, Request, Response, StatementResult, TxnState};
 use crate::types;
 
 pub use statement::is_copy;
+
+/// What COPY needs of the query handler: a request run down the
+/// connection's session stack.
+#[async_trait]
+pub trait Runner: Send + Sync + 'static {
+    async fn run_request<C: ClientInfo + Sync + ?Sized>(
+        &self,
+        client: &C,
+        request: Request,
+    ) -> Result<Response, SqlError>;
+}
 
 /// A batch of rows is run when it reaches any of these.
 const BATCH_ROWS: usize = 500;
@@ -65,7 +76,7 @@ struct CopyIn {
 struct Slot(Mutex<Option<CopyIn>>);
 
 impl Slot {
-    fn of<C: ClientInfo + ?Sized>(client: &C) -> Arc<Slot> {
+    fn of<C: ClientInfo + Sync + ?Sized>(client: &C) -> Arc<Slot> {
         client
             .session_extensions()
             .get_or_insert_with(Slot::default)
@@ -105,8 +116,8 @@ fn internal(message: &str) -> SqlError {
 }
 
 /// Runs one statement down the session's stack.
-async fn execute<C: ClientInfo + ?Sized>(
-    handler: &SqlHandler,
+async fn execute<C: ClientInfo + Sync + ?Sized>(
+    handler: &impl Runner,
     client: &C,
     sql: String,
     params: Vec<Value>,
@@ -117,7 +128,7 @@ async fn execute<C: ClientInfo + ?Sized>(
         mode: ExecuteMode::Single,
         column_types: None,
     };
-    let response = handler.run(client, request).await?;
+    let response = handler.run_request(client, request).await?;
     let Outcome::Executed(mut results) = response.outcome else {
         return Err(internal("COPY's statement returned no result"));
     };
@@ -141,7 +152,7 @@ fn column_list(columns: &[String]) -> String {
 /// Starts the COPY statement `sql` (simple protocol, or a portal's
 /// Execute when `extended`).
 pub async fn start<C>(
-    handler: &SqlHandler,
+    handler: &impl Runner,
     client: &mut C,
     sql: &str,
     extended: bool,
@@ -187,7 +198,7 @@ where
 
 /// COPY TO STDOUT: the rows of a SELECT, one CopyData each.
 async fn copy_out<C>(
-    handler: &SqlHandler,
+    handler: &impl Runner,
     client: &mut C,
     copy: &CopyStatement,
     extended: bool,
@@ -273,7 +284,7 @@ where
 /// COPY FROM STDIN: learns the columns, begins a transaction if the
 /// session has none, and asks the client for the data.
 async fn copy_in<C>(
-    handler: &SqlHandler,
+    handler: &impl Runner,
     client: &mut C,
     copy: CopyStatement,
     extended: bool,
@@ -327,9 +338,9 @@ where
 
 impl CopyIn {
     /// Takes in one CopyData, running every batch it fills.
-    async fn absorb<C: ClientInfo + ?Sized>(
+    async fn absorb<C: ClientInfo + Sync + ?Sized>(
         &mut self,
-        handler: &SqlHandler,
+        handler: &impl Runner,
         client: &C,
         data: &[u8],
     ) -> Result<(), SqlError> {
@@ -405,9 +416,9 @@ impl CopyIn {
     }
 
     /// Inserts the rows held, as one multi-row INSERT.
-    async fn flush<C: ClientInfo + ?Sized>(
+    async fn flush<C: ClientInfo + Sync + ?Sized>(
         &mut self,
-        handler: &SqlHandler,
+        handler: &impl Runner,
         client: &C,
     ) -> Result<(), SqlError> {
         if self.batch_rows == 0 {
@@ -437,9 +448,9 @@ impl CopyIn {
 
     /// At CopyDone: the last rows, then COMMIT if the COPY began the
     /// transaction. The tag and the transaction state after.
-    async fn finish<C: ClientInfo + ?Sized>(
+    async fn finish<C: ClientInfo + Sync + ?Sized>(
         &mut self,
-        handler: &SqlHandler,
+        handler: &impl Runner,
         client: &C,
     ) -> Result<(String, TxnState), SqlError> {
         if let Some(row) = self.decoder.finish().map_err(|e| self.format_error(e))? {
@@ -456,9 +467,9 @@ impl CopyIn {
 
     /// Undoes the COPY: its own transaction rolled back, or the client's
     /// failed. The status ReadyForQuery reports after.
-    async fn abort<C: ClientInfo + ?Sized>(
+    async fn abort<C: ClientInfo + Sync + ?Sized>(
         &self,
-        handler: &SqlHandler,
+        handler: &impl Runner,
         client: &C,
     ) -> TransactionStatus {
         let sql = if self.owns_txn {
@@ -472,7 +483,7 @@ impl CopyIn {
             mode: ExecuteMode::Single,
             column_types: None,
         };
-        match handler.run(client, request).await {
+        match handler.run_request(client, request).await {
             Ok(response) => pg_status(response.txn),
             Err(_) if self.owns_txn => TransactionStatus::Idle,
             Err(_) => TransactionStatus::Error,
@@ -482,7 +493,7 @@ impl CopyIn {
 
 /// A COPY FROM left behind (the client sent another kind of message in
 /// the middle of it, which pgwire refused): undone before anything else.
-pub async fn settle<C: ClientInfo + ?Sized>(handler: &SqlHandler, client: &C) {
+pub async fn settle<C: ClientInfo + Sync + ?Sized>(handler: &impl Runner, client: &C) {
     if matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
         return;
     }
@@ -497,7 +508,7 @@ pub async fn settle<C: ClientInfo + ?Sized>(handler: &SqlHandler, client: &C) {
 /// Ends a failed COPY FROM: undone, the error reported, and (when the
 /// client waits for it and pgwire will not send it) ReadyForQuery.
 async fn fail<C>(
-    handler: &SqlHandler,
+    handler: &impl Runner,
     client: &mut C,
     copy: CopyIn,
     error: SqlError,
@@ -530,18 +541,18 @@ fn no_copy_in_progress() -> PgWireError {
 }
 
 /// pgwire's copy handler: CopyData, CopyDone and CopyFail of a COPY FROM.
-pub struct Copier {
-    handler: Arc<SqlHandler>,
+pub struct Copier<H> {
+    handler: Arc<H>,
 }
 
-impl Copier {
-    pub fn new(handler: Arc<SqlHandler>) -> Self {
+impl<H: Runner> Copier<H> {
+    pub fn new(handler: Arc<H>) -> Self {
         Copier { handler }
     }
 }
 
 #[async_trait]
-impl CopyHandler for Copier {
+impl<H: Runner> CopyHandler for Copier<H> {
     async fn on_copy_data<C>(&self, client: &mut C, copy_data: CopyData) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -552,12 +563,15 @@ impl CopyHandler for Copier {
         let Some(mut copy) = slot.take() else {
             return Err(no_copy_in_progress());
         };
-        match copy.absorb(&self.handler, client, &copy_data.data).await {
+        match copy
+            .absorb(self.handler.as_ref(), client, &copy_data.data)
+            .await
+        {
             Ok(()) => {
                 slot.put(copy);
                 Ok(())
             }
-            Err(e) => fail(&self.handler, client, copy, e, true).await,
+            Err(e) => fail(self.handler.as_ref(), client, copy, e, true).await,
         }
     }
 
@@ -570,7 +584,7 @@ impl CopyHandler for Copier {
         let Some(mut copy) = Slot::of(client).take() else {
             return Err(no_copy_in_progress());
         };
-        match copy.finish(&self.handler, client).await {
+        match copy.finish(self.handler.as_ref(), client).await {
             Ok((tag, txn)) => {
                 client.set_transaction_status(pg_status(txn));
                 client
@@ -581,7 +595,7 @@ impl CopyHandler for Copier {
                 Ok(())
             }
             // pgwire sends ReadyForQuery after CopyDone (simple protocol).
-            Err(e) => fail(&self.handler, client, copy, e, false).await,
+            Err(e) => fail(self.handler.as_ref(), client, copy, e, false).await,
         }
     }
 
@@ -592,7 +606,7 @@ impl CopyHandler for Copier {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         if let Some(copy) = Slot::of(client).take() {
-            let status = copy.abort(&self.handler, client).await;
+            let status = copy.abort(self.handler.as_ref(), client).await;
             client.set_transaction_status(status);
         }
         PgWireError::UserError(Box::new(ErrorInfo::new(
