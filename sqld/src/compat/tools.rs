@@ -21,29 +21,47 @@ fn first_word(sql: &str) -> &str {
         .unwrap_or("")
 }
 
-/// The simple query in SQLite's terms, or `None` when it has nothing of
-/// the above (a check of its first word; only then is it parsed).
-pub fn translate_batch(sql: &str) -> Option<String> {
+/// Whether a simple query may hold such a statement: its first word (the
+/// tools send each of them as a query of its own), nothing parsed.
+pub fn may_translate(sql: &str) -> bool {
     let verb = first_word(sql);
-    if !VERBS.iter().any(|v| verb.eq_ignore_ascii_case(v)) {
-        return None;
-    }
-    if verb.eq_ignore_ascii_case("VACUUM") {
-        return vacuum(sql);
-    }
-    let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    VERBS.iter().any(|v| verb.eq_ignore_ascii_case(v))
+}
+
+/// The simple query, given as its statements (each with its `;`), in
+/// SQLite's terms; `None` when none of them has a translation. Statements
+/// without one are kept as the client wrote them.
+pub fn translate_batch<'a>(statements: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let mut changed = false;
-    let mut out = Vec::new();
-    for statement in statements {
-        match translate(&statement) {
-            Some(pieces) => {
+    let mut out = String::new();
+    for piece in statements {
+        match translate_one(piece) {
+            Some(translated) => {
                 changed = true;
-                out.extend(pieces);
+                out.push_str(&translated);
+                out.push_str(";\n");
             }
-            None => out.push(statement.to_string()),
+            None => {
+                out.push_str(piece);
+                out.push('\n');
+            }
         }
     }
-    changed.then(|| out.join(";\n"))
+    changed.then_some(out)
+}
+
+fn translate_one(sql: &str) -> Option<String> {
+    if !may_translate(sql) {
+        return None;
+    }
+    if first_word(sql).eq_ignore_ascii_case("VACUUM") {
+        return vacuum(sql);
+    }
+    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
+    let (Some(statement), None) = (statements.pop(), statements.pop()) else {
+        return None;
+    };
+    translate(&statement).map(|pieces| pieces.join(";\n"))
 }
 
 /// The statement's translation, if it has one.
@@ -144,35 +162,41 @@ mod tests {
     #[test]
     fn pgbench_init_statements() {
         assert_eq!(
-            translate_batch("drop table if exists pgbench_accounts, pgbench_branches").as_deref(),
+            translate_one("drop table if exists pgbench_accounts, pgbench_branches").as_deref(),
             Some("DROP TABLE IF EXISTS pgbench_accounts;\nDROP TABLE IF EXISTS pgbench_branches")
         );
         assert_eq!(
-            translate_batch("truncate table a, b").as_deref(),
+            translate_one("truncate table a, b").as_deref(),
             Some("DELETE FROM a;\nDELETE FROM b")
         );
-        let created = translate_batch(
+        let created = translate_one(
             "create table pgbench_accounts(aid int not null,bid int,abalance int,filler char(84)) with (fillfactor=100)",
         )
         .unwrap();
         assert!(!created.to_lowercase().contains("fillfactor"), "{created}");
         assert_eq!(
-            translate_batch("alter table pgbench_branches add primary key (bid)").as_deref(),
+            translate_one("alter table pgbench_branches add primary key (bid)").as_deref(),
             Some("CREATE UNIQUE INDEX \"pgbench_branches_pkey\" ON pgbench_branches (bid)")
         );
         assert_eq!(
-            translate_batch("vacuum analyze pgbench_branches").as_deref(),
+            translate_one("vacuum analyze pgbench_branches").as_deref(),
             Some("ANALYZE pgbench_branches")
         );
         assert_eq!(
-            translate_batch("vacuum pgbench_history").as_deref(),
+            translate_one("vacuum pgbench_history").as_deref(),
             Some("ANALYZE pgbench_history")
         );
-        assert_eq!(translate_batch("vacuum").as_deref(), None);
-        assert_eq!(translate_batch("vacuum main"), None);
-        assert_eq!(translate_batch("vacuum into '/x'"), None);
-        assert_eq!(translate_batch("drop table a"), None);
-        assert_eq!(translate_batch("select 1"), None);
-        assert_eq!(translate_batch("create table t(a int)"), None);
+        assert_eq!(translate_one("vacuum").as_deref(), None);
+        assert_eq!(translate_one("vacuum main"), None);
+        assert_eq!(translate_one("vacuum into '/x'"), None);
+        assert_eq!(translate_one("drop table a"), None);
+        assert_eq!(translate_one("select 1"), None);
+        assert_eq!(translate_one("create table t(a int)"), None);
+        // Statements without a translation keep their text.
+        assert_eq!(
+            translate_batch(["create table t(a int) without rowid;", "truncate t;"]).as_deref(),
+            Some("create table t(a int) without rowid;\nDELETE FROM t;\n")
+        );
+        assert_eq!(translate_batch(["select 1;", "drop table t;"]), None);
     }
 }

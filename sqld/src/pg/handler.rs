@@ -242,7 +242,11 @@ impl SimpleQueryHandler for SqlHandler {
                     }
                 }
             }
-            let sql = crate::compat::translate_batch(&query.query).unwrap_or(query.query);
+            let sql = match crate::compat::may_translate(&query.query) {
+                true => crate::compat::translate_batch(sql::split_statements(&query.query))
+                    .unwrap_or(query.query),
+                false => query.query,
+            };
             let request = Request::Execute {
                 sql,
                 params: Vec::new(),
