@@ -467,3 +467,37 @@ fn psql_backslash_copy_in_and_out() {
         Some("3")
     );
 }
+
+#[test]
+fn another_message_in_the_middle_of_copy_ends_it_and_undoes_it() {
+    let s = Sqld::start();
+    let mut sock = std::net::TcpStream::connect(s.pg_addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    sock.write_all(&startup_packet("sqld")).unwrap();
+    read_messages(&mut sock, b'Z');
+    sock.write_all(&message(b'Q', b"create table t(a integer)\0"))
+        .unwrap();
+    read_messages(&mut sock, b'Z');
+    sock.write_all(&message(b'Q', b"COPY t FROM STDIN\0"))
+        .unwrap();
+    assert_eq!(
+        read_messages(&mut sock, b'G').last().map(|m| m.0),
+        Some(b'G')
+    );
+    // More than a batch: some rows are inserted before the interruption.
+    let rows: String = (0..1200).map(|i| format!("{i}\n")).collect();
+    sock.write_all(&message(b'd', rows.as_bytes())).unwrap();
+    // A query during COPY FROM is a protocol violation: refused, and the
+    // COPY is over.
+    sock.write_all(&message(b'Q', b"select 1\0")).unwrap();
+    let got = read_messages(&mut sock, b'Z');
+    assert_eq!(got.first().map(|m| m.0), Some(b'E'), "{got:?}");
+    assert_eq!(got.last().map(|m| m.1.as_slice()), Some(&b"I"[..]));
+    sock.write_all(&message(b'Q', b"select count(*) from t\0"))
+        .unwrap();
+    let got = read_messages(&mut sock, b'Z');
+    let row = got.iter().find(|m| m.0 == b'D').expect("a row");
+    assert!(row.1.ends_with(b"0"), "{got:?}");
+    assert_eq!(got.last().map(|m| m.1.as_slice()), Some(&b"I"[..]));
+}
