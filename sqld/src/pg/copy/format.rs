@@ -205,7 +205,10 @@ fn utf8(bytes: Vec<u8>) -> Result<String, FormatError> {
         code: sqlstate::CHARACTER_NOT_IN_REPERTOIRE,
         message: format!(
             "invalid byte sequence for encoding \"UTF8\": 0x{:02x}",
-            e.as_bytes()[e.utf8_error().valid_up_to()]
+            e.as_bytes()
+                .get(e.utf8_error().valid_up_to())
+                .copied()
+                .unwrap_or_default()
         ),
     })
 }
