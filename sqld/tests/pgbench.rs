@@ -271,3 +271,79 @@ fn pgbench_extended_protocol() {
 fn pgbench_prepared_statements() {
     bench_mode("prepared");
 }
+
+/// `pgbench -i` end to end (drop, create with fillfactor, COPY FREEZE,
+/// vacuum analyze, primary keys), then a timed run of its built-in TPC-B
+/// on the tables it made; the balances must add up afterwards.
+#[test]
+fn pgbench_initialises_and_runs_its_own_tpcb() {
+    let sqld = Sqld::start();
+    let port = sqld.port().to_string();
+    let pgbench = |args: &[&str]| {
+        let mut cmd = Command::new("pgbench");
+        cmd.args(args)
+            .args(["-h", "127.0.0.1", "-p", &port, "-U", "sqld", "sqld"])
+            .env_remove("PGPASSWORD")
+            .env_remove("PGSERVICE")
+            .env("PGCONNECT_TIMEOUT", "5")
+            .stdin(Stdio::null());
+        let out = run_bounded(cmd, Duration::from_secs(120));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success() && !stderr.contains("error"),
+            "pgbench {args:?}: exit {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status
+        );
+        stdout
+    };
+    // Twice: the second run drops what the first made.
+    pgbench(&["-i", "-s", "1"]);
+    pgbench(&["-i", "-s", "1"]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&sqld.conn_str(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    });
+    let count = |sql: &str| -> i64 { rt.block_on(client.query_one(sql, &[])).unwrap().get(0) };
+    assert_eq!(count("select count(*) from pgbench_accounts"), 100_000);
+    assert_eq!(count("select count(*) from pgbench_tellers"), 10);
+    assert_eq!(count("select count(*) from pgbench_branches"), 1);
+    // The primary key pgbench added: a second row with the same key fails.
+    let dup = rt.block_on(client.execute(
+        "insert into pgbench_branches (bid, bbalance) values (1, 0)",
+        &[],
+    ));
+    assert_eq!(
+        dup.unwrap_err()
+            .as_db_error()
+            .map(|e| e.code().code().to_owned())
+            .as_deref(),
+        Some("23505")
+    );
+    let stdout = pgbench(&["-T", DURATION_SECS, "-c", "2", "-j", "2"]);
+    println!(
+        "pgbench built-in TPC-B after pgbench -i: {}",
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("tps"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let done = processed(&stdout).expect("a transaction count");
+    assert!(done > 0, "{stdout}");
+    assert_eq!(count("select count(*) from pgbench_history"), done);
+    let accounts = count("select coalesce(sum(abalance), 0) from pgbench_accounts");
+    let history = count("select coalesce(sum(delta), 0) from pgbench_history");
+    assert_eq!(accounts, history);
+    assert_eq!(
+        count("select coalesce(sum(tbalance), 0) from pgbench_tellers"),
+        history
+    );
+}

@@ -13,8 +13,10 @@
 
 mod casts;
 mod rewrite;
+mod tools;
 
 pub use rewrite::rewrite;
+pub use tools::{may_translate, translate_batch};
 
 /// Markers of Postgres-only syntax, matched case-sensitively as clients
 /// write them. `~` also catches SQLite's bitwise not, which the rewrite

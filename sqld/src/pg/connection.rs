@@ -11,7 +11,6 @@ use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::copy::CopyHandler;
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::NoopHandler;
 use pgwire::api::{ClientInfo, PgWireConnectionState};
 use pgwire::error::{ErrorInfo, PgWireError};
 use pgwire::messages::response::TransactionStatus;
@@ -115,7 +114,7 @@ pub async fn drive(
         startup: shared.startup.clone(),
         simple: shared.simple.clone(),
         extended: shared.extended.clone(),
-        copy: Arc::new(NoopHandler),
+        copy: shared.copy.clone(),
         cancel: shared.cancel.clone(),
     };
     socket.get_mut().set_deferred(true);
@@ -250,7 +249,11 @@ where
     if matches!(msg, PgWireFrontendMessage::Terminate(_)) {
         return Ok(Next::Close);
     }
-    let is_extended = msg.is_extended_query();
+    // A COPY started by an Execute ends, on error, by waiting for Sync.
+    let is_extended = match socket.state() {
+        PgWireConnectionState::CopyInProgress(extended) => extended,
+        _ => msg.is_extended_query(),
+    };
     let is_cancel = matches!(msg, PgWireFrontendMessage::CancelRequest(_));
     let result = process_message(
         msg,

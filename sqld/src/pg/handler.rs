@@ -28,18 +28,18 @@ use pgwire::messages::extendedquery::{
     Close, CloseComplete, Describe, Execute, Parse, ParseComplete, PortalSuspended,
     TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
-use pgwire::messages::response::{
-    CommandComplete, EmptyQueryResponse, ReadyForQuery, TransactionStatus,
-};
+use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery};
 use pgwire::messages::simplequery::Query as SimpleQuery;
 use pgwire::messages::PgWireBackendMessage;
 use tower::ServiceExt;
 
+use super::copy::Runner;
+use super::reply::{error_response, pg_status};
 use super::statements::PreparedNames;
 use crate::database::Database;
 use crate::error::SqlError;
 use crate::query::{
-    Column, ExecuteMode, Outcome, PreparedStatement, Request, Response, StatementResult, TxnState,
+    Column, ExecuteMode, Outcome, PreparedStatement, Request, Response, StatementResult,
 };
 use crate::scheduler::{Query, Session, SessionConfig};
 use crate::service::{self, Placement, SessionStack};
@@ -103,14 +103,6 @@ impl SqlHandler {
     }
 }
 
-fn pg_status(txn: TxnState) -> TransactionStatus {
-    match txn {
-        TxnState::Idle => TransactionStatus::Idle,
-        TxnState::Active => TransactionStatus::Transaction,
-        TxnState::Failed => TransactionStatus::Error,
-    }
-}
-
 fn field_infos(columns: &[Column], format: &Format) -> Vec<FieldInfo> {
     columns
         .iter()
@@ -125,11 +117,6 @@ fn field_infos(columns: &[Column], format: &Format) -> Vec<FieldInfo> {
             )
         })
         .collect()
-}
-
-fn error_response(e: SqlError) -> PgWireBackendMessage {
-    let info: pgwire::error::ErrorInfo = PgWireError::from(e).into();
-    PgWireBackendMessage::ErrorResponse(info.into())
 }
 
 fn row_description(fields: &[FieldInfo]) -> PgWireBackendMessage {
@@ -218,6 +205,17 @@ where
 }
 
 #[async_trait]
+impl Runner for SqlHandler {
+    async fn run_request<C: ClientInfo + Sync + ?Sized>(
+        &self,
+        client: &C,
+        request: Request,
+    ) -> Result<Response, SqlError> {
+        self.run(client, request).await
+    }
+}
+
+#[async_trait]
 impl SimpleQueryHandler for SqlHandler {
     async fn on_query<C>(&self, client: &mut C, query: SimpleQuery) -> PgWireResult<()>
     where
@@ -229,6 +227,10 @@ impl SimpleQueryHandler for SqlHandler {
         if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
             return Err(PgWireError::NotReadyForQuery);
         }
+        if super::copy::is_copy(&query.query) {
+            return super::copy::start(self, client, &query.query, false).await;
+        }
+        super::copy::settle(self, client).await;
         client.set_state(PgWireConnectionState::QueryInProgress);
         let status = if sql::is_blank(&query.query) {
             client
@@ -246,8 +248,13 @@ impl SimpleQueryHandler for SqlHandler {
                     }
                 }
             }
+            let sql = match crate::compat::may_translate(&query.query) {
+                true => crate::compat::translate_batch(sql::split_statements(&query.query))
+                    .unwrap_or(query.query),
+                false => query.query,
+            };
             let request = Request::Execute {
-                sql: query.query,
+                sql,
                 params: Vec::new(),
                 mode: ExecuteMode::Batch,
                 column_types: None,
@@ -322,6 +329,14 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        // COPY is run by `copy` at Execute, never prepared by SQLite.
+        if super::copy::is_copy(sql) {
+            return Ok(Some(Arc::new(PreparedStatement {
+                sql: sql.to_owned(),
+                param_types: Vec::new(),
+                columns: Vec::new(),
+            })));
+        }
         let response = self
             .handler
             .run(
@@ -573,6 +588,11 @@ impl ExtendedQueryHandler for ExtendedHandler {
             }
             None => return Err(PgWireError::PortalNotFound(portal_name.to_owned())),
         };
+        let sql = &portal.statement.statement.sql;
+        if super::copy::is_copy(sql) {
+            return super::copy::start(self.handler.as_ref(), client, sql, true).await;
+        }
+        super::copy::settle(self.handler.as_ref(), client).await;
         client.set_state(PgWireConnectionState::QueryInProgress);
         let started = !matches!(*portal.state().lock().await, PortalExecutionState::Initial);
         if !started {

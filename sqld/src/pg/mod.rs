@@ -6,8 +6,10 @@
 pub(crate) mod admission;
 pub(crate) mod auth;
 pub(crate) mod connection;
+mod copy;
 mod handler;
 pub(crate) mod io;
+mod reply;
 mod shape;
 pub mod sqlite_api;
 mod statements;
@@ -52,6 +54,7 @@ pub struct PgShared {
     startup: Arc<auth::Startup>,
     simple: Arc<SqlHandler>,
     extended: Arc<ExtendedHandler>,
+    copy: Arc<copy::Copier<SqlHandler>>,
     cancel: Arc<DefaultCancelHandler>,
     tls: Option<TlsAcceptor>,
     limits: ProtocolLimits,
@@ -87,6 +90,7 @@ impl PgConnectionFactory {
                 cancels.clone(),
             )),
             extended: Arc::new(ExtendedHandler::new(sql.clone())),
+            copy: Arc::new(copy::Copier::new(sql.clone())),
             simple: sql,
             cancel: Arc::new(DefaultCancelHandler::new(cancels)),
             tls: config.tls,
