@@ -14,6 +14,22 @@ async fn count(c: &tokio_postgres::Client, table: &str) -> i64 {
     common::scalar(c, &format!("select count(*) from {table}")).await
 }
 
+/// Polls until `table` exists on the replica `r` is connected to.
+async fn table_reaches(r: &tokio_postgres::Client, table: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while r
+        .batch_execute(&format!("select 1 from {table}"))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{table} never reached the replica"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Polls `count(*)` until it reaches `n` (replication is asynchronous).
 async fn eventually_count(c: &tokio_postgres::Client, table: &str, n: i64) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -674,14 +690,7 @@ async fn replica_readers_stay_consistent_under_sustained_writes() {
         .await
         .unwrap();
     let r = replica.connect().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while r.query_one("select count(*) from t", &[]).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the table did not reach the replica"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    table_reaches(&r, "t").await;
     let stop = Instant::now() + run_for;
     let mut tasks = Vec::new();
     for _ in 0..WRITERS {
@@ -760,11 +769,7 @@ async fn primary_busy_writing() -> (Sqld, Sqld, tokio_postgres::Client) {
         .await
         .unwrap();
     let r = replica.connect().await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while r.batch_execute("select 1 from t").await.is_err() {
-        assert!(Instant::now() < deadline, "t never reached the replica");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    table_reaches(&r, "t").await;
     p.batch_execute("begin; insert into t (v) values ('holder')")
         .await
         .unwrap();

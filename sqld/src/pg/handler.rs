@@ -28,13 +28,13 @@ use pgwire::messages::extendedquery::{
     Close, CloseComplete, Describe, Execute, Parse, ParseComplete, PortalSuspended,
     TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
-use pgwire::messages::response::{CommandComplete, EmptyQueryResponse, ReadyForQuery};
+use pgwire::messages::response::{CommandComplete, EmptyQueryResponse};
 use pgwire::messages::simplequery::Query as SimpleQuery;
 use pgwire::messages::PgWireBackendMessage;
 use tower::ServiceExt;
 
 use super::copy::Runner;
-use super::reply::{error_response, pg_status};
+use super::reply::{error_response, pg_status, ready};
 use super::statements::PreparedNames;
 use crate::database::Database;
 use crate::error::SqlError;
@@ -283,14 +283,7 @@ impl SimpleQueryHandler for SqlHandler {
                 }
             }
         };
-        client.set_state(PgWireConnectionState::ReadyForQuery);
-        client.set_transaction_status(status);
-        client
-            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
-                status,
-            )))
-            .await?;
-        Ok(())
+        ready(client, status).await
     }
 
     async fn do_query<C>(&self, _client: &mut C, _query: &str) -> PgWireResult<Vec<PgResponse>>

@@ -1,9 +1,11 @@
 //! Replies every query path sends alike: an ErrorResponse for a
-//! `SqlError`, and the status ReadyForQuery reports for a session's
-//! transaction state.
+//! `SqlError`, the status ReadyForQuery reports for a session's
+//! transaction state, and ReadyForQuery itself.
 
-use pgwire::error::{ErrorInfo, PgWireError};
-use pgwire::messages::response::TransactionStatus;
+use futures::{Sink, SinkExt};
+use pgwire::api::{ClientInfo, PgWireConnectionState};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::response::{ReadyForQuery, TransactionStatus};
 use pgwire::messages::PgWireBackendMessage;
 
 use crate::error::SqlError;
@@ -20,4 +22,20 @@ pub fn pg_status(txn: TxnState) -> TransactionStatus {
 pub fn error_response(e: SqlError) -> PgWireBackendMessage {
     let info: ErrorInfo = PgWireError::from(e).into();
     PgWireBackendMessage::ErrorResponse(info.into())
+}
+
+/// Ends a query: the connection is ready again, in `status`.
+pub async fn ready<C>(client: &mut C, status: TransactionStatus) -> PgWireResult<()>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    client.set_state(PgWireConnectionState::ReadyForQuery);
+    client.set_transaction_status(status);
+    client
+        .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
+            status,
+        )))
+        .await?;
+    Ok(())
 }

@@ -19,12 +19,12 @@ use pgwire::api::copy::CopyHandler;
 use pgwire::api::{ClientInfo, PgWireConnectionState};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyInResponse, CopyOutResponse};
-use pgwire::messages::response::{CommandComplete, ReadyForQuery, TransactionStatus};
+use pgwire::messages::response::{CommandComplete, TransactionStatus};
 use pgwire::messages::PgWireBackendMessage;
 
 use self::format::{Decoder, Field};
 use self::statement::{CopyStatement, Source};
-use super::reply::{error_response, pg_status};
+use super::reply::{error_response, pg_status, ready};
 use crate::error::{sqlstate, SqlError};
 use crate::query::{Column, ExecuteMode, Outcome, Request, Response, StatementResult, TxnState};
 use crate::types;
@@ -179,21 +179,6 @@ where
             ready(client, status).await
         }
     }
-}
-
-async fn ready<C>(client: &mut C, status: TransactionStatus) -> PgWireResult<()>
-where
-    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-{
-    client.set_state(PgWireConnectionState::ReadyForQuery);
-    client.set_transaction_status(status);
-    client
-        .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(
-            status,
-        )))
-        .await?;
-    Ok(())
 }
 
 /// COPY TO STDOUT: the rows of a SELECT, one CopyData each.
