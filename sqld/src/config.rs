@@ -243,6 +243,44 @@ pub enum Command {
     /// Inspect a backup store.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Make the replica at --url the primary, in a new epoch, and wait
+    /// until it takes writes; the primary it followed is told to fence
+    /// itself.
+    Promote(AdminTarget),
+    /// Make the server at --url (a replica, or a primary that was replaced)
+    /// follow the primary at --primary-url, and wait until it does.
+    Follow(FollowTarget),
+    /// Print the role, epoch and frame position of the server at --url.
+    Status(AdminTarget),
+}
+
+/// A server's admin API, as `sqld promote`, `follow` and `status` reach
+/// it. The token comes from --token-file or SQLD_REPLICATION_TOKEN (never
+/// a flag: command lines are readable by every local user).
+#[derive(Debug, Clone, Args)]
+pub struct AdminTarget {
+    /// The server's internal API (its --internal-listen-addr, or its HTTP
+    /// address), e.g. http://127.0.0.1:8081.
+    #[arg(long)]
+    pub url: String,
+    /// A file holding the replication token.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// A CA certificate to verify an https:// URL with.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// How long to wait for the change to finish.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FollowTarget {
+    #[command(flatten)]
+    pub target: AdminTarget,
+    /// The primary to follow, as replicas name it (its internal API URL).
+    #[arg(long)]
+    pub primary_url: String,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -31,6 +31,8 @@ pub struct HttpState {
     /// `--max-message-size`: a forwarded statement may be as large as one
     /// a client sends the primary directly.
     pub max_message_size: usize,
+    /// Where the admin API asks for a role change (`sqld::run` makes it).
+    pub role_changes: tokio::sync::mpsc::Sender<crate::role::RoleChange>,
 }
 
 /// `/health`, `/ready` and `/metrics`.
@@ -42,10 +44,16 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// The internal API: replication and forwarded writes, on a primary (a
-/// replica has none to serve).
+/// The internal API: the admin API everywhere, and replication and
+/// forwarded writes on a primary (a replica has none to serve).
 pub fn internal_router(state: &HttpState) -> Router {
-    match &*state.role.get() {
+    let admin = crate::replication::admin::router(
+        state.role.clone(),
+        state.role_changes.clone(),
+        state.replication_token.clone(),
+        state.db.metrics().clone(),
+    );
+    let replication = match &*state.role.get() {
         Role::Primary(primary) => crate::replication::api::router(
             primary.log.clone(),
             Some(primary.remote_sessions.clone()),
@@ -54,7 +62,8 @@ pub fn internal_router(state: &HttpState) -> Router {
             state.db.metrics().clone(),
         ),
         Role::Replica(_) => Router::new(),
-    }
+    };
+    admin.merge(replication)
 }
 
 async fn ready(State(state): State<HttpState>) -> impl IntoResponse {
@@ -64,7 +73,16 @@ async fn ready(State(state): State<HttpState>) -> impl IntoResponse {
             "not ready: shutting down\n".to_owned(),
         );
     }
-    if let Role::Replica(replica) = &*state.role.get() {
+    let role = state.role.get();
+    if let Role::Primary(primary) = &*role {
+        if let Some(epoch) = primary.log.fenced_by() {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: fenced, another server was promoted (epoch {epoch})\n"),
+            );
+        }
+    }
+    if let Role::Replica(replica) = &*role {
         if !replica.status.bootstrapped.load(Ordering::SeqCst) {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -87,7 +105,9 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     let (db, wal) = state.db.file_sizes();
     metrics.database_size.set(db as i64);
     metrics.wal_size.set(wal as i64);
-    match &*state.role.get() {
+    let role = state.role.get();
+    metrics.epoch.set(role.epoch() as i64);
+    match &*role {
         Role::Replica(replica) => {
             metrics
                 .replication_lag_frames

@@ -12,6 +12,7 @@
 pub mod backup;
 pub mod compat;
 pub mod config;
+pub mod control;
 pub mod database;
 pub mod dev_cluster;
 pub mod error;
@@ -42,16 +43,53 @@ use crate::config::{nonzero, AuthMethod, Config};
 use crate::database::{Checkpointer, Database};
 use crate::pg::{FactoryConfig, PgConnectionFactory, ProtocolLimits, Users};
 use crate::replication::remote::RemoteSessionBounds;
-use crate::role::{CurrentRole, Following, Role};
+use crate::role::{CurrentRole, Following, Role, RoleChange};
 use crate::scheduler::SessionConfig;
 
-/// Runs the server until SIGTERM or SIGINT, then shuts down gracefully.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the server until SIGTERM or SIGINT, then shuts down gracefully. A
+/// role change asked for through the admin API (`role::RoleChange`) ends
+/// one run and starts the next in the new role, on the same directory and
+/// listeners' addresses.
+pub async fn run(mut config: Config) -> anyhow::Result<()> {
+    // The primary a promoted replica replaced: it is told to fence itself.
+    let mut replaced: Option<(String, u64)> = None;
+    loop {
+        match serve(&config, replaced.take()).await? {
+            Ended::Stopped => return Ok(()),
+            Ended::Changing(RoleChange::Promote) => {
+                let dir = config.db_path.clone();
+                let epoch =
+                    tokio::task::spawn_blocking(move || replication::promote::promote(&dir))
+                        .await??;
+                replaced = config.primary_url.take().map(|url| (url, epoch));
+            }
+            Ended::Changing(RoleChange::Follow(url)) => {
+                tracing::info!(primary = %url, "following another primary");
+                config.primary_url = Some(url);
+            }
+        }
+    }
+}
+
+/// How one run of the server ended.
+enum Ended {
+    /// SIGTERM or SIGINT: the process exits.
+    Stopped,
+    /// A role change: the next run serves in the new role.
+    Changing(RoleChange),
+}
+
+/// One run of the server in one role. `replaced`: the URL of the primary
+/// this one was promoted over, and the new epoch, to fence it with.
+async fn serve(config: &Config, replaced: Option<(String, u64)>) -> anyhow::Result<Ended> {
+    if config.primary_url.is_some() {
+        replication::promote::rejoin_as_replica(&config.db_path)?;
+    }
     let db = match &config.primary_url {
         None => Database::open_primary(&config.db_path, config.busy_timeout)?,
         Some(_) => Database::open_replica(&config.db_path, config.busy_timeout)?,
     };
-    let users = Arc::new(load_users(&config)?);
+    let users = Arc::new(load_users(config)?);
     let auth = config.auth_method();
     if auth != AuthMethod::Trust && users.is_empty() {
         return Err(pg::UsersError::NoUsers.into());
@@ -141,14 +179,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("a primary's database has a replication log")?,
     };
     session_config.upstream = role.upstream();
-    let archiver = backup::start(&config, &role, shutdown.clone())?;
+    let archiver = backup::start(config, &role, shutdown.clone())?;
     let role = CurrentRole::new(role);
+    let (role_changes, mut asked) = tokio::sync::mpsc::channel(1);
+    if let Some((url, epoch)) = replaced {
+        let http = replication::primary_client::build(&url, config.primary_ca_file.as_deref())?;
+        tokio::spawn(replication::admin::fence_replaced(
+            http,
+            url,
+            token.as_ref().map(|t| t.secret().to_owned()),
+            epoch,
+            shutdown.clone(),
+        ));
+    }
     let http_state = http::HttpState {
         db: db.clone(),
         ready: ready.clone(),
         replication_token: token,
-        role,
+        role: role.clone(),
         max_message_size: config.max_message_size,
+        role_changes,
     };
     spawn_compaction(
         db.clone(),
@@ -198,8 +248,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let serving = tokio::spawn(server.serve(factory, shutdown, config.shutdown_grace_period));
 
-    wait_for_signal().await;
-    tracing::info!("shutting down");
+    let ended = tokio::select! {
+        _ = wait_for_signal() => Ended::Stopped,
+        Some(change) = asked.recv() => Ended::Changing(change),
+    };
+    match &ended {
+        Ended::Stopped => tracing::info!("shutting down"),
+        Ended::Changing(change) => {
+            tracing::info!(
+                ?change,
+                "changing role: closing sessions, then serving again"
+            )
+        }
+    }
     ready.store(false, Ordering::SeqCst);
     trigger.trigger();
     let _ = serving.await;
@@ -207,6 +268,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(task) = internal_task {
         let _ = task.await;
     }
+    role.get().stopped().await;
     match db.checkpoint() {
         Ok(()) => tracing::info!("checkpointed the database; bye"),
         Err(e) => tracing::warn!(error = %e, "checkpoint at shutdown failed"),
@@ -214,7 +276,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(archiver) = archiver {
         let _ = tokio::time::timeout(backup::archiver::FINAL_UPLOAD_GRACE, archiver).await;
     }
-    Ok(())
+    Ok(ended)
 }
 
 /// How often the primary checks whether its log needs compacting.

@@ -21,6 +21,9 @@ async fn main() -> std::process::ExitCode {
         Some(sqld::config::Command::DevCluster(cluster)) => sqld::dev_cluster::run(cluster).await,
         Some(sqld::config::Command::Restore(r)) => sqld::backup::cli::run_restore(&r).await,
         Some(sqld::config::Command::Backup(b)) => sqld::backup::cli::run_backup(&b).await,
+        Some(sqld::config::Command::Promote(target)) => sqld::control::promote(&target).await,
+        Some(sqld::config::Command::Follow(follow)) => sqld::control::follow(&follow).await,
+        Some(sqld::config::Command::Status(target)) => sqld::control::status(&target).await,
         None => sqld::run(config).await,
     };
     match result {

@@ -28,6 +28,9 @@ pub struct Metrics {
     pub replicas_connected: IntGauge,
     pub replication_frames_applied: IntCounter,
     pub replication_bootstraps: IntCounter,
+    pub replication_divergent_rejoins: IntCounter,
+    pub epoch: IntGauge,
+    pub fenced: IntGauge,
     pub frames_logged: IntCounter,
     pub log_bytes: IntCounter,
     pub snapshots: IntCounter,
@@ -220,6 +223,21 @@ impl Metrics {
                 "Times this replica loaded a snapshot from the primary",
             )
             .unwrap(),
+            replication_divergent_rejoins: IntCounter::new(
+                "sqld_replication_divergent_rejoins_total",
+                "Times this replica found frames a newly promoted primary never had, and bootstrapped again to discard them",
+            )
+            .unwrap(),
+            epoch: IntGauge::new(
+                "sqld_epoch",
+                "The epoch of the replication log this server writes or follows (one more at each promotion)",
+            )
+            .unwrap(),
+            fenced: IntGauge::new(
+                "sqld_fenced",
+                "1 when this primary learned that a newer one was promoted and takes no more writes",
+            )
+            .unwrap(),
             replication_lag_seconds: Gauge::new(
                 "sqld_replication_lag_seconds",
                 "How long this replica has been behind the primary (0 when caught up)",
@@ -255,6 +273,9 @@ impl Metrics {
             Box::new(m.replicas_connected.clone()),
             Box::new(m.replication_frames_applied.clone()),
             Box::new(m.replication_bootstraps.clone()),
+            Box::new(m.replication_divergent_rejoins.clone()),
+            Box::new(m.epoch.clone()),
+            Box::new(m.fenced.clone()),
             Box::new(m.frames_logged.clone()),
             Box::new(m.log_bytes.clone()),
             Box::new(m.snapshots.clone()),

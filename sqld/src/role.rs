@@ -29,12 +29,29 @@ pub struct Primary {
 }
 
 pub struct Replica {
+    /// The primary it follows.
+    pub primary_url: String,
     /// How far the replica has applied what the primary committed.
     pub status: Arc<ReplicaStatus>,
     /// Where the replica's sessions forward writes.
     pub link: Arc<ReplicaLink>,
     /// Not ready while further behind the primary than this.
     pub max_lag_frames: u64,
+    /// The follower, running until shutdown; awaited before the directory
+    /// changes role, so no batch is being applied then.
+    pub follower: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A change of role asked for through the admin API. It is made between two
+/// runs of the server on the same directory (`sqld::run`): sessions are
+/// closed, the directory changes role, and the server starts again in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleChange {
+    /// This replica becomes the primary, in a new epoch.
+    Promote,
+    /// This server (a replica, or a primary that was replaced) follows the
+    /// primary at this URL.
+    Follow(String),
 }
 
 /// What a replica needs to reach its primary.
@@ -89,12 +106,39 @@ impl Role {
             following.db_dir,
             status.clone(),
         )?;
-        tokio::spawn(follower.run(shutdown));
+        let follower = tokio::spawn(follower.run(shutdown));
         Ok(Role::Replica(Replica {
+            primary_url: following.primary_url.to_owned(),
             status,
             link,
             max_lag_frames: following.max_lag_frames,
+            follower: std::sync::Mutex::new(Some(follower)),
         }))
+    }
+
+    /// The epoch of the log this process writes or follows.
+    pub fn epoch(&self) -> u64 {
+        match self {
+            Role::Primary(primary) => primary.log.epoch(),
+            Role::Replica(replica) => replica
+                .status
+                .epoch
+                .load(std::sync::atomic::Ordering::SeqCst),
+        }
+    }
+
+    /// Waits until the follower stopped (after shutdown), if there is one.
+    pub async fn stopped(&self) {
+        if let Role::Replica(replica) = self {
+            let follower = replica
+                .follower
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+            if let Some(follower) = follower {
+                let _ = follower.await;
+            }
+        }
     }
 
     /// Where sessions send what they cannot run themselves: the primary,

@@ -63,6 +63,14 @@ async fn without_dev_every_internal_endpoint_requires_the_token() {
         ("GET", "/v1/replication/snapshot", ""),
         ("GET", "/v1/replication/frames?after=0", ""),
         ("POST", "/v1/replication/execute", execute),
+        ("GET", "/v1/admin/status", ""),
+        ("POST", "/v1/admin/promote", ""),
+        ("POST", "/v1/admin/fence?epoch=9", ""),
+        (
+            "POST",
+            "/v1/admin/follow?primary_url=http://127.0.0.1:1",
+            "",
+        ),
     ] {
         for wrong in [None, Some(""), Some("x"), Some(&token[..63])] {
             let (status, _) = request(&primary, method, path, wrong, body);
@@ -88,6 +96,15 @@ async fn without_dev_every_internal_endpoint_requires_the_token() {
         .await
         .unwrap();
     assert!(found.is_none(), "the forwarded write ran without a token");
+    // Nor did the unauthenticated fence or follow.
+    let (status, body) = request(&primary, "GET", "/v1/admin/status", Some(&token), "");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""fenced":false"#), "{body}");
+    assert!(body.contains(r#""role":"primary""#), "{body}");
+    c.batch_execute("create table still_writable(x)")
+        .await
+        .unwrap();
     // With the token the API answers; health and metrics stay open.
     assert_eq!(
         request(&primary, "GET", "/v1/replication/info", Some(&token), "").0,

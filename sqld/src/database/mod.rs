@@ -28,9 +28,9 @@ use crate::replication::log::{FramesAfter, LogError, LogStart, ReplicationLog};
 use crate::replication::snapshot;
 
 /// The file name of the database inside `--db-path`.
-const DB_FILE: &str = "data.db";
+pub const DB_FILE: &str = "data.db";
 /// The replication log's directory inside `--db-path`.
-const LOG_DIR: &str = "replication";
+pub const LOG_DIR: &str = "replication";
 /// SQLite's default: checkpoint the WAL into the database every 1000 pages.
 const AUTO_CHECKPOINT_PAGES: u32 = 1000;
 /// On a primary the `Checkpointer` does that; its sessions checkpoint

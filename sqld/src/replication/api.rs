@@ -14,7 +14,11 @@
 //! - `POST /v1/replication/execute`: a write forwarded by a replica (see
 //!   `remote`), JSON in and out (`wire`).
 //!
-//! Every answer names the log in `x-sqld-log-id`. Requests must carry
+//! Every answer names the log in `x-sqld-log-id` and its epoch in
+//! `x-sqld-epoch`. Replicas send theirs (`epoch=E` on info and frames, the
+//! header on forwarded statements): a poll from another epoch is answered
+//! at once with 409, and a newer epoch than this log's fences this primary
+//! (`ReplicationLog::fence_if_newer`). Requests must carry
 //! `Authorization: Bearer <token>` (see `token`; only `--dev` runs the API
 //! open).
 
@@ -36,8 +40,8 @@ use super::log::{FramesAfter, ReplicationLog};
 use super::remote::RemoteSessions;
 use super::token::Token;
 use super::wire::{
-    ForwardRequest, CURRENT_FRAME_HEADER, EXECUTE_PATH, FRAMES_PATH, INFO_PATH, LOG_ID_HEADER,
-    REPLICA_ID_HEADER, SNAPSHOT_FRAME_HEADER, SNAPSHOT_PATH,
+    ForwardRequest, CURRENT_FRAME_HEADER, EPOCH_HEADER, EXECUTE_PATH, FRAMES_PATH, INFO_PATH,
+    LOG_ID_HEADER, REPLICA_ID_HEADER, SNAPSHOT_FRAME_HEADER, SNAPSHOT_PATH,
 };
 use crate::metrics::Metrics;
 
@@ -121,12 +125,20 @@ pub fn router(
             EXECUTE_PATH,
             post(execute).layer(DefaultBodyLimit::max(max_forward_body)),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route_layer(middleware::from_fn_with_state(
+            state.token.clone(),
+            require_token,
+        ))
         .with_state(state)
 }
 
-async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.token {
+/// Refuses a request without the replication token (`None`: `--dev`).
+pub async fn require_token(
+    State(token): State<Option<Token>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &token {
         let given = request
             .headers()
             .get(header::AUTHORIZATION)
@@ -142,15 +154,33 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
     next.run(request).await
 }
 
+/// The log's id and epoch, on every answer.
 fn log_id_header(log: &ReplicationLog) -> HeaderMap {
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&log.info().log_id) {
         headers.insert(LOG_ID_HEADER, v);
     }
+    headers.insert(EPOCH_HEADER, HeaderValue::from(log.epoch()));
     headers
 }
 
-async fn info(State(state): State<ApiState>) -> impl IntoResponse {
+/// The epoch an asker is in: a newer one than this log's means this
+/// primary was replaced, and it fences itself.
+fn hear_epoch(log: &ReplicationLog, epoch: Option<u64>, metrics: &Metrics) {
+    if let Some(epoch) = epoch {
+        if log.fence_if_newer(epoch) {
+            metrics.fenced.set(1);
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct InfoQuery {
+    epoch: Option<u64>,
+}
+
+async fn info(State(state): State<ApiState>, Query(q): Query<InfoQuery>) -> impl IntoResponse {
+    hear_epoch(&state.log, q.epoch, &state.metrics);
     (log_id_header(&state.log), Json(state.log.info()))
 }
 
@@ -185,6 +215,11 @@ async fn execute(
         .get(REPLICA_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let epoch = headers
+        .get(EPOCH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    hear_epoch(&state.log, epoch, &state.metrics);
     match &state.sessions {
         Some(sessions) => Json(sessions.execute(request, owner).await).into_response(),
         None => (
@@ -204,6 +239,9 @@ struct FramesQuery {
     /// The log the asker follows: if it is not this one, the answer comes
     /// at once (with this log's id) instead of after the long-poll.
     log_id: Option<String>,
+    /// The asker's epoch: if it is not this one, the answer comes at once
+    /// too (a newer one fences this primary).
+    epoch: Option<u64>,
 }
 
 async fn frames(
@@ -212,6 +250,15 @@ async fn frames(
     Query(q): Query<FramesQuery>,
 ) -> Response {
     record_poll(&request_headers);
+    hear_epoch(&state.log, q.epoch, &state.metrics);
+    if q.epoch.is_some_and(|e| e != state.log.epoch()) {
+        return (
+            StatusCode::CONFLICT,
+            log_id_header(&state.log),
+            "another epoch: check the timeline\n",
+        )
+            .into_response();
+    }
     if q.log_id.is_some_and(|id| id != state.log.info().log_id) {
         return (
             StatusCode::CONFLICT,

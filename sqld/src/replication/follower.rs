@@ -23,14 +23,16 @@ use bytes::Bytes;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use super::frame::{Frame, PAGE_SIZE};
+use super::epoch::{first_epoch, rejoin, EpochStart, Rejoin, FIRST_EPOCH};
+use super::frame::{Frame, PAGE_SIZE, RECORD_SIZE};
 use super::inject::{
     checkpoint_if_large, inject, inject_transactions, snapshot_frames, InjectError,
 };
 use super::log::LogInfo;
+use super::retained::RetainedFrames;
 use super::status::{ReplicaStatus, LONG_POLL};
 use super::wire::{
-    CURRENT_FRAME_HEADER, FRAMES_PATH, INFO_PATH, LOG_ID_HEADER, REPLICA_ID_HEADER,
+    CURRENT_FRAME_HEADER, EPOCH_HEADER, FRAMES_PATH, INFO_PATH, LOG_ID_HEADER, REPLICA_ID_HEADER,
     SNAPSHOT_FRAME_HEADER, SNAPSHOT_PATH,
 };
 use crate::database::{Database, DbConnection};
@@ -61,12 +63,43 @@ pub enum FollowerError {
     Database(#[from] crate::database::DatabaseError),
     #[error("the primary's log changed")]
     NewLog,
+    #[error(
+        "the primary is in epoch {primary}, older than this replica's {replica}: it was replaced"
+    )]
+    StalePrimary { primary: u64, replica: u64 },
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct State {
-    log_id: String,
-    applied_frame_no: u64,
+/// What a replica records after every batch, in `replica.json`: the log it
+/// follows, its epoch and history, and the last frame it applied.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub log_id: String,
+    pub applied_frame_no: u64,
+    #[serde(default = "first_epoch")]
+    pub epoch: u64,
+    #[serde(default)]
+    pub history: Vec<EpochStart>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            log_id: String::new(),
+            applied_frame_no: 0,
+            epoch: FIRST_EPOCH,
+            history: Vec::new(),
+        }
+    }
+}
+
+/// The replica's record in `db_dir`.
+pub const STATE_FILE: &str = "replica.json";
+
+/// What the replica in `db_dir` last recorded, if it recorded anything.
+pub fn saved_state(db_dir: &Path) -> Option<State> {
+    std::fs::read(db_dir.join(STATE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
 pub struct Follower {
@@ -76,10 +109,13 @@ pub struct Follower {
     /// Names this process to the primary (`sqld_replicas_connected`).
     id: String,
     applier: Arc<std::sync::Mutex<Applier>>,
-    state_path: PathBuf,
-    /// `replica.json`, rewritten in place after every applied batch.
-    state_file: std::fs::File,
+    /// Where a snapshot is downloaded before it is loaded.
+    bootstrap_path: PathBuf,
+    /// What was last recorded (the applier records it).
     state: State,
+    /// The primary answered from another epoch: check its timeline before
+    /// the next poll.
+    check_timeline: bool,
     status: Arc<ReplicaStatus>,
     metrics: Arc<Metrics>,
 }
@@ -93,37 +129,38 @@ impl Follower {
         db_dir: &Path,
         status: Arc<ReplicaStatus>,
     ) -> Result<Self, FollowerError> {
-        let state_path = db_dir.join("replica.json");
-        let state = std::fs::read(&state_path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        let state_file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&state_path)?;
+        let state = saved_state(db_dir).unwrap_or_default();
+        let journal = Journal {
+            file: std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(db_dir.join(STATE_FILE))?,
+            retained: RetainedFrames::open(db_dir, state.applied_frame_no)?,
+        };
+        status.follows(&state.log_id, state.epoch);
         Ok(Follower {
             http,
             primary: primary_url.trim_end_matches('/').to_owned(),
             token,
             id: uuid::Uuid::new_v4().to_string(),
             metrics: db.metrics().clone(),
-            applier: Arc::new(std::sync::Mutex::new(Applier::new(db))),
-            state_path,
-            state_file,
+            applier: Arc::new(std::sync::Mutex::new(Applier::new(db, Some(journal)))),
+            bootstrap_path: db_dir.join("bootstrap.db.tmp"),
             state,
+            check_timeline: false,
             status,
         })
     }
 
-    /// Replicates until shutdown.
+    /// Replicates until shutdown. Returns once no batch is being applied
+    /// any more, so the database and `replica.json` agree and stay still.
     pub async fn run(mut self, mut shutdown: Shutdown) {
         let mut backoff = MIN_BACKOFF;
         loop {
             let step = tokio::select! {
-                _ = shutdown.recv() => return,
+                _ = shutdown.recv() => break,
                 step = self.step() => step,
             };
             match step {
@@ -131,13 +168,16 @@ impl Follower {
                 Err(e) => {
                     tracing::warn!(error = %e, "replication step failed; retrying");
                     tokio::select! {
-                        _ = shutdown.recv() => return,
+                        _ = shutdown.recv() => break,
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
         }
+        // A batch or snapshot being applied holds the applier until done.
+        let applier = self.applier.clone();
+        let _ = tokio::task::spawn_blocking(move || drop(lock(&applier))).await;
     }
 
     fn get(&self, path: &str) -> reqwest::RequestBuilder {
@@ -154,30 +194,56 @@ impl Follower {
 
     /// One round: bootstrap if needed, else fetch and apply what is new.
     async fn step(&mut self) -> Result<(), FollowerError> {
-        if !self.status.bootstrapped.load(Ordering::SeqCst) {
-            let info: LogInfo = checked(self.get(INFO_PATH).send().await?)
-                .await?
-                .json()
-                .await?;
+        if !self.status.bootstrapped.load(Ordering::SeqCst) || self.check_timeline {
+            let info: LogInfo = checked(
+                self.get(&format!("{INFO_PATH}?epoch={}", self.state.epoch))
+                    .send()
+                    .await?,
+            )
+            .await?
+            .json()
+            .await?;
             self.contact();
             self.status
                 .primary_frame_no
                 .store(info.current_frame_no, Ordering::SeqCst);
             if info.log_id != self.state.log_id
-                || self.state.applied_frame_no < info.snapshot_frame_no
+                || self.state.applied_frame_no + 1 < info.first_frame_no()
             {
                 return self.bootstrap().await;
             }
+            let applied = self.state.applied_frame_no;
+            match rejoin(self.state.epoch, applied, info.epoch, &info.history) {
+                Rejoin::Follow => self.enter_epoch(&info).await?,
+                Rejoin::StalePrimary => {
+                    return Err(FollowerError::StalePrimary {
+                        primary: info.epoch,
+                        replica: self.state.epoch,
+                    })
+                }
+                Rejoin::Diverged { first_divergent } => {
+                    tracing::warn!(
+                        applied,
+                        first_divergent,
+                        epoch = info.epoch,
+                        "this replica applied frames the new primary never had; discarding them by bootstrapping again"
+                    );
+                    self.metrics.replication_divergent_rejoins.inc();
+                    return self.bootstrap().await;
+                }
+            }
             // Resuming where a previous run stopped.
-            self.mark_applied(self.state.applied_frame_no);
+            self.check_timeline = false;
+            self.mark_applied(applied);
             self.status.mark_bootstrapped();
         }
         let after = self.state.applied_frame_no;
         let response = self
             .get(&format!(
-                "{FRAMES_PATH}?after={after}&wait_ms={}&log_id={}",
+                "{FRAMES_PATH}?after={after}&wait_ms={}&log_id={}&epoch={}",
                 LONG_POLL.as_millis(),
-                self.state.log_id
+                self.state.log_id,
+                self.state.epoch,
             ))
             .header(REPLICA_ID_HEADER, &self.id)
             .timeout(LONG_POLL + Duration::from_secs(10))
@@ -188,6 +254,13 @@ impl Follower {
         if log_id.as_deref() != Some(self.state.log_id.as_str()) {
             tracing::info!("the primary started a new log; bootstrapping again");
             self.status.bootstrapped.store(false, Ordering::SeqCst);
+            return Ok(());
+        }
+        let epoch = header(&response, EPOCH_HEADER).and_then(|v| v.parse::<u64>().ok());
+        if epoch.unwrap_or(FIRST_EPOCH) != self.state.epoch {
+            // Not its frames yet: first see whether this replica's history
+            // is the new primary's (or the primary is an old one).
+            self.check_timeline = true;
             return Ok(());
         }
         if let Some(current) = header(&response, CURRENT_FRAME_HEADER).and_then(|v| v.parse().ok())
@@ -238,8 +311,11 @@ impl Follower {
             return Ok(());
         }
         let applier = self.applier.clone();
+        let state = self.state.clone();
+        // Applied and recorded in one blocking call, which runs to its end
+        // even if this future is dropped at shutdown.
         let (frames, applied) = tokio::task::spawn_blocking(move || {
-            let applied = lock(&applier).apply_transactions(&frames);
+            let applied = lock(&applier).apply_transactions(&frames, &state);
             (frames, applied)
         })
         .await
@@ -248,9 +324,6 @@ impl Follower {
         // next request starts after it, never injecting it a second time.
         if let Some(last) = applied.frames.checked_sub(1).map(|i| frames[i].frame_no) {
             self.state.applied_frame_no = last;
-            if applied.synced {
-                self.persist_state()?;
-            }
             self.mark_applied(last);
             self.status.primary_at(last);
             self.metrics
@@ -272,7 +345,7 @@ impl Follower {
         let snapshot_frame_no: u64 = header(&response, SNAPSHOT_FRAME_HEADER)
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let path = self.state_path.with_file_name("bootstrap.db.tmp");
+        let path = self.bootstrap_path.clone();
         let mut file = std::fs::File::create(&path)?;
         let mut stream = response.bytes_stream();
         let mut bytes = 0u64;
@@ -283,18 +356,29 @@ impl Follower {
         }
         drop(file);
         self.metrics.replication_bytes_received.inc_by(bytes);
+        // The snapshot's log: its epoch and history come with the next
+        // timeline check.
+        let info: LogInfo = checked(self.get(INFO_PATH).send().await?)
+            .await?
+            .json()
+            .await?;
+        let state = State {
+            epoch: info.epoch,
+            history: info.history,
+            log_id,
+            applied_frame_no: snapshot_frame_no,
+        };
         let applier = self.applier.clone();
         let load = path.clone();
-        tokio::task::spawn_blocking(move || lock(&applier).load_snapshot(&load))
+        let recorded = state.clone();
+        tokio::task::spawn_blocking(move || lock(&applier).load_snapshot(&load, &recorded))
             .await
             .map_err(|e| FollowerError::Io(std::io::Error::other(e)))??;
         let _ = std::fs::remove_file(&path);
         self.status.new_generation();
-        self.state = State {
-            log_id,
-            applied_frame_no: snapshot_frame_no,
-        };
-        self.persist_state()?;
+        self.status.follows(&state.log_id, state.epoch);
+        self.state = state;
+        self.check_timeline = info.log_id != self.state.log_id;
         self.status.mark_bootstrapped();
         self.mark_applied(snapshot_frame_no);
         self.metrics.replication_bootstraps.inc();
@@ -307,20 +391,71 @@ impl Follower {
         Ok(())
     }
 
-    /// Records the applied frame_no and log id: one small write in place
-    /// (padded to a fixed size, within one disk sector) and one fdatasync,
-    /// on the replication hot path. A record torn by a crash no longer
-    /// parses, which means a clean re-bootstrap, never a wrong resume.
-    fn persist_state(&self) -> Result<(), FollowerError> {
+    /// Follows the primary into its epoch (the timeline check found this
+    /// replica's frames in its history): recorded before any of its frames.
+    async fn enter_epoch(&mut self, info: &LogInfo) -> Result<(), FollowerError> {
+        if info.epoch == self.state.epoch && info.history == self.state.history {
+            return Ok(());
+        }
+        tracing::info!(
+            from = self.state.epoch,
+            to = info.epoch,
+            applied = self.state.applied_frame_no,
+            "following the primary into a new epoch"
+        );
+        let mut state = self.state.clone();
+        state.epoch = info.epoch;
+        state.history = info.history.clone();
+        let applier = self.applier.clone();
+        let recorded = state.clone();
+        tokio::task::spawn_blocking(move || lock(&applier).record(&recorded))
+            .await
+            .map_err(|e| FollowerError::Io(std::io::Error::other(e)))??;
+        self.status.follows(&state.log_id, state.epoch);
+        self.state = state;
+        Ok(())
+    }
+}
+
+/// The replica's durable record: `replica.json` and the frames it keeps.
+struct Journal {
+    /// `replica.json`, rewritten in place after every applied batch.
+    file: std::fs::File,
+    retained: RetainedFrames,
+}
+
+impl Journal {
+    /// Records the applied frame_no, log id and epoch: one small write in
+    /// place (padded to a fixed size, within one disk sector) and one
+    /// fdatasync, on the replication hot path. A record torn by a crash no
+    /// longer parses, which means a clean re-bootstrap, never a wrong resume.
+    fn record(&self, state: &State) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
-        let mut record = serde_json::to_vec(&self.state).expect("state serializes");
+        let mut record = serde_json::to_vec(state).expect("state serializes");
         if record.len() < STATE_RECORD_BYTES {
             record.resize(STATE_RECORD_BYTES, b' ');
         }
-        self.state_file.write_all_at(&record, 0)?;
-        self.state_file.set_len(record.len() as u64)?;
-        self.state_file.sync_data()?;
-        Ok(())
+        self.file.write_all_at(&record, 0)?;
+        self.file.set_len(record.len() as u64)?;
+        self.file.sync_data()
+    }
+
+    /// Keeps the frames of a batch now durable in the WAL, then records it.
+    fn record_batch(&mut self, frames: &[Frame], state: &State) -> std::io::Result<()> {
+        let mut records = bytes::BytesMut::with_capacity(frames.len() * RECORD_SIZE);
+        for frame in frames {
+            frame.encode(&mut records);
+        }
+        // Losing kept frames costs a lagging replica a bootstrap after a
+        // promotion, never correctness: the batch is recorded regardless.
+        if let Err(e) = self
+            .retained
+            .append(&records)
+            .and_then(|_| self.retained.sync())
+        {
+            tracing::warn!(error = %e, "cannot keep applied frames for a promotion");
+        }
+        self.record(state)
     }
 }
 
@@ -362,11 +497,21 @@ struct Applied {
 struct Applier {
     db: Database,
     conn: Option<DbConnection>,
+    /// Where applied batches are recorded (`None` in unit tests).
+    journal: Option<Journal>,
 }
 
 impl Applier {
-    fn new(db: Database) -> Self {
-        Applier { db, conn: None }
+    fn new(db: Database, journal: Option<Journal>) -> Self {
+        Applier {
+            db,
+            conn: None,
+            journal,
+        }
+    }
+
+    fn record(&self, state: &State) -> std::io::Result<()> {
+        self.journal.as_ref().map_or(Ok(()), |j| j.record(state))
     }
 
     fn connection(&mut self) -> Result<&DbConnection, FollowerError> {
@@ -379,9 +524,9 @@ impl Applier {
             .expect("apply connection was just opened"))
     }
 
-    /// Injects whole transactions into the replica's WAL, then makes the
-    /// ones committed durable.
-    fn apply_transactions(&mut self, frames: &[Frame]) -> Applied {
+    /// Injects whole transactions into the replica's WAL, makes the ones
+    /// committed durable, and records them as applied (after `state`).
+    fn apply_transactions(&mut self, frames: &[Frame], state: &State) -> Applied {
         let (committed, error) = match self.connection() {
             Err(e) => (0, Some(e)),
             Ok(conn) => match inject_transactions(conn, frames) {
@@ -403,14 +548,26 @@ impl Applier {
             Ok(()) => applied.synced = true,
             Err(e) => applied.error = applied.error.or(Some(e.into())),
         }
+        if applied.synced {
+            if let Some(journal) = &mut self.journal {
+                let state = State {
+                    applied_frame_no: frames[committed - 1].frame_no,
+                    ..state.clone()
+                };
+                if let Err(e) = journal.record_batch(&frames[..committed], &state) {
+                    applied.error = applied.error.or(Some(e.into()));
+                }
+            }
+        }
         if let Ok(conn) = self.connection() {
             checkpoint_if_large(conn);
         }
         applied
     }
 
-    /// Loads a snapshot file as one transaction of all its pages.
-    fn load_snapshot(&mut self, path: &Path) -> Result<(), FollowerError> {
+    /// Loads a snapshot file as one transaction of all its pages, and
+    /// records it as applied up to `state`.
+    fn load_snapshot(&mut self, path: &Path, state: &State) -> Result<(), FollowerError> {
         let file = std::fs::File::open(path)?;
         let pages = (file.metadata()?.len() / PAGE_SIZE as u64) as u32;
         let mut read_error = None;
@@ -428,6 +585,10 @@ impl Applier {
         }
         self.db.sync_wal()?;
         checkpoint_if_large(self.connection()?);
+        if let Some(journal) = &mut self.journal {
+            journal.retained.clear()?;
+            journal.record(state)?;
+        }
         Ok(())
     }
 }
@@ -447,7 +608,7 @@ mod tests {
     }
 
     fn apply(applier: &mut Applier, frames: &[Frame]) {
-        let applied = applier.apply_transactions(frames);
+        let applied = applier.apply_transactions(frames, &State::default());
         assert!(applied.error.is_none(), "{:?}", applied.error);
         assert_eq!(applied.frames, frames.len());
     }
@@ -478,7 +639,9 @@ mod tests {
         )
         .unwrap();
         let (snapshot, _) = primary.log().unwrap().snapshot();
-        lock(&replica.applier).load_snapshot(&snapshot).unwrap();
+        lock(&replica.applier)
+            .load_snapshot(&snapshot, &State::default())
+            .unwrap();
         let encode = |frames: &[Frame]| {
             let mut out = bytes::BytesMut::new();
             frames.iter().for_each(|f| f.encode(&mut out));
@@ -519,9 +682,9 @@ mod tests {
             .unwrap();
         let replica =
             Database::open_replica(&tmp.path().join("r"), Duration::from_secs(1)).unwrap();
-        let mut applier = Applier::new(replica.clone());
+        let mut applier = Applier::new(replica.clone(), None);
         applier
-            .load_snapshot(&primary.log().unwrap().snapshot().0)
+            .load_snapshot(&primary.log().unwrap().snapshot().0, &State::default())
             .unwrap();
         // Another connection holds the write lock for a moment, as a reader
         // does when it finds the WAL index header mid-update.
@@ -555,8 +718,8 @@ mod tests {
             Database::open_replica(&tmp.path().join("r"), Duration::from_secs(1)).unwrap();
         let (snapshot, snapshot_frame_no) = primary.log().unwrap().snapshot();
         assert_eq!(snapshot_frame_no, 0);
-        let mut applier = Applier::new(replica.clone());
-        applier.load_snapshot(&snapshot).unwrap();
+        let mut applier = Applier::new(replica.clone(), None);
+        applier.load_snapshot(&snapshot, &State::default()).unwrap();
         let frames = frames_of(&primary, 0);
         assert!(frames.last().unwrap().is_commit());
         apply(&mut applier, &frames);

@@ -14,7 +14,7 @@ use pgwire::api::Type;
 
 use super::status::ReplicaStatus;
 use super::wire::{
-    ForwardRequest, ForwardResponse, WireResult, WireTxn, WireValue, EXECUTE_PATH,
+    ForwardRequest, ForwardResponse, WireResult, WireTxn, WireValue, EPOCH_HEADER, EXECUTE_PATH,
     REPLICA_ID_HEADER,
 };
 use crate::error::{sqlstate, SqlError};
@@ -142,12 +142,14 @@ impl ReplicaLink {
             self.id.clone(),
         );
         let body = serde_json::to_vec(req).map_err(|e| unavailable(e.to_string()))?;
+        let epoch = self.status.epoch.load(std::sync::atomic::Ordering::SeqCst);
         let (done, answer) = std::sync::mpsc::channel();
         let request = async move {
             let mut http = http
                 .post(&url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(REPLICA_ID_HEADER, id)
+                .header(EPOCH_HEADER, epoch)
                 .body(body);
             if let Some(t) = &token {
                 http = http.bearer_auth(t);

@@ -37,6 +37,7 @@ use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::epoch::{first_epoch, EpochStart, FIRST_EPOCH};
 use super::frame::{Frame, RECORD_SIZE};
 use super::snapshot::SnapshotError;
 use crate::metrics::Metrics;
@@ -52,6 +53,8 @@ pub enum LogError {
     Meta { path: PathBuf, message: String },
     #[error("snapshot failed: {0}")]
     Snapshot(#[from] SnapshotError),
+    #[error("this server is no longer the primary: epoch {0} began elsewhere")]
+    Fenced(u64),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
@@ -70,6 +73,12 @@ struct Meta {
     /// backup archiver still needed; otherwise the one after the snapshot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     frames_from: Option<u64>,
+    /// The epoch this log is in, and where each epoch after the first
+    /// began (`replication::epoch`).
+    #[serde(default = "first_epoch")]
+    epoch: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    history: Vec<EpochStart>,
 }
 
 impl Meta {
@@ -99,6 +108,24 @@ pub struct LogInfo {
     pub current_frame_no: u64,
     /// The snapshot holds everything up to and including this frame.
     pub snapshot_frame_no: u64,
+    /// The log's epoch, and where every epoch after the first began.
+    #[serde(default = "first_epoch")]
+    pub epoch: u64,
+    #[serde(default)]
+    pub history: Vec<EpochStart>,
+    /// The oldest frame still served (0 from a server that does not say).
+    #[serde(default)]
+    pub oldest_frame_no: u64,
+}
+
+impl LogInfo {
+    /// The oldest frame a replica can ask for instead of bootstrapping.
+    pub fn first_frame_no(&self) -> u64 {
+        match self.oldest_frame_no {
+            0 => self.snapshot_frame_no + 1,
+            n => n,
+        }
+    }
 }
 
 /// What a replica asking for frames after `n` gets.
@@ -134,6 +161,8 @@ pub struct ReplicationLog {
     archived: AtomicU64,
     /// At most this many unarchived frames are kept past a compaction.
     archive_hold_limit: AtomicU64,
+    /// A newer epoch heard of (0: none): from then on no commit is taken.
+    fenced_by: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
@@ -231,6 +260,8 @@ impl ReplicationLog {
                     snapshot_frame_no: 0,
                     clean_shutdown: false,
                     frames_from: None,
+                    epoch: FIRST_EPOCH,
+                    history: Vec::new(),
                 };
                 copy_database(db_file, &dir.join(SNAPSHOT_FILE))?;
                 let _ = std::fs::remove_file(&frames_path);
@@ -272,6 +303,7 @@ impl ReplicationLog {
             synced: Condvar::new(),
             archived: AtomicU64::new(NO_HOLD),
             archive_hold_limit: AtomicU64::new(0),
+            fenced_by: AtomicU64::new(0),
             metrics,
         };
         Ok((log, start))
@@ -346,7 +378,33 @@ impl ReplicationLog {
             log_id: meta.log_id.clone(),
             current_frame_no: *self.durable.borrow(),
             snapshot_frame_no: meta.snapshot_frame_no,
+            epoch: meta.epoch,
+            history: meta.history.clone(),
+            oldest_frame_no: meta.first_frame_no(),
         }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.meta.read().expect("meta lock poisoned").epoch
+    }
+
+    /// Hears of `epoch`: if it is newer than this log's, another server was
+    /// promoted, and this one takes no commit from now on (nothing it
+    /// acknowledged after the promotion would survive). Returns whether
+    /// this log is fenced.
+    pub fn fence_if_newer(&self, epoch: u64) -> bool {
+        if epoch > self.epoch() && self.fenced_by.fetch_max(epoch, Ordering::SeqCst) == 0 {
+            tracing::warn!(
+                epoch,
+                "a newer primary exists: this server takes no more writes"
+            );
+        }
+        self.fenced_by().is_some()
+    }
+
+    /// The newer epoch that fenced this log, if one did.
+    pub fn fenced_by(&self) -> Option<u64> {
+        Some(self.fenced_by.load(Ordering::SeqCst)).filter(|e| *e != 0)
     }
 
     /// Watches the newest durable frame_no.
@@ -536,6 +594,9 @@ impl AppendGuard<'_> {
         pages: &[(u32, Bytes)],
         size_after: u32,
     ) -> Result<(), LogError> {
+        if let Some(epoch) = self.log.fenced_by() {
+            return Err(LogError::Fenced(epoch));
+        }
         let mut buf = BytesMut::with_capacity(pages.len() * RECORD_SIZE);
         let mut frame_no = self.appender.last_commit;
         for (i, (page_no, page)) in pages.iter().enumerate() {
@@ -591,6 +652,54 @@ impl AppendGuard<'_> {
     pub fn last_frame_no(&self) -> u64 {
         self.appender.last_commit
     }
+}
+
+/// What a promoted replica brings to the log it starts: the log it
+/// followed, how far it applied it, and the frames it kept.
+pub struct Promotion<'a> {
+    pub log_id: &'a str,
+    /// The epoch it followed, and that epoch's history.
+    pub epoch: u64,
+    pub history: &'a [EpochStart],
+    /// The last frame it applied: the database holds exactly up to it.
+    pub applied: u64,
+    /// Encoded records of the frames it kept, contiguous, the last of them
+    /// `applied` (empty when it kept none).
+    pub retained: &'a [u8],
+}
+
+/// Writes the log of a promoted replica into `dir`, as a clean stop would
+/// leave it: the same log id, epoch + 1 beginning after `applied` (noted in
+/// the history), a snapshot of `db_file` (which nobody is writing) as of
+/// `applied`, and the retained frames, so replicas that stopped before
+/// `applied` can catch up without a bootstrap. Returns the new epoch.
+pub fn write_promoted(dir: &Path, db_file: &Path, from: &Promotion<'_>) -> Result<u64, LogError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    copy_database(db_file, &dir.join(SNAPSHOT_FILE))?;
+    let first_retained = match from.retained.get(..8) {
+        Some(n) => u64::from_be_bytes(n.try_into().expect("8 bytes")),
+        None => from.applied + 1,
+    };
+    let frames_path = dir.join(FRAMES_FILE);
+    let mut frames = File::create(&frames_path).map_err(io(&frames_path))?;
+    frames.write_all(from.retained).map_err(io(&frames_path))?;
+    frames.sync_all().map_err(io(&frames_path))?;
+    let epoch = from.epoch + 1;
+    let mut history = from.history.to_vec();
+    history.push(EpochStart {
+        epoch,
+        first_frame_no: from.applied + 1,
+    });
+    let meta = Meta {
+        log_id: from.log_id.to_owned(),
+        snapshot_frame_no: from.applied,
+        clean_shutdown: true,
+        frames_from: (first_retained <= from.applied).then_some(first_retained),
+        epoch,
+        history,
+    };
+    write_meta(&dir.join(META_FILE), &meta)?;
+    Ok(epoch)
 }
 
 /// The number of records at the front of `path` that form whole, intact

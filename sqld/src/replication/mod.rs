@@ -12,15 +12,19 @@
 //! afterwards (libsql_wal_get_frame) would race with checkpoints that
 //! restart the WAL; hooking the write path cannot miss or reorder a commit.
 
+pub mod admin;
 pub mod api;
 pub mod capture;
+pub mod epoch;
 pub mod follower;
 pub mod frame;
 pub mod inject;
 pub mod link;
 pub mod log;
 pub mod primary_client;
+pub mod promote;
 pub mod remote;
+pub mod retained;
 pub mod snapshot;
 pub mod status;
 pub mod token;

@@ -16,6 +16,11 @@ pub struct ReplicaStatus {
     pub bootstrapped: AtomicBool,
     pub applied_frame_no: AtomicU64,
     pub primary_frame_no: AtomicU64,
+    /// The epoch of the log this replica follows; sent with forwarded
+    /// writes, so an old primary learns it was replaced.
+    pub epoch: AtomicU64,
+    /// The id of the log this replica follows.
+    log_id: Mutex<String>,
     /// Milliseconds since the Unix epoch of the last good answer.
     pub last_contact_ms: AtomicU64,
     /// Milliseconds since the Unix epoch when this replica last had
@@ -54,6 +59,18 @@ impl ReplicaStatus {
         } else {
             0.0
         }
+    }
+
+    pub fn log_id(&self) -> String {
+        self.log_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(super) fn follows(&self, log_id: &str, epoch: u64) {
+        *self.log_id.lock().unwrap_or_else(|p| p.into_inner()) = log_id.to_owned();
+        self.epoch.store(epoch, Ordering::SeqCst);
     }
 
     pub fn generation(&self) -> u64 {

@@ -13,6 +13,9 @@ pub const EXECUTE_PATH: &str = "/v1/replication/execute";
 
 /// Every answer names the log it comes from.
 pub const LOG_ID_HEADER: &str = "x-sqld-log-id";
+/// On every answer: the primary's epoch. On forwarded statements: the
+/// replica's, so a primary that was replaced fences itself.
+pub const EPOCH_HEADER: &str = "x-sqld-epoch";
 pub const SNAPSHOT_FRAME_HEADER: &str = "x-sqld-snapshot-frame-no";
 /// On frame answers: the primary's newest durable frame, so a replica knows
 /// how far behind it is.

@@ -189,6 +189,21 @@ impl Sqld {
         (status, body)
     }
 
+    /// The internal API's URL, as replicas and `sqld promote` name it.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// SIGSTOP: the process freezes, its sockets stay open.
+    pub fn pause(&self) {
+        unsafe_kill(self.child.id() as i32, 19);
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self) {
+        unsafe_kill(self.child.id() as i32, 18);
+    }
+
     /// SIGKILL: no chance to flush anything.
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
@@ -227,6 +242,23 @@ impl Drop for Sqld {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs `sqld <args>` (a client subcommand such as `promote`) to its end,
+/// within a minute; returns its standard output, failing the test on an
+/// error exit.
+pub fn sqld_command(args: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sqld"));
+    cmd.args(args).env("SQLD_LOG", "warn");
+    let out = run_bounded(cmd, Duration::from_secs(60), "it is built by cargo");
+    assert!(
+        out.status.success(),
+        "sqld {}: {}\n{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A protocol 3.0 startup packet for `user` and database `sqld`.

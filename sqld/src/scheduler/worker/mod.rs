@@ -32,7 +32,7 @@ use crate::sql::{self, TxnControl};
 use crate::types;
 use advisory::AdvisoryLocks;
 use settings::Settings;
-use txn::take_write_gate;
+use txn::{fenced, take_write_gate};
 
 /// Statements kept prepared per session (rusqlite's statement cache).
 const STATEMENT_CACHE_CAPACITY: usize = 128;
@@ -263,7 +263,13 @@ impl Worker {
         let result = match self.must_forward(&statement.runnable) {
             // The primary's answer sets the transaction state.
             Ok(true) => return self.forward_first_write(statement.text, params, column_types),
-            Ok(false) => self.run_here(statement, params, column_types),
+            Ok(false) => self
+                .run_here(statement, params, column_types)
+                // The log refused the commit: say why.
+                .map_err(|e| match e.code {
+                    sqlstate::IO_ERROR => fenced(&self.db).unwrap_or(e),
+                    _ => e,
+                }),
             Err(e) => Err(e),
         };
         match (&result, control) {

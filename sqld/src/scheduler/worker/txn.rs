@@ -119,10 +119,25 @@ impl Worker {
 /// the write lock): queue for the database's write gate, for the busy
 /// timeout at most, and no longer than the statement timeout leaves (the
 /// wait is part of the statement, as a lock wait is in Postgres).
+/// A primary that learned a newer one was promoted refuses every write:
+/// nothing it acknowledged now would survive the failover.
+pub(super) fn fenced(db: &Database) -> Option<SqlError> {
+    let epoch = db.log()?.fenced_by()?;
+    Some(SqlError::new(
+        sqlstate::READ_ONLY_TRANSACTION,
+        format!(
+            "this server is no longer the primary: another server was promoted (epoch {epoch}); write through the new primary"
+        ),
+    ))
+}
+
 pub(super) fn take_write_gate(
     db: &Database,
     statement_time_left: Option<Duration>,
 ) -> Result<WriteGateHeld, SqlError> {
+    if let Some(refused) = fenced(db) {
+        return Err(refused);
+    }
     let wait = statement_time_left.map_or(db.busy_timeout(), |left| left.min(db.busy_timeout()));
     db.write_gate().acquire(wait).ok_or_else(|| {
         if statement_time_left.is_some_and(|left| left <= db.busy_timeout()) {

@@ -1,0 +1,131 @@
+//! `sqld promote`, `sqld follow` and `sqld status`: the admin API's client
+//! (`replication::admin`), for a person or a script moving the primary.
+//! Each asks for its change, then polls the status until the server serves
+//! in its new role.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+use crate::config::{AdminTarget, FollowTarget};
+use crate::replication::admin::{InstanceStatus, FOLLOW_PATH, PROMOTE_PATH, STATUS_PATH};
+
+const POLL: Duration = Duration::from_millis(100);
+
+struct Admin {
+    http: reqwest::Client,
+    url: String,
+    token: Option<String>,
+}
+
+impl Admin {
+    fn new(target: &AdminTarget) -> anyhow::Result<Self> {
+        let url = target.url.trim_end_matches('/').to_owned();
+        let token = match &target.token_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => std::env::var("SQLD_REPLICATION_TOKEN").ok(),
+        };
+        let http = crate::replication::primary_client::build(&url, target.ca_file.as_deref())?;
+        Ok(Admin { http, url, token })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .timeout(Duration::from_secs(10));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    async fn status(&self) -> anyhow::Result<InstanceStatus> {
+        let response = self
+            .request(reqwest::Method::GET, STATUS_PATH)
+            .send()
+            .await?;
+        Ok(checked(response).await?.json().await?)
+    }
+
+    async fn ask(&self, path: &str) -> anyhow::Result<InstanceStatus> {
+        let response = self.request(reqwest::Method::POST, path).send().await?;
+        Ok(checked(response).await?.json().await?)
+    }
+
+    /// Polls the status until `done` holds (the server restarts in between,
+    /// so failed requests are retried), or the timeout.
+    async fn wait(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&InstanceStatus) -> bool,
+    ) -> anyhow::Result<InstanceStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.status().await {
+                Ok(status) if done(&status) => return Ok(status),
+                Ok(_) | Err(_) if Instant::now() < deadline => tokio::time::sleep(POLL).await,
+                Ok(status) => bail!("not done within {timeout:?}: {status:?}"),
+                Err(e) => return Err(e.context(format!("not done within {timeout:?}"))),
+            }
+        }
+    }
+}
+
+async fn checked(response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
+    if response.status().is_success() {
+        return Ok(response);
+    }
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    bail!("{status}: {}", body.trim())
+}
+
+fn print(status: &InstanceStatus) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(status).expect("status serializes")
+    );
+}
+
+pub async fn promote(target: &AdminTarget) -> anyhow::Result<()> {
+    let admin = Admin::new(target)?;
+    let before = admin.ask(PROMOTE_PATH).await?;
+    let after = admin
+        .wait(target.timeout, |s| {
+            s.role == "primary" && !s.changing && s.epoch > before.epoch
+        })
+        .await?;
+    print(&after);
+    Ok(())
+}
+
+pub async fn follow(follow: &FollowTarget) -> anyhow::Result<()> {
+    let admin = Admin::new(&follow.target)?;
+    let primary = follow.primary_url.trim_end_matches('/').to_owned();
+    let mut query = reqwest::Url::parse(&format!("http://query{FOLLOW_PATH}"))?;
+    query.query_pairs_mut().append_pair("primary_url", &primary);
+    admin
+        .ask(&format!(
+            "{FOLLOW_PATH}?{}",
+            query.query().unwrap_or_default()
+        ))
+        .await?;
+    let after = admin
+        .wait(follow.target.timeout, |s| {
+            s.role == "replica" && !s.changing && s.primary_url.as_deref() == Some(&primary)
+        })
+        .await?;
+    print(&after);
+    Ok(())
+}
+
+pub async fn status(target: &AdminTarget) -> anyhow::Result<()> {
+    print(&Admin::new(target)?.status().await?);
+    Ok(())
+}

@@ -1,0 +1,280 @@
+//! Promotion, epochs, rejoin and fencing with real processes: a primary
+//! killed or paused, a replica promoted with `sqld promote`, the others
+//! re-pointed with `sqld follow`, the old primary rejoining as a replica.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{eventually, metric, scalar, sqld_command, Sqld};
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+async fn insert(c: &tokio_postgres::Client, from: i64, to: i64, tag: &str) {
+    c.batch_execute(&format!(
+        "with recursive n(x) as (select {from} union all select x + 1 from n where x < {to}) \
+         insert into t select x, '{tag}' from n"
+    ))
+    .await
+    .unwrap();
+}
+
+/// Every row of `t`, in order, as one string: equal strings, equal tables.
+async fn content(s: &Sqld) -> String {
+    let c = s.connect().await;
+    c.query_one(
+        "select coalesce(group_concat(id || ':' || v, ','), '') from (select * from t order by id)",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// Rows in `t` (-1 while the table is not there yet, or the server is
+/// changing role).
+async fn count(s: &Sqld) -> i64 {
+    let Ok((c, connection)) = tokio_postgres::connect(&s.conn_str(), tokio_postgres::NoTls).await
+    else {
+        return -1;
+    };
+    tokio::spawn(connection);
+    match c.query_one("select count(*) from t", &[]).await {
+        Ok(row) => row.get(0),
+        Err(_) => -1,
+    }
+}
+
+fn wait_count(s: &Sqld, rows: i64) {
+    let rt = tokio::runtime::Handle::current();
+    eventually(&format!("{} rows", rows), WITHIN, || {
+        tokio::task::block_in_place(|| rt.block_on(async { count(s).await == rows }))
+    });
+}
+
+fn promote(s: &Sqld) -> serde_json::Value {
+    let out = sqld_command(&["promote", "--url", &s.http_url(), "--timeout", "30s"]);
+    serde_json::from_str(&out).unwrap()
+}
+
+fn follow(s: &Sqld, primary: &Sqld) -> serde_json::Value {
+    let out = sqld_command(&[
+        "follow",
+        "--url",
+        &s.http_url(),
+        "--primary-url",
+        &primary.http_url(),
+        "--timeout",
+        "30s",
+    ]);
+    serde_json::from_str(&out).unwrap()
+}
+
+async fn integrity(s: &Sqld) -> String {
+    s.connect()
+        .await
+        .query_one("pragma integrity_check", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_promoted_replica_takes_writes_and_the_others_follow_it_without_a_bootstrap() {
+    let mut primary = Sqld::start();
+    let c = primary.connect().await;
+    c.batch_execute("create table t(id integer primary key, v text)")
+        .await
+        .unwrap();
+    insert(&c, 1, 100, "first").await;
+    let r1 = Sqld::replica_of(&primary, &[]);
+    let r2 = Sqld::replica_of(&primary, &[]);
+    wait_count(&r1, 100);
+    wait_count(&r2, 100);
+
+    // r2 stops, so falls behind; r1 gets everything the primary
+    // acknowledged.
+    let mut r2 = r2;
+    r2.terminate();
+    insert(&c, 101, 150, "second").await;
+    wait_count(&r1, 150);
+    primary.kill9();
+
+    let promoted = promote(&r1);
+    assert_eq!(promoted["role"], "primary", "{promoted}");
+    assert_eq!(promoted["epoch"], 2, "{promoted}");
+    let w = r1.connect().await;
+    insert(&w, 151, 160, "third").await;
+
+    // r2 had stopped before the promotion point: it follows the new
+    // primary from where it was, with no bootstrap (the frames it missed
+    // are those r1 kept), once pointed at it.
+    r2.restart();
+    let following = follow(&r2, &r1);
+    assert_eq!(following["role"], "replica", "{following}");
+    wait_count(&r2, 160);
+    assert_eq!(metric(&r2, "sqld_replication_bootstraps_total"), 0.0);
+    assert_eq!(metric(&r2, "sqld_epoch"), 2.0);
+    // Its sessions forward writes to the new primary.
+    insert(&r2.connect().await, 161, 161, "via-r2").await;
+    wait_count(&r1, 161);
+
+    // The old primary, on its own directory, rejoins as a replica of the
+    // new one and converges.
+    let old = Sqld::spawn(
+        &primary.db_dir,
+        &[
+            "--dev",
+            "--primary-url",
+            &r1.http_url(),
+            "--max-replica-lag-frames",
+            "0",
+        ],
+    );
+    old.wait_ready();
+    wait_count(&old, 161);
+    for s in [&r1, &r2, &old] {
+        assert_eq!(integrity(s).await, "ok");
+    }
+    let expected = content(&r1).await;
+    assert_eq!(content(&r2).await, expected);
+    assert_eq!(content(&old).await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_ahead_of_the_promoted_one_discards_its_divergent_tail() {
+    let mut primary = Sqld::start();
+    let c = primary.connect().await;
+    c.batch_execute("create table t(id integer primary key, v text)")
+        .await
+        .unwrap();
+    insert(&c, 1, 100, "shared").await;
+    let r1 = Sqld::replica_of(&primary, &[]);
+    let r2 = Sqld::replica_of(&primary, &[]);
+    wait_count(&r1, 100);
+    wait_count(&r2, 100);
+
+    // r1 stops, r2 gets commits r1 never will; r1 comes back once the
+    // primary is gone. (A paused r1 would not do: on resuming it reads the
+    // frames its socket had already received.)
+    let mut r1 = r1;
+    r1.terminate();
+    insert(&c, 101, 150, "lost").await;
+    wait_count(&r2, 150);
+    primary.kill9();
+    r1.restart();
+
+    promote(&r1);
+    insert(&r1.connect().await, 1001, 1010, "new").await;
+    follow(&r2, &r1);
+    wait_count(&r2, 110);
+    assert_eq!(
+        metric(&r2, "sqld_replication_divergent_rejoins_total"),
+        1.0,
+        "r2 held frames 101-150 of the old epoch"
+    );
+    let r2c = r2.connect().await;
+    assert_eq!(
+        scalar(&r2c, "select count(*) from t where v = 'lost'").await,
+        0
+    );
+    assert_eq!(content(&r2).await, content(&r1).await);
+    assert_eq!(integrity(&r2).await, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replaced_primary_fences_itself_and_no_write_it_takes_after_survives() {
+    let primary = Sqld::start();
+    let c = primary.connect().await;
+    c.batch_execute("create table t(id integer primary key, v text)")
+        .await
+        .unwrap();
+    insert(&c, 1, 10, "before").await;
+    let r1 = Sqld::replica_of(&primary, &[]);
+    wait_count(&r1, 10);
+
+    // Two primaries: the old one paused through the promotion, then back.
+    primary.pause();
+    promote(&r1);
+    primary.resume();
+
+    // The old primary's clients: a write either fails, or was taken in the
+    // moment before the new primary reached it; once fenced, every write
+    // fails with 25006.
+    let mut taken_after_promotion = 0;
+    let deadline = std::time::Instant::now() + WITHIN;
+    let refused = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old primary still takes writes"
+        );
+        match c
+            .batch_execute("insert into t(v) values ('split-brain')")
+            .await
+        {
+            Ok(()) => taken_after_promotion += 1,
+            Err(e) => break e,
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(
+        refused.as_db_error().map(|e| e.code().code()),
+        Some("25006"),
+        "{refused:?}"
+    );
+    eprintln!("writes the old primary took after the promotion, before it was fenced: {taken_after_promotion}");
+    assert_eq!(primary.http_get("/ready").0, 503);
+    assert_eq!(metric(&primary, "sqld_fenced"), 1.0);
+    // Reads still work on it.
+    assert!(count(&primary).await >= 10);
+
+    // It rejoins as a replica: what it took after the promotion is gone.
+    follow(&primary, &r1);
+    insert(&r1.connect().await, 11, 11, "after").await;
+    wait_count(&primary, 11);
+    let pc = primary.connect().await;
+    assert_eq!(
+        scalar(&pc, "select count(*) from t where v = 'split-brain'").await,
+        0
+    );
+    assert_eq!(content(&primary).await, content(&r1).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn promoting_a_primary_or_an_unknown_epoch_is_refused() {
+    let primary = Sqld::start();
+    let (status, body) = post(&primary, "/v1/admin/promote");
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("already the primary"), "{body}");
+    let (status, _) = post(&primary, "/v1/admin/fence?epoch=1");
+    assert_eq!(status, 409, "epoch 1 is the primary's own");
+    let (status, body) = primary.http_get("/v1/admin/status");
+    assert_eq!(status, 200);
+    let s: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(s["role"], "primary");
+    assert_eq!(s["epoch"], 1);
+    assert_eq!(s["fenced"], false);
+    let c = primary.connect().await;
+    c.batch_execute("create table t(id integer primary key, v text)")
+        .await
+        .unwrap();
+}
+
+/// POST a path on the HTTP listener: (status, body).
+fn post(s: &Sqld, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(s.http_addr).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
