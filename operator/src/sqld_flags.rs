@@ -66,6 +66,11 @@ pub const SQLD_FLAGS: &[SqldFlag] = &[
     flag("--primary-url", "SQLD_PRIMARY_URL"),
     flag("--primary-ca-file", "SQLD_PRIMARY_CA_FILE"),
     flag("--max-replica-lag-frames", "SQLD_MAX_REPLICA_LAG_FRAMES"),
+    flag("--synchronous-replicas", "SQLD_SYNCHRONOUS_REPLICAS"),
+    flag(
+        "--synchronous-commit-timeout",
+        "SQLD_SYNCHRONOUS_COMMIT_TIMEOUT",
+    ),
     flag("--replication-token", "SQLD_REPLICATION_TOKEN"),
     flag("--replication-token-file", "SQLD_REPLICATION_TOKEN_FILE"),
     flag(

@@ -166,6 +166,18 @@ pub struct Config {
     #[arg(long, env = "SQLD_MAX_REPLICA_LAG_FRAMES", default_value_t = 10_000)]
     pub max_replica_lag_frames: u64,
 
+    /// On a primary: acknowledge a commit only once this many replicas
+    /// hold it durably (0: asynchronous replication). With 1 or more, a
+    /// promotion of the most advanced replica loses no acknowledged commit.
+    /// A session can opt out with `SET synchronous_commit = off`.
+    #[arg(long, env = "SQLD_SYNCHRONOUS_REPLICAS", default_value_t = 0)]
+    pub synchronous_replicas: usize,
+
+    /// How long a commit waits for its synchronous replicas before it fails
+    /// (it stays committed on the primary, unconfirmed by replicas).
+    #[arg(long, env = "SQLD_SYNCHRONOUS_COMMIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub synchronous_commit_timeout: Duration,
+
     /// Shared secret for the internal replication endpoints: replicas send
     /// it as a bearer token, the primary requires it. Without it (and
     /// without --replication-token-file) a primary listening on loopback

@@ -178,6 +178,12 @@ async fn serve(config: &Config, replaced: Option<(String, u64)>) -> anyhow::Resu
         )
         .context("a primary's database has a replication log")?,
     };
+    if let Role::Primary(primary) = &role {
+        primary.log.sync_replicas().require(
+            config.synchronous_replicas,
+            config.synchronous_commit_timeout,
+        );
+    }
     session_config.upstream = role.upstream();
     let archiver = backup::start(config, &role, shutdown.clone())?;
     let role = CurrentRole::new(role);

@@ -4,8 +4,8 @@
 //! `/metrics` renders.
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -29,6 +29,9 @@ pub struct Metrics {
     pub replication_frames_applied: IntCounter,
     pub replication_bootstraps: IntCounter,
     pub replication_divergent_rejoins: IntCounter,
+    pub sync_commits_waiting: IntGauge,
+    pub sync_commit_wait: Histogram,
+    pub sync_commit_timeouts: IntCounter,
     pub epoch: IntGauge,
     pub fenced: IntGauge,
     pub frames_logged: IntCounter,
@@ -228,6 +231,27 @@ impl Metrics {
                 "Times this replica found frames a newly promoted primary never had, and bootstrapped again to discard them",
             )
             .unwrap(),
+            sync_commits_waiting: IntGauge::new(
+                "sqld_sync_commits_waiting",
+                "Commits waiting for their synchronous replicas (--synchronous-replicas)",
+            )
+            .unwrap(),
+            sync_commit_wait: Histogram::with_opts(
+                HistogramOpts::new(
+                    "sqld_sync_commit_wait_seconds",
+                    "How long commits waited for their synchronous replicas",
+                )
+                .buckets(vec![
+                    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+            )
+            .unwrap(),
+            sync_commit_timeouts: IntCounter::new(
+                "sqld_sync_commit_timeouts_total",
+                "Commits whose synchronous replicas did not confirm them in time (committed on the primary only)",
+            )
+            .unwrap(),
             epoch: IntGauge::new(
                 "sqld_epoch",
                 "The epoch of the replication log this server writes or follows (one more at each promotion)",
@@ -275,6 +299,9 @@ impl Metrics {
             Box::new(m.replication_bootstraps.clone()),
             Box::new(m.replication_divergent_rejoins.clone()),
             Box::new(m.epoch.clone()),
+            Box::new(m.sync_commits_waiting.clone()),
+            Box::new(m.sync_commit_wait.clone()),
+            Box::new(m.sync_commit_timeouts.clone()),
             Box::new(m.fenced.clone()),
             Box::new(m.frames_logged.clone()),
             Box::new(m.log_bytes.clone()),

@@ -278,3 +278,162 @@ fn post(s: &Sqld, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// The most advanced of `replicas` by the admin status: highest epoch,
+/// then highest frame.
+fn most_advanced<'a>(replicas: &[&'a Sqld]) -> &'a Sqld {
+    replicas
+        .iter()
+        .max_by_key(|r| {
+            let s: serde_json::Value = serde_json::from_str(&r.http_get("/v1/admin/status").1)
+                .expect("a replica's status");
+            (s["epoch"].as_u64(), s["frame_no"].as_u64())
+        })
+        .copied()
+        .unwrap()
+}
+
+/// How many `acked` transaction ids are missing from `s`.
+async fn missing(s: &Sqld, acked: &[i64]) -> usize {
+    let c = s.connect().await;
+    let mut missing = 0;
+    for chunk in acked.chunks(500) {
+        let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
+        let found = scalar(
+            &c,
+            &format!("select count(*) from t where id in ({})", ids.join(",")),
+        )
+        .await;
+        missing += chunk.len() - found as usize;
+    }
+    missing
+}
+
+/// One failover under load: 8 writers (4 on the primary, 2 through each
+/// replica) commit two-row transactions until the primary is killed with
+/// -9; the most advanced replica is promoted, the other follows it, the
+/// old primary rejoins. Returns (acknowledged, lost).
+async fn failover_under_load(synchronous: bool) -> (usize, usize) {
+    let required = if synchronous { "1" } else { "0" };
+    let mut primary = Sqld::start_with(&[
+        "--dev",
+        "--synchronous-replicas",
+        required,
+        "--synchronous-commit-timeout",
+        "5s",
+    ]);
+    let c = primary.connect().await;
+    // No replica yet to confirm it: this session opts out.
+    c.batch_execute("set synchronous_commit = off")
+        .await
+        .unwrap();
+    c.batch_execute("create table t(id integer primary key, pair integer not null)")
+        .await
+        .unwrap();
+    let r1 = Sqld::replica_of(&primary, &[]);
+    let r2 = Sqld::replica_of(&primary, &[]);
+    wait_count(&r1, 0);
+    wait_count(&r2, 0);
+
+    let targets = [&primary, &primary, &primary, &primary, &r1, &r1, &r2, &r2];
+    let mut writers = Vec::new();
+    for (w, target) in targets.iter().enumerate() {
+        let client = target.connect().await;
+        writers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0.. {
+                let id = w as i64 * 1_000_000 + i;
+                let txn = format!(
+                    "begin; insert into t values ({id}, {id}); \
+                     insert into t values ({}, {id}); commit",
+                    id + 1_000_000_000
+                );
+                match client.batch_execute(&txn).await {
+                    Ok(()) => acked.push(id),
+                    Err(_) => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    primary.kill9();
+    let mut acked = Vec::new();
+    for writer in writers {
+        acked.extend(writer.await.unwrap());
+    }
+    assert!(acked.len() > 50, "the writers got going: {}", acked.len());
+
+    let new = most_advanced(&[&r1, &r2]);
+    let other = if std::ptr::eq(new, &r1) { &r2 } else { &r1 };
+    let killed_at = std::time::Instant::now();
+    promote(new);
+    new.connect()
+        .await
+        .batch_execute("insert into t values (-1, -1)")
+        .await
+        .unwrap();
+    eprintln!(
+        "promotion to the first write on the new primary: {:?}",
+        killed_at.elapsed()
+    );
+    let lost = missing(new, &acked).await;
+
+    // No transaction is half there, anywhere.
+    let halves = "select count(*) from t a where not exists \
+                  (select 1 from t b where b.pair = a.pair and b.id <> a.id) and a.id >= 0";
+    assert_eq!(scalar(&new.connect().await, halves).await, 0);
+
+    follow(other, new);
+    let old = Sqld::spawn(
+        &primary.db_dir,
+        &[
+            "--dev",
+            "--primary-url",
+            &new.http_url(),
+            "--max-replica-lag-frames",
+            "0",
+        ],
+    );
+    old.wait_ready();
+    let rows = count(new).await;
+    wait_count(other, rows);
+    wait_count(&old, rows);
+    let expected = scalar(&new.connect().await, "select sum(id) from t").await;
+    for s in [other, &old] {
+        assert_eq!(integrity(s).await, "ok");
+        assert_eq!(
+            scalar(&s.connect().await, "select sum(id) from t").await,
+            expected
+        );
+        assert_eq!(scalar(&s.connect().await, halves).await, 0);
+    }
+    (acked.len(), lost)
+}
+
+/// Rounds of the synchronous failover test: 3 here, more from
+/// `scripts/failover.sh` (SQLD_FAILOVER_ROUNDS).
+fn rounds() -> usize {
+    std::env::var("SQLD_FAILOVER_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_synchronous_replica_a_failover_loses_no_acknowledged_commit() {
+    for round in 1..=rounds() {
+        let (acked, lost) = failover_under_load(true).await;
+        eprintln!("synchronous round {round}: {acked} acknowledged, {lost} lost");
+        assert_eq!(lost, 0, "round {round}: acknowledged commits lost");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_asynchronous_replicas_a_failover_loses_at_most_the_unreplicated_tail() {
+    let (acked, lost) = failover_under_load(false).await;
+    // Not asserted zero: asynchronous commits the replicas had not applied
+    // are lost with the primary. Nothing is half there (checked above).
+    eprintln!("asynchronous: {acked} acknowledged, {lost} lost");
+    assert!(lost < acked);
+}

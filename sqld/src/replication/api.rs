@@ -267,6 +267,14 @@ async fn frames(
         )
             .into_response();
     }
+    // A replica asks for frames after those it recorded durably: that is
+    // its acknowledgement, which synchronous commits wait for.
+    if let Some(id) = request_headers
+        .get(REPLICA_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        state.log.sync_replicas().acknowledge(id, q.after);
+    }
     let wait = Duration::from_millis(q.wait_ms).min(MAX_WAIT);
     let mut durable = state.log.subscribe();
     // Long-poll: answer as soon as a commit after `after` is durable.

@@ -40,6 +40,7 @@ use tokio::sync::watch;
 use super::epoch::{first_epoch, EpochStart, FIRST_EPOCH};
 use super::frame::{Frame, RECORD_SIZE};
 use super::snapshot::SnapshotError;
+use super::sync::SyncReplicas;
 use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +164,8 @@ pub struct ReplicationLog {
     archive_hold_limit: AtomicU64,
     /// A newer epoch heard of (0: none): from then on no commit is taken.
     fenced_by: AtomicU64,
+    /// How far replicas hold the log, for synchronous commits.
+    replicas: SyncReplicas,
     metrics: Arc<Metrics>,
 }
 
@@ -304,6 +307,7 @@ impl ReplicationLog {
             archived: AtomicU64::new(NO_HOLD),
             archive_hold_limit: AtomicU64::new(0),
             fenced_by: AtomicU64::new(0),
+            replicas: SyncReplicas::default(),
             metrics,
         };
         Ok((log, start))
@@ -400,6 +404,11 @@ impl ReplicationLog {
             );
         }
         self.fenced_by().is_some()
+    }
+
+    /// Replicas' acknowledgements, which synchronous commits wait for.
+    pub fn sync_replicas(&self) -> &SyncReplicas {
+        &self.replicas
     }
 
     /// The newer epoch that fenced this log, if one did.

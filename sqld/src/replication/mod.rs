@@ -27,5 +27,6 @@ pub mod remote;
 pub mod retained;
 pub mod snapshot;
 pub mod status;
+pub mod sync;
 pub mod token;
 pub mod wire;

@@ -65,6 +65,7 @@ impl Worker {
             read_frame_no: None,
             min_read_frame: 0,
             write_gate: None,
+            wrote: false,
             result_memory: ResultMemory::new(limits.max_result_bytes),
             settings,
             advisory_locks,
@@ -96,7 +97,10 @@ impl Worker {
         // Group commit: the reply waits until this session's commits (and
         // any others' made meanwhile) are durable in the replication log.
         let outcome = match self.db.sync_log() {
-            Ok(()) => outcome,
+            Ok(()) => match self.wait_for_replicas() {
+                Ok(()) => outcome,
+                Err(e) => Outcome::Executed(vec![Err(e)]),
+            },
             Err(e) => {
                 tracing::error!(error = %e, "replication log sync failed");
                 Outcome::Executed(vec![Err(SqlError::new(
@@ -168,6 +172,9 @@ pub struct Worker {
     /// Held while this session may write: from its transaction's first
     /// write until the transaction ends.
     write_gate: Option<WriteGateHeld>,
+    /// A transaction of this request wrote and ended: the reply waits for
+    /// synchronous replicas.
+    wrote: bool,
     limits: SessionConfig,
     /// What this session's result rows may hold, wherever they are.
     result_memory: ResultMemory,
@@ -282,6 +289,41 @@ impl Worker {
             (Ok(_), _) => self.sync_txn_state(),
         }
         result
+    }
+
+    /// With `--synchronous-replicas`, a request whose transaction wrote is
+    /// answered once that many replicas hold the log up to now (which
+    /// covers its commit), unless the session turned synchronous_commit off.
+    fn wait_for_replicas(&mut self) -> Result<(), SqlError> {
+        if !std::mem::take(&mut self.wrote) || !self.settings.synchronous_commit() {
+            return Ok(());
+        }
+        let Some(log) = self.db.log() else {
+            return Ok(());
+        };
+        let replicas = log.sync_replicas();
+        if replicas.required() == 0 {
+            return Ok(());
+        }
+        let metrics = self.db.metrics();
+        metrics.sync_commits_waiting.inc();
+        let started = std::time::Instant::now();
+        let waited = replicas.wait(log.appended_frame_no());
+        metrics.sync_commits_waiting.dec();
+        metrics
+            .sync_commit_wait
+            .observe(started.elapsed().as_secs_f64());
+        waited.map_err(|unconfirmed| {
+            metrics.sync_commit_timeouts.inc();
+            SqlError::new(
+                sqlstate::QUERY_CANCELED,
+                format!(
+                    "canceling the wait for synchronous replication after {:?}: {} of {} replicas hold the commit. \
+                     It is committed on the primary but may be lost if the primary fails now",
+                    unconfirmed.waited, unconfirmed.holding, unconfirmed.required
+                ),
+            )
+        })
     }
 
     /// Runs a statement on this session's own connection.

@@ -30,6 +30,8 @@ pub(super) struct Settings {
 }
 
 const STATEMENT_TIMEOUT: &str = "statement_timeout";
+/// PostgreSQL's name; `sqld.synchronous_commit` is an alias.
+const SYNCHRONOUS_COMMIT: &str = "synchronous_commit";
 
 impl Settings {
     pub(super) fn new(statement_timeout: Option<Duration>) -> Self {
@@ -113,6 +115,7 @@ fn defaults(statement_timeout: Option<Duration>) -> HashMap<String, String> {
         ("default_transaction_read_only", "off".into()),
         ("lock_timeout", "0".into()),
         ("session_authorization", "sqld".into()),
+        (SYNCHRONOUS_COMMIT, "on".into()),
         (STATEMENT_TIMEOUT, format_millis(statement_timeout)),
     ];
     defaults
@@ -126,10 +129,26 @@ impl Settings {
         self.statement_timeout
     }
 
+    /// Whether this session's commits wait for synchronous replicas: not
+    /// when set to `off` or `local`, as in PostgreSQL.
+    pub(super) fn synchronous_commit(&self) -> bool {
+        !matches!(
+            self.values().get(SYNCHRONOUS_COMMIT).map(String::as_str),
+            Some("off" | "local" | "false" | "0")
+        )
+    }
+
     pub(super) fn apply(&mut self, cmd: SessionCommand) -> Result<StatementResult, SqlError> {
         match cmd {
             SessionCommand::Set { name, value } => {
-                let name = name.to_ascii_lowercase();
+                let mut name = name.to_ascii_lowercase();
+                if name == "sqld.synchronous_commit" {
+                    name = SYNCHRONOUS_COMMIT.to_owned();
+                }
+                let value = match name.as_str() {
+                    SYNCHRONOUS_COMMIT => value.to_ascii_lowercase(),
+                    _ => value,
+                };
                 if value.eq_ignore_ascii_case("default") {
                     self.reset(&name);
                 } else if name == STATEMENT_TIMEOUT {

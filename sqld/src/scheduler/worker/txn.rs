@@ -17,6 +17,7 @@ impl Worker {
     pub(super) fn release_write_gate(&mut self) {
         if self.write_gate.take().is_some() {
             self.guard.end_write_transaction();
+            self.wrote = true;
         }
     }
 
