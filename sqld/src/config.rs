@@ -264,6 +264,25 @@ pub enum Command {
     Follow(FollowTarget),
     /// Print the role, epoch and frame position of the server at --url.
     Status(AdminTarget),
+    /// Hand the primary role from the primary at --url to its replica at
+    /// --to, losing no acknowledged commit: writes pause (new ones get
+    /// 25006) until the replica has every frame and is promoted; the old
+    /// primary then follows it.
+    Switchover(SwitchoverTarget),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SwitchoverTarget {
+    /// The primary (--url) and how to reach both servers.
+    #[command(flatten)]
+    pub target: AdminTarget,
+    /// The replica to promote (its internal API URL).
+    #[arg(long)]
+    pub to: String,
+    /// How long a running write transaction may take to finish before the
+    /// switchover is called off.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub drain: Duration,
 }
 
 /// A server's admin API, as `sqld promote`, `follow` and `status` reach

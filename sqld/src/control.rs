@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::config::{AdminTarget, FollowTarget};
-use crate::replication::admin::{InstanceStatus, FOLLOW_PATH, PROMOTE_PATH, STATUS_PATH};
+use crate::config::{AdminTarget, FollowTarget, SwitchoverTarget};
+use crate::replication::admin::{
+    InstanceStatus, FOLLOW_PATH, HANDOVER_PATH, PROMOTE_PATH, STATUS_PATH,
+};
 
 const POLL: Duration = Duration::from_millis(100);
 
@@ -107,21 +109,83 @@ pub async fn promote(target: &AdminTarget) -> anyhow::Result<()> {
 
 pub async fn follow(follow: &FollowTarget) -> anyhow::Result<()> {
     let admin = Admin::new(&follow.target)?;
-    let primary = follow.primary_url.trim_end_matches('/').to_owned();
-    let mut query = reqwest::Url::parse(&format!("http://query{FOLLOW_PATH}"))?;
-    query.query_pairs_mut().append_pair("primary_url", &primary);
-    admin
-        .ask(&format!(
+    let after = admin
+        .follow(&follow.primary_url, follow.target.timeout)
+        .await?;
+    print(&after);
+    Ok(())
+}
+
+impl Admin {
+    /// Points this server at `primary` and waits until it follows it.
+    async fn follow(&self, primary: &str, timeout: Duration) -> anyhow::Result<InstanceStatus> {
+        let primary = primary.trim_end_matches('/').to_owned();
+        let mut query = reqwest::Url::parse(&format!("http://query{FOLLOW_PATH}"))?;
+        query.query_pairs_mut().append_pair("primary_url", &primary);
+        self.ask(&format!(
             "{FOLLOW_PATH}?{}",
             query.query().unwrap_or_default()
         ))
         .await?;
-    let after = admin
-        .wait(follow.target.timeout, |s| {
+        self.wait(timeout, |s| {
             s.role == "replica" && !s.changing && s.primary_url.as_deref() == Some(&primary)
         })
+        .await
+    }
+}
+
+/// A planned change of primary: the old one stops taking writes and lets
+/// the running one finish, the target applies every frame, is promoted
+/// (and fences the old one), and the old one follows it. Called off, with
+/// the old primary taking writes again, if the target does not catch up.
+pub async fn switchover(switch: &SwitchoverTarget) -> anyhow::Result<()> {
+    let old = Admin::new(&switch.target)?;
+    let new = Admin::new(&AdminTarget {
+        url: switch.to.clone(),
+        ..switch.target.clone()
+    })?;
+    let (primary, replica) = (old.status().await?, new.status().await?);
+    if primary.role != "primary" || primary.fenced {
+        bail!("{} is not a primary taking writes: {primary:?}", old.url);
+    }
+    if replica.role != "replica" || replica.log_id != primary.log_id {
+        bail!("{} is not a replica of {}: {replica:?}", new.url, old.url);
+    }
+    let timeout = switch.target.timeout;
+    let started = Instant::now();
+    let drain_ms = switch.drain.as_millis();
+    let handed = old
+        .ask(&format!("{HANDOVER_PATH}?drain_ms={drain_ms}"))
         .await?;
-    print(&after);
+    let promoted = async {
+        new.wait(timeout, |s| {
+            s.epoch == handed.epoch && s.frame_no >= handed.frame_no
+        })
+        .await?;
+        new.ask(PROMOTE_PATH).await?;
+        new.wait(timeout, |s| {
+            s.role == "primary" && !s.changing && s.epoch > handed.epoch
+        })
+        .await
+    }
+    .await;
+    let promoted = match promoted {
+        Ok(status) => status,
+        Err(e) => {
+            let undone = old.ask(&format!("{HANDOVER_PATH}?cancel=true")).await;
+            bail!("switchover called off ({e:#}); the old primary takes writes again: {undone:?}");
+        }
+    };
+    let pause = started.elapsed();
+    let demoted = old.follow(&new.url, timeout).await?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "primary": promoted,
+            "replica": demoted,
+            "write_pause_ms": pause.as_millis() as u64,
+        })
+    );
     Ok(())
 }
 

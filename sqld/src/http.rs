@@ -48,6 +48,7 @@ pub fn router(state: HttpState) -> Router {
 /// forwarded writes on a primary (a replica has none to serve).
 pub fn internal_router(state: &HttpState) -> Router {
     let admin = crate::replication::admin::router(
+        state.db.clone(),
         state.role.clone(),
         state.role_changes.clone(),
         state.replication_token.clone(),

@@ -24,6 +24,7 @@ async fn main() -> std::process::ExitCode {
         Some(sqld::config::Command::Promote(target)) => sqld::control::promote(&target).await,
         Some(sqld::config::Command::Follow(follow)) => sqld::control::follow(&follow).await,
         Some(sqld::config::Command::Status(target)) => sqld::control::status(&target).await,
+        Some(sqld::config::Command::Switchover(s)) => sqld::control::switchover(&s).await,
         None => sqld::run(config).await,
     };
     match result {

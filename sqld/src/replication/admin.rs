@@ -9,7 +9,10 @@
 //! - `POST /v1/admin/fence?epoch=N`: on a primary, stop taking writes
 //!   because epoch N began elsewhere;
 //! - `POST /v1/admin/follow?primary_url=U`: follow the primary at U (a
-//!   replica re-pointed, or a replaced primary rejoining as a replica).
+//!   replica re-pointed, or a replaced primary rejoining as a replica);
+//! - `POST /v1/admin/handover?drain_ms=D`: on a primary, the first step of
+//!   a switchover (`sqld switchover` drives the rest): no new writes, the
+//!   running one finishes, every frame durable; `cancel=true` undoes it.
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -22,6 +25,7 @@ use tokio::sync::mpsc;
 
 use super::api::require_token;
 use super::token::Token;
+use crate::database::Database;
 use crate::metrics::Metrics;
 use crate::role::{CurrentRole, Role, RoleChange};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +35,7 @@ pub const STATUS_PATH: &str = "/v1/admin/status";
 pub const PROMOTE_PATH: &str = "/v1/admin/promote";
 pub const FENCE_PATH: &str = "/v1/admin/fence";
 pub const FOLLOW_PATH: &str = "/v1/admin/follow";
+pub const HANDOVER_PATH: &str = "/v1/admin/handover";
 
 /// One instance, as an orchestrator compares them: the most advanced
 /// replica has the highest `applied_frame_no` in the highest epoch.
@@ -55,6 +60,7 @@ pub struct InstanceStatus {
 
 #[derive(Clone)]
 struct AdminState {
+    db: Database,
     role: CurrentRole,
     changes: mpsc::Sender<RoleChange>,
     /// Set once a change is asked for: the server restarts in its new
@@ -64,6 +70,7 @@ struct AdminState {
 }
 
 pub fn router(
+    db: Database,
     role: CurrentRole,
     changes: mpsc::Sender<RoleChange>,
     token: Option<Token>,
@@ -73,9 +80,11 @@ pub fn router(
         .route(STATUS_PATH, get(status))
         .route(PROMOTE_PATH, post(promote))
         .route(FENCE_PATH, post(fence))
+        .route(HANDOVER_PATH, post(handover))
         .route(FOLLOW_PATH, post(follow))
         .route_layer(middleware::from_fn_with_state(token, require_token))
         .with_state(AdminState {
+            db,
             role,
             changes,
             changing: Arc::default(),
@@ -167,6 +176,62 @@ async fn fence(State(state): State<AdminState>, Query(q): Query<FenceQuery>) -> 
     primary.log.fence_if_newer(q.epoch);
     state.metrics.fenced.set(1);
     Json(instance(&state)).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct HandoverQuery {
+    /// How long the running write transaction may take to finish.
+    #[serde(default = "default_drain_ms")]
+    drain_ms: u64,
+    /// Take writes again: the switchover did not happen.
+    #[serde(default)]
+    cancel: bool,
+}
+
+fn default_drain_ms() -> u64 {
+    1000
+}
+
+/// The first step of a switchover, on the primary: refuse new write
+/// transactions (25006), wait for the running one to end (up to
+/// `drain_ms`, else the handover is called off: 409), and make every frame
+/// durable. The answer's `frame_no` is then the last frame this primary
+/// will have, which the target must apply before it is promoted.
+/// `cancel=true` takes writes again.
+async fn handover(State(state): State<AdminState>, Query(q): Query<HandoverQuery>) -> Response {
+    let role = state.role.get();
+    let Role::Primary(primary) = &*role else {
+        return (StatusCode::CONFLICT, "only a primary hands over\n").into_response();
+    };
+    if q.cancel {
+        primary.log.reopen_to_writers();
+        return Json(instance(&state)).into_response();
+    }
+    primary.log.close_to_writers();
+    let (gate, log) = (state.db.write_gate().clone(), primary.log.clone());
+    let drain = std::time::Duration::from_millis(q.drain_ms);
+    // Once the gate is ours, no write transaction runs, and none starts
+    // after (a writer checks again once it has the gate).
+    let drained = tokio::task::spawn_blocking(move || match gate.acquire(drain) {
+        Some(_held) => log.sync().map(|()| true),
+        None => Ok(false),
+    })
+    .await;
+    match drained {
+        Ok(Ok(true)) => Json(instance(&state)).into_response(),
+        Ok(Ok(false)) => {
+            primary.log.reopen_to_writers();
+            (
+                StatusCode::CONFLICT,
+                format!(
+                    "a write transaction was still running after {drain:?}: handover called off\n"
+                ),
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -92,6 +92,15 @@ impl Default for State {
     }
 }
 
+/// Records `state` in `db_dir` as a replica's, before any follower runs
+/// there (a former primary's directory turning replica).
+pub fn record_replica(db_dir: &Path, state: &State) -> std::io::Result<()> {
+    let path = db_dir.join(STATE_FILE);
+    std::fs::write(&path, serde_json::to_vec(state).expect("state serializes"))?;
+    std::fs::File::open(&path)?.sync_all()?;
+    std::fs::File::open(db_dir)?.sync_all()
+}
+
 /// The replica's record in `db_dir`.
 pub const STATE_FILE: &str = "replica.json";
 

@@ -30,7 +30,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use bytes::{Bytes, BytesMut};
@@ -164,6 +164,9 @@ pub struct ReplicationLog {
     archive_hold_limit: AtomicU64,
     /// A newer epoch heard of (0: none): from then on no commit is taken.
     fenced_by: AtomicU64,
+    /// Set by a switchover: new write transactions are refused while the
+    /// running ones finish, before the log is fenced.
+    closed_to_writers: AtomicBool,
     /// How far replicas hold the log, for synchronous commits.
     replicas: SyncReplicas,
     metrics: Arc<Metrics>,
@@ -307,6 +310,7 @@ impl ReplicationLog {
             archived: AtomicU64::new(NO_HOLD),
             archive_hold_limit: AtomicU64::new(0),
             fenced_by: AtomicU64::new(0),
+            closed_to_writers: AtomicBool::new(false),
             replicas: SyncReplicas::default(),
             metrics,
         };
@@ -404,6 +408,20 @@ impl ReplicationLog {
             );
         }
         self.fenced_by().is_some()
+    }
+
+    /// Refuses new write transactions from now on (a switchover began).
+    pub fn close_to_writers(&self) {
+        self.closed_to_writers.store(true, Ordering::SeqCst);
+    }
+
+    /// Takes write transactions again (a switchover was called off).
+    pub fn reopen_to_writers(&self) {
+        self.closed_to_writers.store(false, Ordering::SeqCst);
+    }
+
+    pub fn closed_to_writers(&self) -> bool {
+        self.closed_to_writers.load(Ordering::SeqCst)
     }
 
     /// Replicas' acknowledgements, which synchronous commits wait for.
@@ -709,6 +727,35 @@ pub fn write_promoted(dir: &Path, db_file: &Path, from: &Promotion<'_>) -> Resul
     };
     write_meta(&dir.join(META_FILE), &meta)?;
     Ok(epoch)
+}
+
+/// Where a log that stopped cleanly ends: what a former primary's
+/// directory needs to follow a new primary without a bootstrap (when the
+/// new epoch began after `last_frame_no`).
+pub struct CleanEnd {
+    pub log_id: String,
+    pub epoch: u64,
+    pub history: Vec<EpochStart>,
+    pub last_frame_no: u64,
+}
+
+/// The end of the log in `dir` if it stopped cleanly (the database then
+/// holds exactly its frames); `None` after a crash or without a log.
+pub fn clean_end(dir: &Path) -> Result<Option<CleanEnd>, LogError> {
+    let Some(meta) = read_meta(&dir.join(META_FILE))? else {
+        return Ok(None);
+    };
+    if !meta.clean_shutdown {
+        return Ok(None);
+    }
+    let first = meta.first_frame_no();
+    let records = intact_records(&dir.join(FRAMES_FILE), first - 1)?;
+    Ok(Some(CleanEnd {
+        last_frame_no: first - 1 + records,
+        log_id: meta.log_id,
+        epoch: meta.epoch,
+        history: meta.history,
+    }))
 }
 
 /// The number of records at the front of `path` that form whole, intact

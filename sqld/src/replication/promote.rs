@@ -9,8 +9,8 @@
 
 use std::path::Path;
 
-use super::follower::{saved_state, STATE_FILE};
-use super::log::{write_promoted, LogError, Promotion};
+use super::follower::{record_replica, saved_state, State, STATE_FILE};
+use super::log::{clean_end, write_promoted, LogError, Promotion};
 use super::retained;
 use crate::database::{DB_FILE, LOG_DIR};
 
@@ -58,20 +58,41 @@ pub fn promote(db_dir: &Path) -> Result<u64, PromoteError> {
 }
 
 /// Before following a primary from `db_dir`: a log left there by this
-/// directory's time as a primary may hold commits the current primary
-/// never had, so it is set aside (`replication.superseded`) and the
-/// replica bootstraps. Returns whether there was one.
-pub fn rejoin_as_replica(db_dir: &Path) -> std::io::Result<bool> {
+/// directory's time as a primary is set aside (`replication.superseded`).
+/// If it stopped cleanly, the database holds exactly its frames, and the
+/// directory is recorded as a replica at its end: the timeline check then
+/// follows on (a switchover) or finds a divergent tail and bootstraps
+/// (a failover that lost some of its commits). After a crash it bootstraps.
+/// Returns whether there was a log.
+pub fn rejoin_as_replica(db_dir: &Path) -> Result<bool, PromoteError> {
     let log_dir = db_dir.join(LOG_DIR);
     if !log_dir.exists() {
         return Ok(false);
     }
-    set_aside(&log_dir)?;
+    let end = clean_end(&log_dir)?;
     forget_replica(db_dir)?;
-    tracing::warn!(
-        dir = %db_dir.display(),
-        "this directory held a primary's log: set aside as replication.superseded; bootstrapping from the primary"
-    );
+    set_aside(&log_dir)?;
+    match end {
+        Some(end) => {
+            record_replica(
+                db_dir,
+                &State {
+                    log_id: end.log_id,
+                    applied_frame_no: end.last_frame_no,
+                    epoch: end.epoch,
+                    history: end.history,
+                },
+            )?;
+            tracing::info!(
+                frame_no = end.last_frame_no,
+                "this directory held a primary's log, stopped cleanly: following on from its end"
+            );
+        }
+        None => tracing::warn!(
+            dir = %db_dir.display(),
+            "this directory held a primary's log that did not stop cleanly: set aside as replication.superseded; bootstrapping from the primary"
+        ),
+    }
     Ok(true)
 }
 

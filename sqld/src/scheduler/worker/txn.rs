@@ -121,9 +121,18 @@ impl Worker {
 /// timeout at most, and no longer than the statement timeout leaves (the
 /// wait is part of the statement, as a lock wait is in Postgres).
 /// A primary that learned a newer one was promoted refuses every write:
-/// nothing it acknowledged now would survive the failover.
+/// nothing it acknowledged now would survive the failover. One handing
+/// over in a switchover refuses new ones.
 pub(super) fn fenced(db: &Database) -> Option<SqlError> {
-    let epoch = db.log()?.fenced_by()?;
+    let log = db.log()?;
+    let Some(epoch) = log.fenced_by() else {
+        return log.closed_to_writers().then(|| {
+            SqlError::new(
+                sqlstate::READ_ONLY_TRANSACTION,
+                "this server is handing the primary role to another (switchover); write through the new primary",
+            )
+        });
+    };
     Some(SqlError::new(
         sqlstate::READ_ONLY_TRANSACTION,
         format!(
@@ -140,7 +149,7 @@ pub(super) fn take_write_gate(
         return Err(refused);
     }
     let wait = statement_time_left.map_or(db.busy_timeout(), |left| left.min(db.busy_timeout()));
-    db.write_gate().acquire(wait).ok_or_else(|| {
+    let held = db.write_gate().acquire(wait).ok_or_else(|| {
         if statement_time_left.is_some_and(|left| left <= db.busy_timeout()) {
             SqlError::statement_timeout()
         } else {
@@ -149,7 +158,12 @@ pub(super) fn take_write_gate(
                 "could not obtain the database write lock within the busy timeout: another transaction is writing",
             )
         }
-    })
+    })?;
+    // Fenced or handing over while this writer queued for the gate.
+    match fenced(db) {
+        Some(refused) => Err(refused),
+        None => Ok(held),
+    }
 }
 
 /// The state machine driven through a worker on a temporary primary, with
