@@ -178,6 +178,14 @@ pub struct Config {
     #[arg(long, env = "SQLD_SYNCHRONOUS_COMMIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub synchronous_commit_timeout: Duration,
 
+    /// On a primary: refuse writes (25006) once no replica and no
+    /// orchestrator has reached it for this long, so a primary cut off by a
+    /// partition stops acknowledging writes a failover would discard; it
+    /// takes them again when contact returns. Off by default; only for a
+    /// primary with replicas.
+    #[arg(long, env = "SQLD_FENCE_AFTER", value_parser = humantime::parse_duration)]
+    pub fence_after: Option<Duration>,
+
     /// Shared secret for the internal replication endpoints: replicas send
     /// it as a bearer token, the primary requires it. Without it (and
     /// without --replication-token-file) a primary listening on loopback

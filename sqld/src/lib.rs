@@ -183,6 +183,7 @@ async fn serve(config: &Config, replaced: Option<(String, u64)>) -> anyhow::Resu
             config.synchronous_replicas,
             config.synchronous_commit_timeout,
         );
+        primary.log.fence_after(config.fence_after);
     }
     session_config.upstream = role.upstream();
     let archiver = backup::start(config, &role, shutdown.clone())?;

@@ -541,3 +541,142 @@ async fn a_switchover_under_load_loses_nothing_and_the_old_primary_follows_witho
     assert_eq!(content(&primary).await, content(&target).await);
     assert_eq!(integrity(&primary).await, "ok");
 }
+
+/// A loopback TCP proxy that can be cut like a partition: while cut, it
+/// forwards nothing either way and holds every connection open, new ones
+/// included, as a network that drops packets does.
+struct Partition {
+    addr: std::net::SocketAddr,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Partition {
+    async fn between(to: std::net::SocketAddr) -> Partition {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = cut.clone();
+        tokio::spawn(async move {
+            loop {
+                let (client, _) = listener.accept().await.unwrap();
+                let flag = flag.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(to).await else {
+                        return;
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    let up = tokio::spawn(pump(cr, sw, flag.clone()));
+                    let down = tokio::spawn(pump(sr, cw, flag));
+                    let _ = tokio::join!(up, down);
+                });
+            }
+        });
+        Partition { addr, cut }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn cut(&self, cut: bool) {
+        self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies bytes one way while the link is up; while it is cut, holds both
+/// ends open and forwards nothing.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        while cut.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while cut.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_cut_off_from_its_replicas_stops_taking_writes_within_fence_after() {
+    let primary = Sqld::start_with(&["--dev", "--fence-after", "2s"]);
+    let link = Partition::between(primary.http_addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Sqld::spawn(
+        &dir.path().join("db"),
+        &[
+            "--dev",
+            "--primary-url",
+            &link.url(),
+            "--max-replica-lag-frames",
+            "0",
+        ],
+    );
+    let c = primary.connect().await;
+    c.batch_execute("create table t(id integer primary key, v text)")
+        .await
+        .unwrap();
+    wait_count(&replica, 0);
+    // Well past the bound, in contact: writes go on.
+    for i in 0..30 {
+        c.batch_execute(&format!("insert into t values ({i}, 'in contact')"))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    link.cut(true);
+    let cut_at = std::time::Instant::now();
+    let mut taken = 0;
+    let refused = loop {
+        assert!(
+            cut_at.elapsed() < WITHIN,
+            "the isolated primary still takes writes"
+        );
+        match c
+            .batch_execute(&format!(
+                "insert into t values ({}, 'cut off')",
+                100 + taken
+            ))
+            .await
+        {
+            Ok(()) => taken += 1,
+            Err(e) => break e,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let stopped_after = cut_at.elapsed();
+    eprintln!(
+        "isolated primary stopped taking writes {stopped_after:?} after the cut ({taken} taken)"
+    );
+    assert_eq!(
+        refused.as_db_error().map(|e| e.code().code()),
+        Some("25006"),
+        "{refused:?}"
+    );
+    assert!(
+        stopped_after < Duration::from_secs(4),
+        "--fence-after 2s, stopped after {stopped_after:?}"
+    );
+    // Reads go on; an orchestrator reaching it (or a replica, once the
+    // network heals) lifts the fence.
+    assert!(count(&primary).await >= 30);
+    link.cut(false);
+    assert_eq!(primary.http_get("/v1/admin/status").0, 200);
+    c.batch_execute("insert into t values (1000, 'back')")
+        .await
+        .unwrap();
+}

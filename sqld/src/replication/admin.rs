@@ -121,6 +121,10 @@ fn instance(state: &AdminState) -> InstanceStatus {
 }
 
 async fn status(State(state): State<AdminState>) -> Json<InstanceStatus> {
+    // An orchestrator watching a primary is contact (`--fence-after`).
+    if let Role::Primary(primary) = &*state.role.get() {
+        primary.log.contact(0);
+    }
     Json(instance(&state))
 }
 

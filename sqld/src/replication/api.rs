@@ -179,7 +179,25 @@ struct InfoQuery {
     epoch: Option<u64>,
 }
 
+/// A replica's long-poll in progress, counted as contact until it ends
+/// (dropped with the request, however it ends).
+struct Polling(Arc<ReplicationLog>);
+
+impl Polling {
+    fn start(log: &Arc<ReplicationLog>) -> Self {
+        log.contact(1);
+        Polling(log.clone())
+    }
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        self.0.contact(-1);
+    }
+}
+
 async fn info(State(state): State<ApiState>, Query(q): Query<InfoQuery>) -> impl IntoResponse {
+    state.log.contact(0);
     hear_epoch(&state.log, q.epoch, &state.metrics);
     (log_id_header(&state.log), Json(state.log.info()))
 }
@@ -277,8 +295,11 @@ async fn frames(
     }
     let wait = Duration::from_millis(q.wait_ms).min(MAX_WAIT);
     let mut durable = state.log.subscribe();
-    // Long-poll: answer as soon as a commit after `after` is durable.
+    // Long-poll: answer as soon as a commit after `after` is durable. A
+    // waiting poll is contact with a replica (`--fence-after`).
+    let polling = Polling::start(&state.log);
     let _ = tokio::time::timeout(wait, durable.wait_for(|d| *d > q.after)).await;
+    drop(polling);
     let log = state.log.clone();
     let max_frames = q
         .max_frames

@@ -56,6 +56,8 @@ pub enum LogError {
     Snapshot(#[from] SnapshotError),
     #[error("this server is no longer the primary: epoch {0} began elsewhere")]
     Fenced(u64),
+    #[error("no replica or orchestrator reached this primary for {0:?} (--fence-after)")]
+    Isolated(std::time::Duration),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
@@ -169,6 +171,9 @@ pub struct ReplicationLog {
     closed_to_writers: AtomicBool,
     /// How far replicas hold the log, for synchronous commits.
     replicas: SyncReplicas,
+    /// `--fence-after`: who last reached this primary, and how long it may
+    /// go without (`Isolation`).
+    isolation: Isolation,
     metrics: Arc<Metrics>,
 }
 
@@ -312,6 +317,7 @@ impl ReplicationLog {
             fenced_by: AtomicU64::new(0),
             closed_to_writers: AtomicBool::new(false),
             replicas: SyncReplicas::default(),
+            isolation: Isolation::default(),
             metrics,
         };
         Ok((log, start))
@@ -422,6 +428,24 @@ impl ReplicationLog {
 
     pub fn closed_to_writers(&self) -> bool {
         self.closed_to_writers.load(Ordering::SeqCst)
+    }
+
+    /// `--fence-after`: refuse commits once no replica and no orchestrator
+    /// has reached this primary for `after` (None: never).
+    pub fn fence_after(&self, after: Option<std::time::Duration>) {
+        let ms = after.map_or(0, |d| d.as_millis().max(1) as u64);
+        self.isolation.after_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// A replica or an orchestrator reached this primary; `pending` while
+    /// a long-poll of a replica waits (one is counted as contact).
+    pub fn contact(&self, pending: i64) {
+        self.isolation.contact(pending);
+    }
+
+    /// How long this primary has been cut off, past `--fence-after`.
+    pub fn isolated(&self) -> Option<std::time::Duration> {
+        self.isolation.isolated()
     }
 
     /// Replicas' acknowledgements, which synchronous commits wait for.
@@ -624,6 +648,9 @@ impl AppendGuard<'_> {
         if let Some(epoch) = self.log.fenced_by() {
             return Err(LogError::Fenced(epoch));
         }
+        if let Some(silent) = self.log.isolated() {
+            return Err(LogError::Isolated(silent));
+        }
         let mut buf = BytesMut::with_capacity(pages.len() * RECORD_SIZE);
         let mut frame_no = self.appender.last_commit;
         for (i, (page_no, page)) in pages.iter().enumerate() {
@@ -678,6 +705,46 @@ impl AppendGuard<'_> {
     /// The newest logged frame: the state a snapshot taken now reflects.
     pub fn last_frame_no(&self) -> u64 {
         self.appender.last_commit
+    }
+}
+
+/// An isolated primary refuses writes by itself: a partition may put a
+/// failover on the other side, which would discard what it acknowledged.
+/// Contact is a replica's request (a long-poll that is waiting counts all
+/// along) or an admin call; with writes going on, replicas' long-polls end
+/// at each commit, so a primary that no replica reaches any more stops
+/// taking commits about `after` after the last one did.
+#[derive(Default)]
+struct Isolation {
+    /// 0: off.
+    after_ms: AtomicU64,
+    last_ms: AtomicU64,
+    pending: std::sync::atomic::AtomicI64,
+    since: std::sync::OnceLock<std::time::Instant>,
+}
+
+impl Isolation {
+    fn now_ms(&self) -> u64 {
+        self.since
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64
+    }
+
+    fn contact(&self, pending: i64) {
+        self.last_ms.store(self.now_ms(), Ordering::SeqCst);
+        self.pending.fetch_add(pending, Ordering::SeqCst);
+    }
+
+    fn isolated(&self) -> Option<std::time::Duration> {
+        let after = self.after_ms.load(Ordering::SeqCst);
+        if after == 0 || self.pending.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let silent = self
+            .now_ms()
+            .saturating_sub(self.last_ms.load(Ordering::SeqCst));
+        (silent > after).then(|| std::time::Duration::from_millis(silent))
     }
 }
 

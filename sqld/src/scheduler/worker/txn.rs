@@ -125,6 +125,15 @@ impl Worker {
 /// over in a switchover refuses new ones.
 pub(super) fn fenced(db: &Database) -> Option<SqlError> {
     let log = db.log()?;
+    if let Some(silent) = log.isolated() {
+        return Some(SqlError::new(
+            sqlstate::READ_ONLY_TRANSACTION,
+            format!(
+                "no replica or orchestrator has reached this primary for {silent:?} (--fence-after): \
+                 it takes no writes a failover on the other side of a partition could discard"
+            ),
+        ));
+    }
     let Some(epoch) = log.fenced_by() else {
         return log.closed_to_writers().then(|| {
             SqlError::new(
