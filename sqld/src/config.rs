@@ -366,6 +366,11 @@ pub struct DevCluster {
     /// HTTP port of the primary; replicas take the next ones.
     #[arg(long, default_value_t = 8080)]
     pub http_port: u16,
+    /// Watch the primary: when its process dies, promote the most advanced
+    /// replica, point the others at it, and start the old primary again as
+    /// its replica (a development stand-in for the operator's failover).
+    #[arg(long)]
+    pub failover: bool,
 }
 
 impl Config {

@@ -14,14 +14,15 @@ use crate::replication::admin::{
 
 const POLL: Duration = Duration::from_millis(100);
 
-struct Admin {
+/// One server's admin API.
+pub struct Admin {
     http: reqwest::Client,
     url: String,
     token: Option<String>,
 }
 
 impl Admin {
-    fn new(target: &AdminTarget) -> anyhow::Result<Self> {
+    pub fn new(target: &AdminTarget) -> anyhow::Result<Self> {
         let url = target.url.trim_end_matches('/').to_owned();
         let token = match &target.token_file {
             Some(path) => Some(
@@ -47,7 +48,7 @@ impl Admin {
         }
     }
 
-    async fn status(&self) -> anyhow::Result<InstanceStatus> {
+    pub async fn status(&self) -> anyhow::Result<InstanceStatus> {
         let response = self
             .request(reqwest::Method::GET, STATUS_PATH)
             .send()
@@ -96,15 +97,20 @@ fn print(status: &InstanceStatus) {
 }
 
 pub async fn promote(target: &AdminTarget) -> anyhow::Result<()> {
-    let admin = Admin::new(target)?;
-    let before = admin.ask(PROMOTE_PATH).await?;
-    let after = admin
-        .wait(target.timeout, |s| {
-            s.role == "primary" && !s.changing && s.epoch > before.epoch
-        })
-        .await?;
+    let after = Admin::new(target)?.promote(target.timeout).await?;
     print(&after);
     Ok(())
+}
+
+impl Admin {
+    /// Promotes this replica and waits until it takes writes.
+    pub async fn promote(&self, timeout: Duration) -> anyhow::Result<InstanceStatus> {
+        let before = self.ask(PROMOTE_PATH).await?;
+        self.wait(timeout, |s| {
+            s.role == "primary" && !s.changing && s.epoch > before.epoch
+        })
+        .await
+    }
 }
 
 pub async fn follow(follow: &FollowTarget) -> anyhow::Result<()> {
@@ -118,7 +124,7 @@ pub async fn follow(follow: &FollowTarget) -> anyhow::Result<()> {
 
 impl Admin {
     /// Points this server at `primary` and waits until it follows it.
-    async fn follow(&self, primary: &str, timeout: Duration) -> anyhow::Result<InstanceStatus> {
+    pub async fn follow(&self, primary: &str, timeout: Duration) -> anyhow::Result<InstanceStatus> {
         let primary = primary.trim_end_matches('/').to_owned();
         let mut query = reqwest::Url::parse(&format!("http://query{FOLLOW_PATH}"))?;
         query.query_pairs_mut().append_pair("primary_url", &primary);

@@ -66,22 +66,26 @@ async fn connect(port: u16) -> tokio_postgres::Client {
     }
 }
 
-#[tokio::test]
-async fn dev_cluster_starts_a_primary_and_replicas_and_stops_them() {
-    let tmp = tempfile::tempdir().unwrap();
+/// A running `sqld dev-cluster` with `extra` flags: the process, its
+/// output lines, and the first pg and HTTP ports.
+fn start_cluster(
+    db_path: &std::path::Path,
+    extra: &[&str],
+) -> (StopOnDrop, mpsc::Receiver<String>, u16, u16) {
     let members = REPLICAS + 1;
     let pg = free_run(members);
     let http = free_run(members);
     let mut cluster = StopOnDrop(
         Command::new(env!("CARGO_BIN_EXE_sqld"))
             .args(["dev-cluster", "--replicas", &REPLICAS.to_string()])
-            .args(["--db-path", tmp.path().to_str().unwrap()])
+            .args(["--db-path", db_path.to_str().unwrap()])
             .args([
                 "--pg-port",
                 &pg.to_string(),
                 "--http-port",
                 &http.to_string(),
             ])
+            .args(extra)
             .env("SQLD_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -99,6 +103,14 @@ async fn dev_cluster_starts_a_primary_and_replicas_and_stops_them() {
             }
         }
     });
+    (cluster, lines, pg, http)
+}
+
+#[tokio::test]
+async fn dev_cluster_starts_a_primary_and_replicas_and_stops_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let members = REPLICAS + 1;
+    let (mut cluster, lines, pg, http) = start_cluster(tmp.path(), &[]);
     let next_line = || lines.recv_timeout(Duration::from_secs(20)).expect("output");
     let printed: Vec<String> = (0..members).map(|_| next_line()).collect();
     assert!(printed[0].starts_with("primary"), "{printed:?}");
@@ -164,5 +176,91 @@ async fn dev_cluster_starts_a_primary_and_replicas_and_stops_them() {
             TcpListener::bind(("127.0.0.1", port)).is_ok(),
             "port {port} still in use"
         );
+    }
+}
+
+#[tokio::test]
+async fn dev_cluster_failover_promotes_a_replica_when_the_primary_dies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_cluster, lines, pg, _http) = start_cluster(tmp.path(), &["--failover"]);
+    let next_line = || lines.recv_timeout(Duration::from_secs(30)).expect("output");
+    let printed: Vec<String> = (0..=REPLICAS).map(|_| next_line()).collect();
+    let primary_pid = printed[0].rsplit(' ').next().unwrap().to_owned();
+    let primary = connect(pg).await;
+    primary
+        .batch_execute("create table t(x integer primary key); insert into t values (1), (2)")
+        .await
+        .unwrap();
+    for i in 1..=REPLICAS {
+        let replica = connect(pg + i).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while replica
+            .query_one("select count(*) from t", &[])
+            .await
+            .map(|r| r.get::<_, i64>(0))
+            .ok()
+            != Some(2)
+        {
+            assert!(Instant::now() < deadline, "replica {i} did not catch up");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    Command::new("kill")
+        .args(["-9", &primary_pid])
+        .status()
+        .unwrap();
+    let killed = Instant::now();
+    // The first write acknowledged anywhere in the cluster after the kill.
+    let mut next = 3i64;
+    let written_on = 'written: loop {
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "no write taken after the kill"
+        );
+        for port in pg + 1..=pg + REPLICAS {
+            if let Ok((c, conn)) = tokio_postgres::connect(
+                &format!("host=127.0.0.1 port={port} user=sqld dbname=sqld connect_timeout=1"),
+                tokio_postgres::NoTls,
+            )
+            .await
+            {
+                tokio::spawn(conn);
+                if c.execute("insert into t values ($1)", &[&next])
+                    .await
+                    .is_ok()
+                {
+                    break 'written port;
+                }
+                next += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let unavailable = killed.elapsed();
+    eprintln!("dev-cluster failover: kill -9 to the first acknowledged write: {unavailable:?} (on port {written_on})");
+    // The supervisor's report (members log to the same output).
+    let report = |prefix: &str| loop {
+        let line = next_line();
+        if line.starts_with(prefix) {
+            return line;
+        }
+    };
+    report("primary died: promoted replica-");
+    report("primary restarted as a replica");
+    // The old primary's directory serves again, as a replica with every row.
+    let old = connect(pg).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = old
+            .query_one("select count(*) from t", &[])
+            .await
+            .map(|r| r.get::<_, i64>(0))
+            .ok();
+        if n == Some(3) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old primary has {n:?} rows");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
