@@ -6,7 +6,8 @@ a throwaway PostgreSQL, a local sqld and the no-op responder, loads the same
 data into both databases, then runs every workload against PostgreSQL and
 sqld alternately for several rounds while sampling memory, then measures
 replication lag and bootstrap on a primary and replicas of its own
-(replication.py), and writes the results (report.py) as JSON and markdown.
+(replication.py), then synchronous commit cost, failover and switchover
+(ha.py), and writes the results (report.py) as JSON and markdown.
 `--profile WORKLOAD` instead runs one workload against sqld under
 `perf record`.
 """
@@ -25,6 +26,7 @@ import time
 from array import array
 from dataclasses import dataclass
 
+import ha
 import replication
 import report
 from servers import HarnessError, Noop, Postgres, Processes, Sqld, memory_kib, psql
@@ -327,7 +329,11 @@ def main():
         print("replication: a primary and a replica", flush=True)
         repl = replication.measure(procs, workdir, args.sqld, mode,
                                    args.bootstrap_mb and args.bootstrap_mb * replication.MB)
-        doc = report.document(mode, args, results, memory, versions, repl, started, load_before)
+        print("high availability: synchronous commits, failover, switchover", flush=True)
+        procs.stop_all()
+        high_availability = ha.measure(procs, workdir, args.sqld, mode)
+        doc = report.document(mode, args, results, memory, versions, repl, started, load_before,
+                              high_availability)
         out_dir = os.path.join(HERE, "results") if mode == "full" else os.path.join(HERE, "results", "smoke")
         json_path, md_path = report.write(doc, out_dir)
         print()

@@ -60,7 +60,8 @@ def git_commit():
     return commit
 
 
-def document(mode, args, results, memory, versions, replication, started, load_before):
+def document(mode, args, results, memory, versions, replication, started, load_before,
+             high_availability=None):
     return {
         "date": datetime.datetime.fromtimestamp(started, datetime.timezone.utc).isoformat(timespec="seconds"),
         "mode": mode,
@@ -82,6 +83,7 @@ def document(mode, args, results, memory, versions, replication, started, load_b
             },
         },
         "replication": replication,
+        "high_availability": high_availability,
     }
 
 
@@ -195,6 +197,7 @@ def markdown(doc):
     lines.append(f"| replication lag p99 at 1,000 commits/s (ms){achieved} | <= {LAG_P99_TARGET_MS} "
                  f"| {_lag(lag, 'lag_p99_ms') if lag else '-'} | {met} |")
     lines += ["", "## Replication", ""] + _replication(doc.get("replication")) + [""]
+    lines += ["## High availability", ""] + _high_availability(doc.get("high_availability")) + [""]
     return "\n".join(lines)
 
 
@@ -248,3 +251,32 @@ def _replication(rep):
         f"| {snapshot} | {_mib(b['replica_peak_rss_kib'])} | {_mib(b['replica_rss_ready_kib'])} |",
     ]
     return lines
+
+
+def _high_availability(ha):
+    if not ha or not ha.get("available"):
+        return [(ha or {}).get("reason", "not measured") + "."]
+    rows = {r["synchronous_replicas"]: r for r in ha["commit_latency"]}
+    a, s = rows[0], rows[1]
+    f, w = ha["failover"], ha["switchover"]
+    return [
+        "One connection commits single-row INSERTs on a primary with one replica, "
+        "asynchronously and then with `--synchronous-replicas 1` (each commit waits until "
+        "the replica holds it durably), in the same run. Failover: `kill -9` of the primary "
+        "under a writer, `sqld promote` of the most advanced of two replicas, timed to the "
+        "first write the new primary acknowledges (the harness acts at once: no detection "
+        "delay). Switchover: `sqld switchover` under a writer that reconnects through it. "
+        + ha["note"],
+        "",
+        "| commit latency | commits | p50 ms | p99 ms |",
+        "|---|--:|--:|--:|",
+        f"| asynchronous | {a['commits']:,} | {_num(a['p50_ms'], 3)} | {_num(a['p99_ms'], 3)} |",
+        f"| --synchronous-replicas 1 | {s['commits']:,} | {_num(s['p50_ms'], 3)} | {_num(s['p99_ms'], 3)} |",
+        "",
+        "| event | figure |",
+        "|---|--:|",
+        f"| failover: kill -9 to promoted (ms) | {_num(f['kill_to_promoted_ms'])} |",
+        f"| failover: kill -9 to the first acknowledged write (ms) | {_num(f['kill_to_first_write_ms'])} |",
+        f"| switchover: write pause measured by sqld switchover (ms) | {_num(w['write_pause_ms'])} |",
+        f"| switchover: longest gap between acknowledged writes (ms) | {_num(w['longest_gap_between_acks_ms'])} |",
+    ]
