@@ -79,9 +79,10 @@ async fn integrity(s: &Sqld) -> String {
         .get(0)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_promoted_replica_takes_writes_and_the_others_follow_it_without_a_bootstrap() {
-    let mut primary = Sqld::start();
+/// A primary with rows 1-100 of `t` and two replicas that have them all;
+/// with a client of the primary.
+async fn three_with_rows() -> (Sqld, tokio_postgres::Client, Sqld, Sqld) {
+    let primary = Sqld::start();
     let c = primary.connect().await;
     c.batch_execute("create table t(id integer primary key, v text)")
         .await
@@ -91,10 +92,15 @@ async fn a_promoted_replica_takes_writes_and_the_others_follow_it_without_a_boot
     let r2 = Sqld::replica_of(&primary, &[]);
     wait_count(&r1, 100);
     wait_count(&r2, 100);
+    (primary, c, r1, r2)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_promoted_replica_takes_writes_and_the_others_follow_it_without_a_bootstrap() {
+    let (mut primary, c, r1, mut r2) = three_with_rows().await;
 
     // r2 stops, so falls behind; r1 gets everything the primary
     // acknowledged.
-    let mut r2 = r2;
     r2.terminate();
     insert(&c, 101, 150, "second").await;
     wait_count(&r1, 150);
@@ -143,21 +149,11 @@ async fn a_promoted_replica_takes_writes_and_the_others_follow_it_without_a_boot
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_ahead_of_the_promoted_one_discards_its_divergent_tail() {
-    let mut primary = Sqld::start();
-    let c = primary.connect().await;
-    c.batch_execute("create table t(id integer primary key, v text)")
-        .await
-        .unwrap();
-    insert(&c, 1, 100, "shared").await;
-    let r1 = Sqld::replica_of(&primary, &[]);
-    let r2 = Sqld::replica_of(&primary, &[]);
-    wait_count(&r1, 100);
-    wait_count(&r2, 100);
+    let (mut primary, c, mut r1, r2) = three_with_rows().await;
 
     // r1 stops, r2 gets commits r1 never will; r1 comes back once the
     // primary is gone. (A paused r1 would not do: on resuming it reads the
     // frames its socket had already received.)
-    let mut r1 = r1;
     r1.terminate();
     insert(&c, 101, 150, "lost").await;
     wait_count(&r2, 150);
@@ -243,10 +239,10 @@ async fn a_replaced_primary_fences_itself_and_no_write_it_takes_after_survives()
 #[tokio::test(flavor = "multi_thread")]
 async fn promoting_a_primary_or_an_unknown_epoch_is_refused() {
     let primary = Sqld::start();
-    let (status, body) = post(&primary, "/v1/admin/promote");
+    let (status, body) = primary.http_post("/v1/admin/promote");
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("already the primary"), "{body}");
-    let (status, _) = post(&primary, "/v1/admin/fence?epoch=1");
+    let (status, _) = primary.http_post("/v1/admin/fence?epoch=1");
     assert_eq!(status, 409, "epoch 1 is the primary's own");
     let (status, body) = primary.http_get("/v1/admin/status");
     assert_eq!(status, 200);
@@ -258,25 +254,6 @@ async fn promoting_a_primary_or_an_unknown_epoch_is_refused() {
     c.batch_execute("create table t(id integer primary key, v text)")
         .await
         .unwrap();
-}
-
-/// POST a path on the HTTP listener: (status, body).
-fn post(s: &Sqld, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(s.http_addr).unwrap();
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_owned())
-        .unwrap_or_default();
-    (status, body)
 }
 
 /// The most advanced of `replicas` by the admin status: highest epoch,

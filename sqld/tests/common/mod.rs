@@ -172,11 +172,20 @@ impl Sqld {
 
     /// GET a path on the HTTP listener; returns (status, body).
     pub fn http_get(&self, path: &str) -> (u16, String) {
+        self.http_request("GET", path)
+    }
+
+    /// POST (no body) to a path on the HTTP listener: (status, body).
+    pub fn http_post(&self, path: &str) -> (u16, String) {
+        self.http_request("POST", path)
+    }
+
+    fn http_request(&self, method: &str, path: &str) -> (u16, String) {
         use std::io::{Read, Write};
         let mut s = TcpStream::connect(self.http_addr).unwrap();
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut out = String::new();
