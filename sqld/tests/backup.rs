@@ -598,3 +598,58 @@ async fn kill9_mid_upload_resumes_without_gaps_or_duplicates() {
     );
     assert_eq!(store.restored_state(tmp.path(), &[]), state(&c).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promoted_replica_archives_its_epoch_apart_and_restore_takes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::file(&tmp.path().join("store"));
+    let mut primary = store.primary(&tmp.path().join("primary"), &[]);
+    let c = primary.connect().await;
+    c.batch_execute("create table t(id integer primary key, v text)")
+        .await
+        .unwrap();
+    for i in 0..3 {
+        write_txn(&c, i).await;
+    }
+    wait_archived(&primary, Duration::from_secs(15));
+    let replica = Sqld::replica_on(
+        &tmp.path().join("replica"),
+        &primary,
+        &["--backup-url", &store.url, "--backup-interval", "100ms"],
+    );
+    let before = state(&c).await;
+    eventually("the replica has every row", Duration::from_secs(15), || {
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            rt.block_on(async {
+                let Ok((rc, conn)) =
+                    tokio_postgres::connect(&replica.conn_str(), tokio_postgres::NoTls).await
+                else {
+                    return false;
+                };
+                tokio::spawn(conn);
+                rc.query_one(STATE_SQL, &[])
+                    .await
+                    .is_ok_and(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1)) == before)
+            })
+        })
+    });
+    primary.kill9();
+    common::sqld_command(&["promote", "--url", &replica.http_url(), "--timeout", "30s"]);
+    let rc = replica.connect().await;
+    for i in 3..5 {
+        write_txn(&rc, i).await;
+    }
+    wait_archived(&replica, Duration::from_secs(15));
+    let epoch_two: Vec<String> = store
+        .objects()
+        .into_iter()
+        .filter(|o| o.contains(".epoch-2/"))
+        .collect();
+    assert!(
+        epoch_two.iter().any(|o| o.contains("/snapshot-")),
+        "the new epoch starts with a snapshot: {epoch_two:?}"
+    );
+    // The newest point is the promoted primary's.
+    assert_eq!(store.restored_state(tmp.path(), &[]), state(&rc).await);
+}

@@ -95,7 +95,7 @@ pub fn spawn(
         shared_archived,
         store,
         log,
-        log_id: info.log_id,
+        log_id: super::naming::log_name(&info.log_id, info.epoch),
         config,
         timeline,
         archived: 0,

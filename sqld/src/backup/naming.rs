@@ -12,6 +12,17 @@
 //! A snapshot is the database as of `frame_no` and opens a generation; the
 //! segments after it hold every later frame of that log, in order.
 
+/// The name a log's objects go under: its id, and past the first epoch
+/// the epoch too. A promoted primary archives its epoch apart, so frames an
+/// old primary uploaded past the promotion point (a divergent tail) are
+/// never mixed with the new epoch's frames of the same numbers.
+pub fn log_name(log_id: &str, epoch: u64) -> String {
+    match epoch {
+        crate::replication::epoch::FIRST_EPOCH => log_id.to_owned(),
+        _ => format!("{log_id}.epoch-{epoch}"),
+    }
+}
+
 /// One archived object, as its name describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObjectName {
@@ -133,6 +144,19 @@ fn numbers<const N: usize>(s: &str) -> Option<[u64; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_epoch_after_the_first_is_archived_apart() {
+        assert_eq!(log_name("abc", 1), "abc");
+        assert_eq!(log_name("abc", 2), "abc.epoch-2");
+        let name = SnapshotName {
+            log_id: log_name("abc", 3),
+            frame_no: 7,
+            time_ms: 9,
+        };
+        let key = ObjectName::Snapshot(name.clone()).key();
+        assert_eq!(ObjectName::parse(&key), Some(ObjectName::Snapshot(name)));
+    }
 
     #[test]
     fn names_round_trip_and_sort_by_number() {
