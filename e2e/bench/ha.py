@@ -50,6 +50,21 @@ def status(server):
         return json.load(res)
 
 
+def most_advanced(replicas):
+    """The replica with the highest (epoch, frame), once positions stop
+    moving (one may still apply what it got before the primary died)."""
+    def positions():
+        return [(status(r)["epoch"], status(r)["frame_no"]) for r in replicas]
+    last = positions()
+    while True:
+        time.sleep(0.05)
+        now = positions()
+        if now == last:
+            break
+        last = now
+    return max(zip(last, range(len(replicas)), replicas))[2]
+
+
 def sqld_command(binary, *args):
     done = subprocess.run([binary, *args], capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
@@ -142,7 +157,7 @@ def measure_failover(procs, workdir, binary, warmup):
         killed = time.monotonic()
         primary.proc.kill()
         primary.proc.wait()
-        best = max(replicas, key=lambda r: (status(r)["epoch"], status(r)["frame_no"]))
+        best = most_advanced(replicas)
         sqld_command(binary, "promote", "--url", best.url(), "--timeout", ADMIN_TIMEOUT)
         promoted = time.monotonic()
         with psycopg.connect(best.conninfo(), autocommit=True) as c:

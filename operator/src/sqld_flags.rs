@@ -66,6 +66,7 @@ pub const SQLD_FLAGS: &[SqldFlag] = &[
     flag("--primary-url", "SQLD_PRIMARY_URL"),
     flag("--primary-ca-file", "SQLD_PRIMARY_CA_FILE"),
     flag("--max-replica-lag-frames", "SQLD_MAX_REPLICA_LAG_FRAMES"),
+    flag("--advertise-url", "SQLD_ADVERTISE_URL"),
     flag("--synchronous-replicas", "SQLD_SYNCHRONOUS_REPLICAS"),
     flag(
         "--synchronous-commit-timeout",

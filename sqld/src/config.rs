@@ -166,6 +166,13 @@ pub struct Config {
     #[arg(long, env = "SQLD_MAX_REPLICA_LAG_FRAMES", default_value_t = 10_000)]
     pub max_replica_lag_frames: u64,
 
+    /// This server's internal API as the others reach it. A replica
+    /// promoted over a primary gives it to that primary, which follows it
+    /// once fenced. Default: the internal (else HTTP) listener's address,
+    /// when that is a specific one (not 0.0.0.0).
+    #[arg(long, env = "SQLD_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+
     /// On a primary: acknowledge a commit only once this many replicas
     /// hold it durably (0: asynchronous replication). With 1 or more, a
     /// promotion of the most advanced replica loses no acknowledged commit.
@@ -374,6 +381,19 @@ pub struct DevCluster {
 }
 
 impl Config {
+    /// Where the others reach this server's internal API (`--advertise-url`).
+    pub fn advertised_url(&self) -> Option<String> {
+        if let Some(url) = &self.advertise_url {
+            return Some(url.trim_end_matches('/').to_owned());
+        }
+        let (addr, tls) = match self.internal_listen_addr {
+            Some(addr) => (addr, self.tls_cert.is_some() && self.tls_key.is_some()),
+            None => (self.http_listen_addr, false),
+        };
+        let scheme = if tls { "https" } else { "http" };
+        (!addr.ip().is_unspecified()).then(|| format!("{scheme}://{addr}"))
+    }
+
     /// The authentication method in force.
     pub fn auth_method(&self) -> AuthMethod {
         self.auth.unwrap_or(if self.dev {

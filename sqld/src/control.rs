@@ -123,20 +123,32 @@ pub async fn follow(follow: &FollowTarget) -> anyhow::Result<()> {
 }
 
 impl Admin {
-    /// Points this server at `primary` and waits until it follows it.
+    /// Points this server at `primary` and waits until it follows it. A
+    /// server already on its way there (a fenced primary told by the one
+    /// that replaced it) is only waited for.
     pub async fn follow(&self, primary: &str, timeout: Duration) -> anyhow::Result<InstanceStatus> {
         let primary = primary.trim_end_matches('/').to_owned();
         let mut query = reqwest::Url::parse(&format!("http://query{FOLLOW_PATH}"))?;
         query.query_pairs_mut().append_pair("primary_url", &primary);
-        self.ask(&format!(
-            "{FOLLOW_PATH}?{}",
-            query.query().unwrap_or_default()
-        ))
-        .await?;
-        self.wait(timeout, |s| {
+        let path = format!("{FOLLOW_PATH}?{}", query.query().unwrap_or_default());
+        let follows = |s: &InstanceStatus| {
             s.role == "replica" && !s.changing && s.primary_url.as_deref() == Some(&primary)
-        })
-        .await
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.status().await {
+                Ok(status) if follows(&status) => return Ok(status),
+                Ok(status) if !status.changing => {
+                    let _ = self.ask(&path).await;
+                }
+                // Restarting in another role, or changing already.
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                bail!("{} does not follow {primary} within {timeout:?}", self.url);
+            }
+            tokio::time::sleep(POLL).await;
+        }
     }
 }
 

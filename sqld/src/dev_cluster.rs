@@ -134,6 +134,26 @@ pub async fn run(cluster: DevCluster) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long replicas' positions must stay still before they are compared.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// (member, (epoch, frame)) of every replica that answers.
+async fn replica_positions(
+    members: &[Member],
+    dead: usize,
+) -> anyhow::Result<Vec<(usize, (u64, u64))>> {
+    let mut out = Vec::new();
+    for (i, member) in members.iter().enumerate() {
+        if i == dead {
+            continue;
+        }
+        if let Ok(status) = member.admin()?.status().await {
+            out.push((i, (status.epoch, status.frame_no)));
+        }
+    }
+    Ok(out)
+}
+
 /// The primary `dead` exited: promotes the most advanced live replica,
 /// points the others at it, and starts the old primary again on its
 /// directory as a replica of the new one. Returns the new primary.
@@ -143,20 +163,21 @@ async fn fail_over(
     dead: usize,
 ) -> anyhow::Result<usize> {
     let started = Instant::now();
-    let mut best: Option<(usize, (u64, u64))> = None;
-    for (i, member) in members.iter().enumerate() {
-        if i == dead {
-            continue;
+    // A replica may still be applying what it received before the primary
+    // died: positions are compared once they stop moving.
+    let mut positions = replica_positions(members, dead).await?;
+    loop {
+        tokio::time::sleep(SETTLE).await;
+        let now = replica_positions(members, dead).await?;
+        if now == positions {
+            break;
         }
-        if let Ok(status) = member.admin()?.status().await {
-            let position = (status.epoch, status.frame_no);
-            if best.is_none_or(|(_, b)| position > b) {
-                best = Some((i, position));
-            }
-        }
+        positions = now;
     }
-    let (promoted, (epoch, frame_no)) =
-        best.ok_or_else(|| anyhow::anyhow!("no replica answers"))?;
+    let (promoted, (epoch, frame_no)) = positions
+        .into_iter()
+        .max_by_key(|(_, position)| *position)
+        .ok_or_else(|| anyhow::anyhow!("no replica answers"))?;
     members[promoted].admin()?.promote(ADMIN_TIMEOUT).await?;
     let new_primary = members[promoted].http.clone();
     say!(

@@ -196,6 +196,7 @@ async fn serve(config: &Config, replaced: Option<(String, u64)>) -> anyhow::Resu
             url,
             token.as_ref().map(|t| t.secret().to_owned()),
             epoch,
+            config.advertised_url(),
             shutdown.clone(),
         ));
     }

@@ -6,8 +6,8 @@
 //!   frame_no, whether fenced (JSON, `InstanceStatus`);
 //! - `POST /v1/admin/promote`: on a replica, become the primary in a new
 //!   epoch (202: under way; poll the status);
-//! - `POST /v1/admin/fence?epoch=N`: on a primary, stop taking writes
-//!   because epoch N began elsewhere;
+//! - `POST /v1/admin/fence?epoch=N[&primary_url=U]`: on a primary, stop
+//!   taking writes because epoch N began elsewhere (and follow U);
 //! - `POST /v1/admin/follow?primary_url=U`: follow the primary at U (a
 //!   replica re-pointed, or a replaced primary rejoining as a replica);
 //! - `POST /v1/admin/handover?drain_ms=D`: on a primary, the first step of
@@ -159,6 +159,8 @@ async fn promote(State(state): State<AdminState>) -> Response {
 #[derive(Debug, Deserialize)]
 struct FenceQuery {
     epoch: u64,
+    /// The new primary: once fenced, follow it.
+    primary_url: Option<String>,
 }
 
 async fn fence(State(state): State<AdminState>, Query(q): Query<FenceQuery>) -> Response {
@@ -179,7 +181,15 @@ async fn fence(State(state): State<AdminState>, Query(q): Query<FenceQuery>) -> 
     }
     primary.log.fence_if_newer(q.epoch);
     state.metrics.fenced.set(1);
-    Json(instance(&state)).into_response()
+    match q.primary_url.as_deref().map(follow_url) {
+        // A fenced primary rejoins as a replica of the one that replaced it.
+        Some(Some(url)) => {
+            tracing::warn!(primary = %url, "fenced: rejoining as a replica of the new primary");
+            ask(&state, RoleChange::Follow(url))
+        }
+        Some(None) => not_a_url(),
+        None => Json(instance(&state)).into_response(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,15 +254,24 @@ struct FollowQuery {
 }
 
 async fn follow(State(state): State<AdminState>, Query(q): Query<FollowQuery>) -> Response {
-    let url = q.primary_url.trim_end_matches('/').to_owned();
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return (
-            StatusCode::BAD_REQUEST,
-            "primary_url must be an http:// or https:// URL\n",
-        )
-            .into_response();
+    match follow_url(&q.primary_url) {
+        Some(url) => ask(&state, RoleChange::Follow(url)),
+        None => not_a_url(),
     }
-    ask(&state, RoleChange::Follow(url))
+}
+
+/// A primary URL to follow, if it is one.
+fn follow_url(url: &str) -> Option<String> {
+    let url = url.trim_end_matches('/').to_owned();
+    (url.starts_with("http://") || url.starts_with("https://")).then_some(url)
+}
+
+fn not_a_url() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        "primary_url must be an http:// or https:// URL\n",
+    )
+        .into_response()
 }
 
 /// How often a newly promoted primary tells the one it replaced to fence
@@ -268,11 +287,22 @@ pub async fn fence_replaced(
     url: String,
     token: Option<String>,
     epoch: u64,
+    advertised: Option<String>,
     mut shutdown: crate::shutdown::Shutdown,
 ) {
-    let target = format!("{url}{FENCE_PATH}?epoch={epoch}");
+    let Ok(mut target) = reqwest::Url::parse(&format!("{url}{FENCE_PATH}")) else {
+        return tracing::error!(%url, "cannot fence the replaced primary: not a URL");
+    };
+    target
+        .query_pairs_mut()
+        .append_pair("epoch", &epoch.to_string());
+    if let Some(advertised) = &advertised {
+        target
+            .query_pairs_mut()
+            .append_pair("primary_url", advertised);
+    }
     loop {
-        let mut request = http.post(&target).timeout(2 * FENCE_RETRY);
+        let mut request = http.post(target.clone()).timeout(2 * FENCE_RETRY);
         if let Some(token) = &token {
             request = request.bearer_auth(token);
         }

@@ -180,17 +180,22 @@ impl Sqld {
         self.http_request("POST", path)
     }
 
+    /// (0, "") when nothing answers (a server restarting in another role).
     fn http_request(&self, method: &str, path: &str) -> (u16, String) {
         use std::io::{Read, Write};
-        let mut s = TcpStream::connect(self.http_addr).unwrap();
-        write!(
-            s,
+        let Ok(mut s) = TcpStream::connect(self.http_addr) else {
+            return (0, String::new());
+        };
+        let request = format!(
             "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
+        );
         let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        let status = out[9..12].parse().unwrap();
+        if s.write_all(request.as_bytes()).is_err() || s.read_to_string(&mut out).is_err() {
+            return (0, String::new());
+        }
+        let Some(status) = out.get(9..12).and_then(|s| s.parse().ok()) else {
+            return (0, String::new());
+        };
         let body = out
             .split_once("\r\n\r\n")
             .map(|x| x.1.to_owned())
