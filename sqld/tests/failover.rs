@@ -21,14 +21,17 @@ async fn insert(c: &tokio_postgres::Client, from: i64, to: i64, tag: &str) {
 
 /// Every row of `t`, in order, as one string: equal strings, equal tables.
 async fn content(s: &Sqld) -> String {
-    let c = s.connect().await;
+    let Ok((c, connection)) = tokio_postgres::connect(&s.conn_str(), tokio_postgres::NoTls).await
+    else {
+        return "unavailable".into();
+    };
+    tokio::spawn(connection);
     c.query_one(
         "select coalesce(group_concat(id || ':' || v, ','), '') from (select * from t order by id)",
         &[],
     )
     .await
-    .unwrap()
-    .get(0)
+    .map_or_else(|e| format!("error: {e}"), |row| row.get(0))
 }
 
 /// Rows in `t` (-1 while the table is not there yet, or the server is
@@ -227,7 +230,15 @@ async fn a_replaced_primary_fences_itself_and_no_write_it_takes_after_survives()
         status == 200 && body.contains(r#""role":"replica""#) && body.contains(&r1.http_url())
     });
     insert(&r1.connect().await, 11, 11, "after").await;
-    wait_count(&primary, 11);
+    // Until it has bootstrapped (not ready meanwhile) it still holds its
+    // own rows: wait for the new primary's.
+    primary.wait_ready();
+    let rt = tokio::runtime::Handle::current();
+    eventually("the old primary has the new primary's rows", WITHIN, || {
+        tokio::task::block_in_place(|| {
+            rt.block_on(async { content(&primary).await == content(&r1).await })
+        })
+    });
     let pc = primary.connect().await;
     assert_eq!(
         scalar(&pc, "select count(*) from t where v = 'split-brain'").await,
