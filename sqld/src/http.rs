@@ -52,7 +52,6 @@ pub fn internal_router(state: &HttpState) -> Router {
         state.role.clone(),
         state.role_changes.clone(),
         state.replication_token.clone(),
-        state.db.metrics().clone(),
     );
     let replication = match &*state.role.get() {
         Role::Primary(primary) => crate::replication::api::router(
@@ -108,6 +107,8 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     metrics.wal_size.set(wal as i64);
     let role = state.role.get();
     metrics.epoch.set(role.epoch() as i64);
+    let fenced = matches!(&*role, Role::Primary(p) if p.log.fenced_by().is_some());
+    metrics.fenced.set(fenced as i64);
     match &*role {
         Role::Replica(replica) => {
             metrics

@@ -130,16 +130,7 @@ async fn a_promoted_replica_takes_writes_and_the_others_follow_it_without_a_boot
 
     // The old primary, on its own directory, rejoins as a replica of the
     // new one and converges.
-    let old = Sqld::spawn(
-        &primary.db_dir,
-        &[
-            "--dev",
-            "--primary-url",
-            &r1.http_url(),
-            "--max-replica-lag-frames",
-            "0",
-        ],
-    );
+    let old = Sqld::replica_on(&primary.db_dir, &r1, &[]);
     old.wait_ready();
     wait_count(&old, 161);
     for s in [&r1, &r2, &old] {
@@ -408,16 +399,7 @@ async fn failover_under_load(synchronous: bool) -> (usize, usize) {
         0.0,
         "the other replica was at most as far as the promoted one"
     );
-    let old = Sqld::spawn(
-        &primary.db_dir,
-        &[
-            "--dev",
-            "--primary-url",
-            &new.http_url(),
-            "--max-replica-lag-frames",
-            "0",
-        ],
-    );
+    let old = Sqld::replica_on(&primary.db_dir, new, &[]);
     old.wait_ready();
     let rows = count(new).await;
     wait_count(other, rows);

@@ -26,7 +26,6 @@ use tokio::sync::mpsc;
 use super::api::require_token;
 use super::token::Token;
 use crate::database::Database;
-use crate::metrics::Metrics;
 use crate::role::{CurrentRole, Role, RoleChange};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -66,7 +65,6 @@ struct AdminState {
     /// Set once a change is asked for: the server restarts in its new
     /// role, with a new state.
     changing: Arc<AtomicBool>,
-    metrics: Arc<Metrics>,
 }
 
 pub fn router(
@@ -74,7 +72,6 @@ pub fn router(
     role: CurrentRole,
     changes: mpsc::Sender<RoleChange>,
     token: Option<Token>,
-    metrics: Arc<Metrics>,
 ) -> Router {
     Router::new()
         .route(STATUS_PATH, get(status))
@@ -88,7 +85,6 @@ pub fn router(
             role,
             changes,
             changing: Arc::default(),
-            metrics,
         })
 }
 
@@ -180,7 +176,6 @@ async fn fence(State(state): State<AdminState>, Query(q): Query<FenceQuery>) -> 
             .into_response();
     }
     primary.log.fence_if_newer(q.epoch);
-    state.metrics.fenced.set(1);
     match q.primary_url.as_deref().map(follow_url) {
         // A fenced primary rejoins as a replica of the one that replaced it.
         Some(Some(url)) => {

@@ -166,11 +166,9 @@ fn log_id_header(log: &ReplicationLog) -> HeaderMap {
 
 /// The epoch an asker is in: a newer one than this log's means this
 /// primary was replaced, and it fences itself.
-fn hear_epoch(log: &ReplicationLog, epoch: Option<u64>, metrics: &Metrics) {
+fn hear_epoch(log: &ReplicationLog, epoch: Option<u64>) {
     if let Some(epoch) = epoch {
-        if log.fence_if_newer(epoch) {
-            metrics.fenced.set(1);
-        }
+        log.fence_if_newer(epoch);
     }
 }
 
@@ -198,7 +196,7 @@ impl Drop for Polling {
 
 async fn info(State(state): State<ApiState>, Query(q): Query<InfoQuery>) -> impl IntoResponse {
     state.log.contact(0);
-    hear_epoch(&state.log, q.epoch, &state.metrics);
+    hear_epoch(&state.log, q.epoch);
     (log_id_header(&state.log), Json(state.log.info()))
 }
 
@@ -237,7 +235,7 @@ async fn execute(
         .get(EPOCH_HEADER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    hear_epoch(&state.log, epoch, &state.metrics);
+    hear_epoch(&state.log, epoch);
     match &state.sessions {
         Some(sessions) => Json(sessions.execute(request, owner).await).into_response(),
         None => (
@@ -268,7 +266,7 @@ async fn frames(
     Query(q): Query<FramesQuery>,
 ) -> Response {
     record_poll(&request_headers);
-    hear_epoch(&state.log, q.epoch, &state.metrics);
+    hear_epoch(&state.log, q.epoch);
     if q.epoch.is_some_and(|e| e != state.log.epoch()) {
         return (
             StatusCode::CONFLICT,

@@ -302,7 +302,7 @@ impl Follower {
     }
 
     async fn apply_batch(&mut self, body: Bytes) -> Result<(), FollowerError> {
-        let mut frames = Frame::decode_all(body)?;
+        let mut frames = Frame::decode_all(body.clone())?;
         for (expected, frame) in (self.state.applied_frame_no + 1..).zip(&frames) {
             if frame.frame_no != expected {
                 return Err(FollowerError::Gap {
@@ -321,11 +321,16 @@ impl Follower {
         }
         let applier = self.applier.clone();
         let state = self.state.clone();
+        // The batch's records as received, kept as they are (`Journal`).
+        let batch = Batch {
+            records: body.slice(..frames.len() * RECORD_SIZE),
+            frames,
+        };
         // Applied and recorded in one blocking call, which runs to its end
         // even if this future is dropped at shutdown.
-        let (frames, applied) = tokio::task::spawn_blocking(move || {
-            let applied = lock(&applier).apply_transactions(&frames, &state);
-            (frames, applied)
+        let (Batch { frames, .. }, applied) = tokio::task::spawn_blocking(move || {
+            let applied = lock(&applier).apply_transactions(&batch, &state);
+            (batch, applied)
         })
         .await
         .map_err(|e| FollowerError::Io(std::io::Error::other(e)))?;
@@ -449,17 +454,14 @@ impl Journal {
         self.file.sync_data()
     }
 
-    /// Keeps the frames of a batch now durable in the WAL, then records it.
-    fn record_batch(&mut self, frames: &[Frame], state: &State) -> std::io::Result<()> {
-        let mut records = bytes::BytesMut::with_capacity(frames.len() * RECORD_SIZE);
-        for frame in frames {
-            frame.encode(&mut records);
-        }
+    /// Keeps the records of frames now durable in the WAL, then records
+    /// them as applied.
+    fn record_batch(&mut self, records: &[u8], state: &State) -> std::io::Result<()> {
         // Losing kept frames costs a lagging replica a bootstrap after a
         // promotion, never correctness: the batch is recorded regardless.
         if let Err(e) = self
             .retained
-            .append(&records)
+            .append(records)
             .and_then(|_| self.retained.sync())
         {
             tracing::warn!(error = %e, "cannot keep applied frames for a promotion");
@@ -501,6 +503,13 @@ struct Applied {
     error: Option<FollowerError>,
 }
 
+/// A batch from the primary: its frames (whole transactions), and the
+/// records they were decoded from.
+struct Batch {
+    frames: Vec<Frame>,
+    records: Bytes,
+}
+
 /// Injects frames through one connection, opened on first use and kept,
 /// so applying a batch costs no connection set-up.
 struct Applier {
@@ -535,7 +544,8 @@ impl Applier {
 
     /// Injects whole transactions into the replica's WAL, makes the ones
     /// committed durable, and records them as applied (after `state`).
-    fn apply_transactions(&mut self, frames: &[Frame], state: &State) -> Applied {
+    fn apply_transactions(&mut self, batch: &Batch, state: &State) -> Applied {
+        let frames = &batch.frames;
         let (committed, error) = match self.connection() {
             Err(e) => (0, Some(e)),
             Ok(conn) => match inject_transactions(conn, frames) {
@@ -563,7 +573,8 @@ impl Applier {
                     applied_frame_no: frames[committed - 1].frame_no,
                     ..state.clone()
                 };
-                if let Err(e) = journal.record_batch(&frames[..committed], &state) {
+                let records = &batch.records[..committed * RECORD_SIZE];
+                if let Err(e) = journal.record_batch(records, &state) {
                     applied.error = applied.error.or(Some(e.into()));
                 }
             }
@@ -617,7 +628,13 @@ mod tests {
     }
 
     fn apply(applier: &mut Applier, frames: &[Frame]) {
-        let applied = applier.apply_transactions(frames, &State::default());
+        let mut records = bytes::BytesMut::new();
+        frames.iter().for_each(|f| f.encode(&mut records));
+        let batch = Batch {
+            frames: frames.to_vec(),
+            records: records.freeze(),
+        };
+        let applied = applier.apply_transactions(&batch, &State::default());
         assert!(applied.error.is_none(), "{:?}", applied.error);
         assert_eq!(applied.frames, frames.len());
     }

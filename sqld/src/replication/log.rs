@@ -54,10 +54,37 @@ pub enum LogError {
     Meta { path: PathBuf, message: String },
     #[error("snapshot failed: {0}")]
     Snapshot(#[from] SnapshotError),
-    #[error("this server is no longer the primary: epoch {0} began elsewhere")]
+    #[error("{0}")]
+    Refused(WriteRefusal),
+}
+
+/// Why a primary takes no writes now: it learned of a newer epoch, it is
+/// cut off (`--fence-after`), or it is handing over (a switchover).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteRefusal {
     Fenced(u64),
-    #[error("no replica or orchestrator reached this primary for {0:?} (--fence-after)")]
     Isolated(std::time::Duration),
+    HandingOver,
+}
+
+impl std::fmt::Display for WriteRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteRefusal::Fenced(epoch) => write!(
+                f,
+                "this server is no longer the primary: another server was promoted (epoch {epoch}); write through the new primary"
+            ),
+            WriteRefusal::Isolated(silent) => write!(
+                f,
+                "no replica or orchestrator has reached this primary for {silent:?} (--fence-after): \
+                 it takes no writes a failover on the other side of a partition could discard"
+            ),
+            WriteRefusal::HandingOver => write!(
+                f,
+                "this server is handing the primary role to another (switchover); write through the new primary"
+            ),
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogError + '_ {
@@ -404,16 +431,31 @@ impl ReplicationLog {
 
     /// Hears of `epoch`: if it is newer than this log's, another server was
     /// promoted, and this one takes no commit from now on (nothing it
-    /// acknowledged after the promotion would survive). Returns whether
-    /// this log is fenced.
-    pub fn fence_if_newer(&self, epoch: u64) -> bool {
+    /// acknowledged after the promotion would survive).
+    pub fn fence_if_newer(&self, epoch: u64) {
         if epoch > self.epoch() && self.fenced_by.fetch_max(epoch, Ordering::SeqCst) == 0 {
             tracing::warn!(
                 epoch,
                 "a newer primary exists: this server takes no more writes"
             );
         }
-        self.fenced_by().is_some()
+    }
+
+    /// Why no commit is taken now, a transaction already running included.
+    pub fn refuses_commits(&self) -> Option<WriteRefusal> {
+        if let Some(silent) = self.isolation.isolated() {
+            return Some(WriteRefusal::Isolated(silent));
+        }
+        self.fenced_by().map(WriteRefusal::Fenced)
+    }
+
+    /// Why no new write transaction is taken now: as for commits, or a
+    /// switchover under way (the running transaction may still commit).
+    pub fn refuses_writers(&self) -> Option<WriteRefusal> {
+        self.refuses_commits().or(self
+            .closed_to_writers
+            .load(Ordering::SeqCst)
+            .then_some(WriteRefusal::HandingOver))
     }
 
     /// Refuses new write transactions from now on (a switchover began).
@@ -424,10 +466,6 @@ impl ReplicationLog {
     /// Takes write transactions again (a switchover was called off).
     pub fn reopen_to_writers(&self) {
         self.closed_to_writers.store(false, Ordering::SeqCst);
-    }
-
-    pub fn closed_to_writers(&self) -> bool {
-        self.closed_to_writers.load(Ordering::SeqCst)
     }
 
     /// `--fence-after`: refuse commits once no replica and no orchestrator
@@ -441,11 +479,6 @@ impl ReplicationLog {
     /// a long-poll of a replica waits (one is counted as contact).
     pub fn contact(&self, pending: i64) {
         self.isolation.contact(pending);
-    }
-
-    /// How long this primary has been cut off, past `--fence-after`.
-    pub fn isolated(&self) -> Option<std::time::Duration> {
-        self.isolation.isolated()
     }
 
     /// Replicas' acknowledgements, which synchronous commits wait for.
@@ -645,11 +678,8 @@ impl AppendGuard<'_> {
         pages: &[(u32, Bytes)],
         size_after: u32,
     ) -> Result<(), LogError> {
-        if let Some(epoch) = self.log.fenced_by() {
-            return Err(LogError::Fenced(epoch));
-        }
-        if let Some(silent) = self.log.isolated() {
-            return Err(LogError::Isolated(silent));
+        if let Some(refusal) = self.log.refuses_commits() {
+            return Err(LogError::Refused(refusal));
         }
         let mut buf = BytesMut::with_capacity(pages.len() * RECORD_SIZE);
         let mut frame_no = self.appender.last_commit;
@@ -758,8 +788,10 @@ pub struct Promotion<'a> {
     /// The last frame it applied: the database holds exactly up to it.
     pub applied: u64,
     /// Encoded records of the frames it kept, contiguous, the last of them
-    /// `applied` (empty when it kept none).
+    /// `applied` (empty when it kept none), and the first one's frame_no
+    /// (`applied + 1` when empty).
     pub retained: &'a [u8],
+    pub retained_from: u64,
 }
 
 /// Writes the log of a promoted replica into `dir`, as a clean stop would
@@ -770,10 +802,6 @@ pub struct Promotion<'a> {
 pub fn write_promoted(dir: &Path, db_file: &Path, from: &Promotion<'_>) -> Result<u64, LogError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     copy_database(db_file, &dir.join(SNAPSHOT_FILE))?;
-    let first_retained = match from.retained.get(..8) {
-        Some(n) => u64::from_be_bytes(n.try_into().expect("8 bytes")),
-        None => from.applied + 1,
-    };
     let frames_path = dir.join(FRAMES_FILE);
     let mut frames = File::create(&frames_path).map_err(io(&frames_path))?;
     frames.write_all(from.retained).map_err(io(&frames_path))?;
@@ -788,7 +816,7 @@ pub fn write_promoted(dir: &Path, db_file: &Path, from: &Promotion<'_>) -> Resul
         log_id: from.log_id.to_owned(),
         snapshot_frame_no: from.applied,
         clean_shutdown: true,
-        frames_from: (first_retained <= from.applied).then_some(first_retained),
+        frames_from: (from.retained_from <= from.applied).then_some(from.retained_from),
         epoch,
         history,
     };

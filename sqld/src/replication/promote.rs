@@ -42,7 +42,8 @@ pub fn promote(db_dir: &Path) -> Result<u64, PromoteError> {
             epoch: state.epoch,
             history: &state.history,
             applied: state.applied_frame_no,
-            retained: &kept,
+            retained: &kept.records,
+            retained_from: kept.first_frame_no,
         },
     )?;
     // The directory is a primary's from here on: a replica's record left
@@ -51,7 +52,7 @@ pub fn promote(db_dir: &Path) -> Result<u64, PromoteError> {
     tracing::info!(
         epoch,
         from_frame_no = state.applied_frame_no + 1,
-        kept_frames = kept.len() / super::frame::RECORD_SIZE,
+        kept_frames = kept.records.len() / super::frame::RECORD_SIZE,
         "promoted: a new epoch of the log begins"
     );
     Ok(epoch)

@@ -82,14 +82,25 @@ impl RetainedFrames {
     }
 }
 
+/// Frames kept in a replica's directory, as a promotion takes them.
+pub struct Kept {
+    /// The first of them (the one after the applied frame when none is).
+    pub first_frame_no: u64,
+    /// Their encoded records, contiguous.
+    pub records: Vec<u8>,
+}
+
 /// The records kept in `dir`, encoded, contiguous and ending at `applied`:
-/// the longest such run (empty when the last kept frame is not `applied`).
-pub fn read_upto(dir: &Path, applied: u64) -> std::io::Result<Vec<u8>> {
+/// the longest such run (none when the last kept frame is not `applied`).
+pub fn read_upto(dir: &Path, applied: u64) -> std::io::Result<Kept> {
     let mut frames = records(&dir.join(PREVIOUS))?;
     frames.extend(records(&dir.join(CURRENT))?);
     frames.retain(|f| f.frame_no <= applied);
     if frames.last().is_none_or(|f| f.frame_no != applied) {
-        return Ok(Vec::new());
+        return Ok(Kept {
+            first_frame_no: applied + 1,
+            records: Vec::new(),
+        });
     }
     // Walk back while the numbers are consecutive.
     let mut start = frames.len() - 1;
@@ -100,7 +111,10 @@ pub fn read_upto(dir: &Path, applied: u64) -> std::io::Result<Vec<u8>> {
     for frame in &frames[start..] {
         frame.encode(&mut out);
     }
-    Ok(out.to_vec())
+    Ok(Kept {
+        first_frame_no: frames[start].frame_no,
+        records: out.to_vec(),
+    })
 }
 
 /// The intact records at the front of `path` (none if it does not exist).
@@ -155,11 +169,11 @@ mod tests {
         let mut kept = RetainedFrames::open(dir.path(), 3).unwrap();
         kept.append(&encoded(4..=6)).unwrap();
         assert_eq!(
-            numbers(&read_upto(dir.path(), 6).unwrap()),
+            numbers(&read_upto(dir.path(), 6).unwrap().records),
             vec![1, 2, 3, 4, 5, 6]
         );
         assert_eq!(
-            numbers(&read_upto(dir.path(), 4).unwrap()),
+            numbers(&read_upto(dir.path(), 4).unwrap().records),
             vec![1, 2, 3, 4]
         );
     }
@@ -173,8 +187,12 @@ mod tests {
         kept.append(&records).unwrap();
         drop(kept);
         RetainedFrames::open(dir.path(), 3).unwrap();
-        assert!(read_upto(dir.path(), 3).unwrap().is_empty(), "3 is torn");
-        assert_eq!(numbers(&read_upto(dir.path(), 2).unwrap()), vec![1, 2]);
+        let torn = read_upto(dir.path(), 3).unwrap();
+        assert!(torn.records.is_empty(), "3 is torn");
+        assert_eq!(torn.first_frame_no, 4);
+        let kept = read_upto(dir.path(), 2).unwrap();
+        assert_eq!(numbers(&kept.records), vec![1, 2]);
+        assert_eq!(kept.first_frame_no, 1);
     }
 
     #[test]
@@ -184,6 +202,8 @@ mod tests {
         kept.append(&encoded(1..=3)).unwrap();
         kept.clear().unwrap();
         kept.append(&encoded(10..=11)).unwrap();
-        assert_eq!(numbers(&read_upto(dir.path(), 11).unwrap()), vec![10, 11]);
+        let kept = read_upto(dir.path(), 11).unwrap();
+        assert_eq!(numbers(&kept.records), vec![10, 11]);
+        assert_eq!(kept.first_frame_no, 10);
     }
 }

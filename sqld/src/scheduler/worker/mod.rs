@@ -32,7 +32,7 @@ use crate::sql::{self, TxnControl};
 use crate::types;
 use advisory::AdvisoryLocks;
 use settings::Settings;
-use txn::{fenced, take_write_gate};
+use txn::{take_write_gate, write_refusal};
 
 /// Statements kept prepared per session (rusqlite's statement cache).
 const STATEMENT_CACHE_CAPACITY: usize = 128;
@@ -274,7 +274,7 @@ impl Worker {
                 .run_here(statement, params, column_types)
                 // The log refused the commit: say why.
                 .map_err(|e| match e.code {
-                    sqlstate::IO_ERROR => fenced(&self.db).unwrap_or(e),
+                    sqlstate::IO_ERROR => write_refusal(&self.db).unwrap_or(e),
                     _ => e,
                 }),
             Err(e) => Err(e),

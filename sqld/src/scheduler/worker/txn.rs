@@ -116,45 +116,26 @@ impl Worker {
     }
 }
 
+/// A primary that learned a newer one was promoted refuses every write
+/// (nothing it acknowledged now would survive the failover), as does one
+/// cut off by `--fence-after`; one handing over refuses new ones.
+pub(super) fn write_refusal(db: &Database) -> Option<SqlError> {
+    let refusal = db.log()?.refuses_writers()?;
+    Some(SqlError::new(
+        sqlstate::READ_ONLY_TRANSACTION,
+        refusal.to_string(),
+    ))
+}
+
 /// Before a session's first write in a transaction (or a BEGIN that takes
 /// the write lock): queue for the database's write gate, for the busy
 /// timeout at most, and no longer than the statement timeout leaves (the
 /// wait is part of the statement, as a lock wait is in Postgres).
-/// A primary that learned a newer one was promoted refuses every write:
-/// nothing it acknowledged now would survive the failover. One handing
-/// over in a switchover refuses new ones.
-pub(super) fn fenced(db: &Database) -> Option<SqlError> {
-    let log = db.log()?;
-    if let Some(silent) = log.isolated() {
-        return Some(SqlError::new(
-            sqlstate::READ_ONLY_TRANSACTION,
-            format!(
-                "no replica or orchestrator has reached this primary for {silent:?} (--fence-after): \
-                 it takes no writes a failover on the other side of a partition could discard"
-            ),
-        ));
-    }
-    let Some(epoch) = log.fenced_by() else {
-        return log.closed_to_writers().then(|| {
-            SqlError::new(
-                sqlstate::READ_ONLY_TRANSACTION,
-                "this server is handing the primary role to another (switchover); write through the new primary",
-            )
-        });
-    };
-    Some(SqlError::new(
-        sqlstate::READ_ONLY_TRANSACTION,
-        format!(
-            "this server is no longer the primary: another server was promoted (epoch {epoch}); write through the new primary"
-        ),
-    ))
-}
-
 pub(super) fn take_write_gate(
     db: &Database,
     statement_time_left: Option<Duration>,
 ) -> Result<WriteGateHeld, SqlError> {
-    if let Some(refused) = fenced(db) {
+    if let Some(refused) = write_refusal(db) {
         return Err(refused);
     }
     let wait = statement_time_left.map_or(db.busy_timeout(), |left| left.min(db.busy_timeout()));
@@ -169,7 +150,7 @@ pub(super) fn take_write_gate(
         }
     })?;
     // Fenced or handing over while this writer queued for the gate.
-    match fenced(db) {
+    match write_refusal(db) {
         Some(refused) => Err(refused),
         None => Ok(held),
     }
