@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine with a Rust
-# toolchain: psql and pgbench (postgresql-client), psycopg 3 for the Python
-# client tests, kubernetes-validate for the operator's manifests, and for
-# the client library's tests a C compiler and the Debian sqlite3 shell. Each step
-# is skipped when its tool is already there.
+# toolchain: psql and pgbench (postgresql-client), psycopg 3, psycopg2,
+# asyncpg and SQLAlchemy for the Python client tests, Node.js with
+# node-postgres and postgres.js (sqld/tests/node, from its lock file),
+# kubernetes-validate for the operator's manifests, and for the client
+# library's tests a C compiler and the Debian sqlite3 shell. Each step is
+# skipped when its tool is already there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 apt_install() {
     local sudo=""
@@ -46,6 +49,20 @@ pip_install() {
 if ! python3 -c 'import psycopg' 2>/dev/null; then
     echo "setup: installing psycopg 3"
     pip_install "psycopg[binary]"
+fi
+for module in psycopg2:psycopg2-binary asyncpg:asyncpg sqlalchemy:sqlalchemy; do
+    if ! python3 -c "import ${module%%:*}" 2>/dev/null; then
+        echo "setup: installing ${module#*:} (driver tests)"
+        pip_install "${module#*:}"
+    fi
+done
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "setup: installing Node.js and npm (driver tests)"
+    apt_install nodejs npm
+fi
+if [ ! -d sqld/tests/node/node_modules/pg ] || [ ! -d sqld/tests/node/node_modules/postgres ]; then
+    echo "setup: installing node-postgres and postgres.js (driver tests)"
+    npm ci --prefix sqld/tests/node --no-audit --no-fund --silent
 fi
 if ! python3 -c 'import pytest' 2>/dev/null; then
     echo "setup: installing pytest"

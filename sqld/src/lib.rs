@@ -32,6 +32,7 @@ pub mod shutdown;
 pub mod sql;
 pub mod tls;
 pub mod types;
+pub mod typing;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -720,9 +720,90 @@ fn insert_column_hints(tokens: &[Token], hints: &mut ParamHints) {
     }
 }
 
+/// The name Postgres gives a result column that SQLite named after its
+/// expression's text: a function call is named after the function
+/// (`count(*)` is `count`), any other expression `?column?`. A plain name
+/// (a column, an alias) is kept, and so is one the statement spells in
+/// quotes (an alias such as `AS "total (USD)"`). `None`: keep `name`.
+pub fn postgres_column_name(name: &str, sql: &str) -> Option<String> {
+    let plain = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+    if plain || !spelled_unquoted(name, sql) {
+        return None;
+    }
+    Some(match function_called(name) {
+        Some(function) => function.to_ascii_lowercase(),
+        None => "?column?".to_owned(),
+    })
+}
+
+/// Whether `text` occurs in `sql` other than right inside quotes.
+fn spelled_unquoted(text: &str, sql: &str) -> bool {
+    sql.match_indices(text).any(|(at, _)| {
+        let before = sql[..at].chars().next_back();
+        !matches!(before, Some('"' | '`' | '['))
+    })
+}
+
+/// `f` for an expression that is one call `f(...)`.
+fn function_called(expr: &str) -> Option<&str> {
+    let open = expr.find('(')?;
+    let function = expr[..open].trim_end();
+    let is_name = !function.is_empty()
+        && function
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+    if !is_name || !expr.ends_with(')') {
+        return None;
+    }
+    // The bracket opened after the name must be the one that closes last.
+    let mut depth = 0usize;
+    let mut quoted = false;
+    for (i, c) in expr.char_indices().skip(open) {
+        match c {
+            '\'' => quoted = !quoted,
+            '(' if !quoted => depth += 1,
+            ')' if !quoted => {
+                depth -= 1;
+                if depth == 0 && i + 1 != expr.len() {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(function.rsplit('.').next().unwrap_or(function))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expression_columns_are_named_as_postgres_names_them() {
+        let name = |n: &str, sql: &str| postgres_column_name(n, sql);
+        assert_eq!(
+            name("count(*)", "select count(*) from t").as_deref(),
+            Some("count")
+        );
+        assert_eq!(
+            name("COALESCE(a, 1)", "select COALESCE(a, 1)").as_deref(),
+            Some("coalesce")
+        );
+        assert_eq!(name("$1 + 1", "select $1 + 1").as_deref(), Some("?column?"));
+        assert_eq!(name("1", "select 1").as_deref(), Some("?column?"));
+        assert_eq!(
+            name("max(a) + min(b)", "select max(a) + min(b)").as_deref(),
+            Some("?column?")
+        );
+        assert_eq!(name("f(')')", "select f(')')").as_deref(), Some("f"));
+        assert_eq!(name("id", "select id from t"), None);
+        assert_eq!(name("count(*)", "select 1 as \"count(*)\""), None);
+        assert_eq!(name("total (USD)", "select 1 as \"total (USD)\""), None);
+    }
 
     #[test]
     fn splits_on_complete_statements_only() {

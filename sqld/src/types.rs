@@ -34,6 +34,11 @@ pub fn type_for_decltype(decltype: &str) -> Option<Type> {
         "JSONB" => Some(Type::JSONB),
         "NUMERIC" | "DECIMAL" => Some(Type::NUMERIC),
         "OID" => Some(Type::OID),
+        "BYTEA" => Some(Type::BYTEA),
+        // Postgres' sized integers, by the names only Postgres uses (an
+        // `INTEGER` column is SQLite's 64-bit integer, int8).
+        "INT4" => Some(Type::INT4),
+        "INT2" | "SMALLINT" => Some(Type::INT2),
         "VARCHAR" | "CHARACTER VARYING" => Some(Type::VARCHAR),
         _ => None,
     };
@@ -193,6 +198,15 @@ fn encode_text(buf: &mut BytesMut, value: &Value, ty: &Type) {
             let text = format_unix_seconds(*i, ty).unwrap_or_else(|| i.to_string());
             buf.put_slice(text.as_bytes())
         }
+        (Value::Text(s), &Type::DATE | &Type::TIMESTAMP | &Type::TIMESTAMPTZ) => {
+            // Spelled as Postgres spells it, whatever SQLite stored (`T`,
+            // `Z`, `+01:00`, milliseconds), so every driver parses it back;
+            // text that is no date at all is sent as stored.
+            match format_stored_datetime(s, ty) {
+                Some(text) => buf.put_slice(text.as_bytes()),
+                None => buf.put_slice(s.as_bytes()),
+            }
+        }
         (Value::Integer(i), _) => buf.put_slice(i.to_string().as_bytes()),
         (Value::Real(f), _) => buf.put_slice(format_float(*f).as_bytes()),
         (Value::Text(s), _) => buf.put_slice(s.as_bytes()),
@@ -214,9 +228,9 @@ fn encode_binary(buf: &mut BytesMut, value: &Value, ty: &Type) -> Result<(), Sql
     };
     match *ty {
         Type::INT8 => buf.put_i64(as_i64(value).ok_or_else(mismatch)?),
-        Type::INT4 => buf.put_i32(as_i64(value).ok_or_else(mismatch)? as i32),
+        Type::INT4 => buf.put_i32(sized(value)?),
         Type::OID => buf.put_u32(as_i64(value).ok_or_else(mismatch)? as u32),
-        Type::INT2 => buf.put_i16(as_i64(value).ok_or_else(mismatch)? as i16),
+        Type::INT2 => buf.put_i16(sized(value)?),
         Type::FLOAT8 => buf.put_f64(as_f64(value).ok_or_else(mismatch)?),
         Type::FLOAT4 => buf.put_f32(as_f64(value).ok_or_else(mismatch)? as f32),
         Type::BOOL => buf.put_u8(match value {
@@ -239,11 +253,11 @@ fn encode_binary(buf: &mut BytesMut, value: &Value, ty: &Type) -> Result<(), Sql
             encode_numeric(buf, &text).ok_or_else(mismatch)?
         }
         Type::DATE => {
-            let micros = as_timestamp_micros(value).ok_or_else(mismatch)?;
+            let micros = as_timestamp_micros(value, ty).ok_or_else(mismatch)?;
             buf.put_i32(micros.div_euclid(MICROS_PER_DAY) as i32)
         }
         Type::TIMESTAMP | Type::TIMESTAMPTZ => {
-            buf.put_i64(as_timestamp_micros(value).ok_or_else(mismatch)?)
+            buf.put_i64(as_timestamp_micros(value, ty).ok_or_else(mismatch)?)
         }
         Type::TIME => match value {
             Value::Text(s) => buf.put_i64(parse_time(s.trim()).ok_or_else(mismatch)?),
@@ -314,6 +328,26 @@ pub fn decode_param(bytes: Option<&[u8]>, ty: &Type, binary: bool) -> Result<Val
         }
         Type::NUMERIC => Value::Text(decode_numeric(bytes).ok_or_else(invalid)?),
         _ => Value::Text(String::from_utf8(bytes.to_vec()).map_err(|_| invalid())?),
+    })
+}
+
+/// An integer for a sized integer type: out of its range is an error, not
+/// a truncation.
+fn sized<T: TryFrom<i64>>(value: &Value) -> Result<T, SqlError> {
+    let wide = as_i64(value).ok_or_else(|| {
+        SqlError::new(
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!(
+                "cannot send {} as an integer in binary format",
+                describe(value)
+            ),
+        )
+    })?;
+    T::try_from(wide).map_err(|_| {
+        SqlError::new(
+            sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+            format!("{wide} is out of range for the column's integer type"),
+        )
     })
 }
 
@@ -485,47 +519,78 @@ fn parse_time(s: &str) -> Option<i64> {
 
 /// Microseconds since the Postgres epoch for a stored date or timestamp:
 /// text as SQLite's date functions write it (`YYYY-MM-DD[ T]HH:MM:SS[.fff]`
-/// with an optional `Z` or `±HH:MM`), or an integer of Unix seconds.
-fn as_timestamp_micros(value: &Value) -> Option<i64> {
+/// with an optional `Z` or `±HH:MM`), or an integer of Unix seconds. A
+/// `timestamptz` is the instant (the offset applied); a `timestamp` or
+/// `date` keeps the wall-clock time it was written with, as Postgres
+/// ignores an offset given for a type without a time zone.
+fn as_timestamp_micros(value: &Value, ty: &Type) -> Option<i64> {
     let unix_micros = match value {
         Value::Integer(secs) => secs.checked_mul(MICROS_PER_SECOND)?,
         Value::Real(secs) => (secs * MICROS_PER_SECOND as f64) as i64,
-        Value::Text(s) => parse_timestamp(s.trim())?,
+        Value::Text(s) => return text_timestamp_micros(s, ty),
         _ => return None,
     };
     unix_micros.checked_sub(PG_EPOCH_DAYS * MICROS_PER_DAY)
 }
 
-fn parse_timestamp(s: &str) -> Option<i64> {
+fn text_timestamp_micros(s: &str, ty: &Type) -> Option<i64> {
+    let (wall, offset) = parse_timestamp(s.trim())?;
+    let unix_micros = match *ty {
+        Type::TIMESTAMPTZ => wall.checked_sub(offset)?,
+        _ => wall,
+    };
+    unix_micros.checked_sub(PG_EPOCH_DAYS * MICROS_PER_DAY)
+}
+
+/// Stored date or timestamp text in Postgres' output format for `ty`:
+/// `YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS[.ffffff]`, and for `timestamptz`
+/// the instant in UTC with `+00`.
+fn format_stored_datetime(stored: &str, ty: &Type) -> Option<String> {
+    let micros = text_timestamp_micros(stored, ty)?;
+    Some(match *ty {
+        Type::DATE => format_date(micros.div_euclid(MICROS_PER_DAY) + PG_EPOCH_DAYS),
+        Type::TIMESTAMPTZ => format_timestamp_micros(micros)? + "+00",
+        _ => format_timestamp_micros(micros)?,
+    })
+}
+
+/// Unix microseconds of the wall-clock time written, and the offset
+/// written with it (zero when there is none).
+fn parse_timestamp(s: &str) -> Option<(i64, i64)> {
     let date = s.get(..10)?;
     let mut fields = date.splitn(3, '-');
     let y: i64 = fields.next()?.parse().ok()?;
     let m: i64 = fields.next()?.parse().ok()?;
     let d: i64 = fields.next()?.parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
     let mut micros = days_from_civil(y, m, d).checked_mul(MICROS_PER_DAY)?;
     let rest = s[10..].trim_start_matches(['T', ' ']);
     if rest.is_empty() {
-        return Some(micros);
+        return Some((micros, 0));
     }
     let (time, offset) = match rest.find(['Z', '+', '-']) {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
     micros = micros.checked_add(parse_time(time.trim())?)?;
+    let mut offset_micros = 0;
     if let Some(sign_and_offset) = offset.strip_prefix(['+', '-']) {
         let sign = if offset.starts_with('-') { -1 } else { 1 };
-        let (oh, om) = sign_and_offset
-            .split_once(':')
-            .unwrap_or((sign_and_offset, "0"));
-        let off = oh
-            .parse::<i64>()
-            .ok()?
-            .checked_mul(60)?
-            .checked_add(om.parse::<i64>().ok()?)?
-            .checked_mul(60 * MICROS_PER_SECOND)?;
-        micros = micros.checked_sub(sign * off)?;
+        let (oh, om) = match sign_and_offset.split_once(':') {
+            Some(parts) => parts,
+            None if sign_and_offset.len() == 4 => sign_and_offset.split_at(2),
+            None => (sign_and_offset, "0"),
+        };
+        offset_micros = sign
+            * oh.parse::<i64>()
+                .ok()?
+                .checked_mul(60)?
+                .checked_add(om.parse::<i64>().ok()?)?
+                .checked_mul(60 * MICROS_PER_SECOND)?;
     }
-    Some(micros)
+    Some((micros, offset_micros))
 }
 
 /// Largest display scale of a NUMERIC (Postgres' NUMERIC_DSCALE_MASK).
@@ -693,6 +758,34 @@ mod tests {
         assert_eq!(text(Value::Real(f64::INFINITY), Type::FLOAT8), "Infinity");
         assert_eq!(text(Value::Blob(vec![0xde, 0xad]), Type::BYTEA), "\\xdead");
         assert_eq!(text(Value::Integer(86_400), Type::DATE), "1970-01-02");
+    }
+
+    #[test]
+    fn stored_datetimes_are_sent_as_postgres_writes_them() {
+        let stored = |s: &str| Value::Text(s.to_owned());
+        // What node-postgres writes for a JavaScript Date.
+        let js = stored("2024-01-02T03:04:05.123+01:00");
+        assert_eq!(text(js.clone(), Type::TIMESTAMP), "2024-01-02 03:04:05.123");
+        assert_eq!(
+            text(js.clone(), Type::TIMESTAMPTZ),
+            "2024-01-02 02:04:05.123+00"
+        );
+        assert_eq!(text(js, Type::DATE), "2024-01-02");
+        assert_eq!(
+            text(stored("2024-01-02T03:04:05Z"), Type::TIMESTAMPTZ),
+            "2024-01-02 03:04:05+00"
+        );
+        assert_eq!(
+            text(stored("2024-01-02 03:04:05-0230"), Type::TIMESTAMPTZ),
+            "2024-01-02 05:34:05+00"
+        );
+        assert_eq!(
+            text(stored("2024-01-02"), Type::TIMESTAMP),
+            "2024-01-02 00:00:00"
+        );
+        // Not a date: as stored.
+        assert_eq!(text(stored("soon"), Type::TIMESTAMP), "soon");
+        assert_eq!(text(stored("2024-13-02"), Type::DATE), "2024-13-02");
     }
 
     #[test]

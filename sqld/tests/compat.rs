@@ -187,9 +187,10 @@ async fn double_colon_casts_convert() {
         text(&c, "select typeof('1.5'::float8)").await.as_deref(),
         Some("real")
     );
+    // A boolean, as Postgres prints one (SQLite holds 1).
     assert_eq!(
         text(&c, "select 'yes'::boolean").await.as_deref(),
-        Some("1")
+        Some("t")
     );
     assert_eq!(
         text(&c, "select 5::text || 'x'").await.as_deref(),
@@ -206,8 +207,9 @@ async fn parameter_casts_are_casts_not_names() {
         .prepare("select ($1::integer + 1)::text, $2::text, typeof($1::int4)")
         .await
         .unwrap();
-    assert_eq!(stmt.params(), &[Type::INT8, Type::TEXT]);
-    let row = c.query_one(&stmt, &[&41i64, &"x"]).await.unwrap();
+    // Typed as Postgres types them: `integer` is int4.
+    assert_eq!(stmt.params(), &[Type::INT4, Type::TEXT]);
+    let row = c.query_one(&stmt, &[&41i32, &"x"]).await.unwrap();
     assert_eq!(row.get::<_, String>(0), "42");
     assert_eq!(row.get::<_, String>(1), "x");
     assert_eq!(row.get::<_, String>(2), "integer");
@@ -531,4 +533,115 @@ async fn catalog_is_built_on_first_use_wherever_that_is() {
         Some("1"),
         "the session is query-only again, and reads its write"
     );
+}
+
+#[tokio::test]
+async fn parameters_in_expressions_are_typed_by_what_they_meet() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    c.batch_execute("create table people (id integer primary key, name text, score real)")
+        .await
+        .unwrap();
+    let params = |sql: &'static str| {
+        let c = &c;
+        async move { c.prepare(sql).await.unwrap().params().to_vec() }
+    };
+    // Each was `text` before, which asyncpg refuses an integer for.
+    assert_eq!(params("select $1 + 1").await, [Type::INT4]);
+    assert_eq!(params("select coalesce($1, 1)").await, [Type::INT4]);
+    assert_eq!(params("select abs($1)").await, [Type::FLOAT8]);
+    assert_eq!(params("select $1 || 'x'").await, [Type::TEXT]);
+    assert_eq!(
+        params("insert into people (id, score) select $1, $2").await,
+        [Type::INT8, Type::FLOAT8]
+    );
+    let stmt = c.prepare("select $1 + 1").await.unwrap();
+    let row = c.query_one(&stmt, &[&41i32]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 42);
+}
+
+#[tokio::test]
+async fn computed_columns_are_typed_and_named_as_postgres_does() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    c.batch_execute(
+        "create table items (id integer primary key, price real); \
+         insert into items values (1, 2.5), (2, 4.0)",
+    )
+    .await
+    .unwrap();
+    // Described before it runs, with no row to sample for `id = $1`.
+    let stmt = c
+        .prepare("select count(*), id * 2, price * 2, $1::int4 + 1 from items where id = $2")
+        .await
+        .unwrap();
+    let described: Vec<(&str, Type)> = stmt
+        .columns()
+        .iter()
+        .map(|col| (col.name(), col.type_().clone()))
+        .collect();
+    assert_eq!(
+        described,
+        [
+            ("count", Type::INT8),
+            ("?column?", Type::INT8),
+            ("?column?", Type::FLOAT8),
+            ("?column?", Type::INT4),
+        ]
+    );
+    let row = c.query_one(&stmt, &[&41i32, &1i64]).await.unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1);
+    assert_eq!(row.get::<_, i64>(1), 2);
+    assert_eq!(row.get::<_, f64>(2), 5.0);
+    assert_eq!(row.get::<_, i32>(3), 42);
+    // The simple protocol names them alike.
+    let simple = c
+        .simple_query("select count(*), 1 + 1 from items")
+        .await
+        .unwrap();
+    let tokio_postgres::SimpleQueryMessage::Row(row) = &simple[1] else {
+        panic!("expected a row first, got {simple:?}");
+    };
+    let names: Vec<&str> = row.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["count", "?column?"]);
+}
+
+#[tokio::test]
+async fn stored_timestamps_are_sent_in_postgres_format() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    // As node-postgres writes a Date, and as SQLite's functions write.
+    c.batch_execute(
+        "create table times (at timestamp, tz timestamptz, day date); \
+         insert into times values ('2024-01-02T03:04:05.123+01:00', \
+           '2024-01-02T03:04:05.123+01:00', '2024-01-02T00:00:00Z')",
+    )
+    .await
+    .unwrap();
+    let row = &rows(&c, "select at, tz, day from times").await[0];
+    assert_eq!(row[0].as_deref(), Some("2024-01-02 03:04:05.123"));
+    assert_eq!(row[1].as_deref(), Some("2024-01-02 02:04:05.123+00"));
+    assert_eq!(row[2].as_deref(), Some("2024-01-02"));
+}
+
+#[tokio::test]
+async fn serial_keys_are_numbered_and_derived_tables_name_their_columns() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    c.batch_execute("create table t (id serial not null, name varchar(20), primary key (id))")
+        .await
+        .unwrap();
+    // SQLAlchemy's batched ORM insert, as it sends it.
+    let ids: Vec<i64> = c
+        .query(
+            "insert into t (name) select p0::varchar from (values ($1::varchar, 0), ($2::varchar, 1)) \
+             as imp_sen(p0, sen_counter) order by sen_counter returning t.id",
+            &[&"a", &"b"],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, [1, 2]);
 }

@@ -239,7 +239,7 @@ async fn copy_joins_an_explicit_transaction() {
 }
 
 #[tokio::test]
-async fn server_files_programs_and_binary_are_refused() {
+async fn server_files_and_programs_are_refused() {
     let s = Sqld::start();
     let c = s.connect().await;
     c.batch_execute("create table t(a text)").await.unwrap();
@@ -248,7 +248,7 @@ async fn server_files_programs_and_binary_are_refused() {
         ("COPY t TO '/tmp/sqld-copy-out'", "42501"),
         ("COPY t FROM PROGRAM 'id'", "42501"),
         ("COPY t TO PROGRAM 'id'", "42501"),
-        ("COPY t FROM STDIN WITH (FORMAT binary)", "0A000"),
+        ("COPY t FROM STDIN WITH (FORMAT binary, HEADER)", "42601"),
         ("COPY missing FROM STDIN", "42P01"),
     ] {
         let e = c.simple_query(sql).await.unwrap_err();
@@ -258,6 +258,133 @@ async fn server_files_programs_and_binary_are_refused() {
     }
     assert!(!std::path::Path::new("/tmp/sqld-copy-out").exists());
     assert_eq!(scalar(&c, "select count(*) from t").await, 0);
+}
+
+#[tokio::test]
+async fn binary_copy_in_and_out_round_trips_every_type() {
+    use tokio_postgres::binary_copy::{BinaryCopyInWriter, BinaryCopyOutStream};
+    use tokio_postgres::types::Type;
+    let s = Sqld::start();
+    let c = s.connect().await;
+    c.batch_execute(
+        "create table b (id integer, name text, f double precision, data bytea, ok boolean, \
+         at timestamp); create table b2 (id integer, name text, f double precision, \
+         data bytea, ok boolean, at timestamp)",
+    )
+    .await
+    .unwrap();
+    let types = [
+        Type::INT8,
+        Type::TEXT,
+        Type::FLOAT8,
+        Type::BYTEA,
+        Type::BOOL,
+        Type::TIMESTAMP,
+    ];
+    let at = |i: i64| {
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_micros(1_700_000_000_000_000 + i as u64)
+    };
+    let sink = c
+        .copy_in("COPY b FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    pin_mut!(writer);
+    for i in 0..2_000i64 {
+        let name = (i % 7 != 0).then(|| format!("name {i}"));
+        let data = vec![(i % 256) as u8, 0, 255];
+        writer
+            .as_mut()
+            .write(&[&i, &name, &(i as f64 / 4.0), &data, &(i % 2 == 0), &at(i)])
+            .await
+            .unwrap();
+    }
+    assert_eq!(writer.finish().await.unwrap(), 2_000);
+    assert_eq!(
+        scalar(&c, "select count(*) from b where name is null").await,
+        286
+    );
+
+    // Out in binary, and back in through a second table.
+    let stream = c
+        .copy_out("COPY (SELECT * FROM b ORDER BY id) TO STDOUT (FORMAT binary)")
+        .await
+        .unwrap();
+    let rows = BinaryCopyOutStream::new(stream, &types);
+    pin_mut!(rows);
+    let mut seen = 0i64;
+    while let Some(row) = rows.next().await {
+        let row = row.unwrap();
+        let i = seen;
+        assert_eq!(row.get::<i64>(0), i);
+        assert_eq!(
+            row.get::<Option<String>>(1),
+            (i % 7 != 0).then(|| format!("name {i}"))
+        );
+        assert_eq!(row.get::<f64>(2), i as f64 / 4.0);
+        assert_eq!(row.get::<Vec<u8>>(3), vec![(i % 256) as u8, 0, 255]);
+        assert_eq!(row.get::<bool>(4), i % 2 == 0);
+        assert_eq!(row.get::<std::time::SystemTime>(5), at(i));
+        seen += 1;
+    }
+    assert_eq!(seen, 2_000);
+    let raw = {
+        let stream = c.copy_out("COPY b TO STDOUT BINARY").await.unwrap();
+        pin_mut!(stream);
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        out
+    };
+    assert!(raw.starts_with(b"PGCOPY\n\xff\r\n\0"));
+    assert_eq!(
+        copy_in(&c, "COPY b2 FROM STDIN BINARY", &[&raw])
+            .await
+            .unwrap(),
+        2_000
+    );
+    assert_eq!(
+        scalar(
+            &c,
+            "select count(*) from (select * from b except select * from b2)"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn malformed_binary_copy_is_refused_and_undone() {
+    let s = Sqld::start();
+    let c = s.connect().await;
+    c.batch_execute("create table b (id integer)")
+        .await
+        .unwrap();
+    let header = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0".to_vec();
+    let row = [0, 1, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1];
+    for (input, want) in [
+        // Not the signature.
+        (b"PGCOPY\n\xff\r\n\x01\0\0\0\0\0\0\0\0".to_vec(), "22P04"),
+        // A good row, then one cut short.
+        ([&header[..], &row, &row[..row.len() - 3]].concat(), "22P04"),
+        // A 4-byte value for an int8 column.
+        (
+            [&header[..], &row, &[0, 1, 0, 0, 0, 4, 0, 0, 0, 1]].concat(),
+            "22P02",
+        ),
+        // A negative length that is not NULL's.
+        (
+            [&header[..], &[0, 1, 0xff, 0xff, 0xff, 0xf0]].concat(),
+            "22P04",
+        ),
+    ] {
+        let e = copy_in(&c, "COPY b FROM STDIN (FORMAT binary)", &[&input])
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), want, "{e:?}");
+        assert_eq!(scalar(&c, "select count(*) from b").await, 0);
+    }
 }
 
 fn vm_kib(pid: u32, field: &str) -> u64 {

@@ -9,35 +9,13 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::Sqld;
+use common::{python, python_can_import, Sqld};
 
 /// Bound on the whole Python run (the tests take a second or two).
 const PYTHON_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn python() -> Command {
-    let mut cmd = Command::new("python3");
-    // Keep __pycache__ and .pytest_cache out of the source tree.
-    cmd.env("PYTHONDONTWRITEBYTECODE", "1")
-        .env_remove("PGPASSWORD")
-        .env_remove("PGSERVICE")
-        .stdin(Stdio::null());
-    cmd
-}
-
-fn python_can_import(module: &str) -> bool {
-    let out = run_bounded(
-        {
-            let mut cmd = python();
-            cmd.args(["-c", &format!("import {module}")]);
-            cmd
-        },
-        Duration::from_secs(10),
-    );
-    out.status.success()
-}
 
 #[test]
 fn psycopg_suite() {

@@ -13,9 +13,11 @@ pub(super) fn convert(expr: &Expr, ty: &DataType) -> String {
     let name = type_name(ty);
     let is_literal = matches!(expr, Expr::Value(_));
     match name.as_str() {
-        "int" | "integer" | "int2" | "int4" | "int8" | "smallint" | "bigint" | "oid" | "xid" => {
-            format!("CAST({expr} AS INTEGER)")
-        }
+        // Spelled with their size, which SQLite reads as integer affinity
+        // and the result's description as Postgres' type (`int4`).
+        "int" | "integer" | "int4" => format!("CAST({expr} AS INT4)"),
+        "int2" | "smallint" => format!("CAST({expr} AS INT2)"),
+        "int8" | "bigint" | "oid" | "xid" => format!("CAST({expr} AS INTEGER)"),
         "real" | "float" | "float4" | "float8" | "double precision" => {
             format!("CAST({expr} AS REAL)")
         }

@@ -34,7 +34,23 @@ const MARKERS: &[&str] = &[
 /// Whether `sql` may hold syntax the rewrite translates: a scan of its
 /// bytes, nothing allocated.
 pub fn may_need_rewrite(sql: &str) -> bool {
-    MARKERS.iter().any(|m| sql.contains(m)) || contains_escape_string(sql) || contains_any_call(sql)
+    MARKERS.iter().any(|m| sql.contains(m))
+        || contains_escape_string(sql)
+        || contains_any_call(sql)
+        || creates_serial_column(sql)
+}
+
+/// A `CREATE` statement that mentions `serial` (in any case), which SQLite
+/// would take for a type without integer affinity.
+fn creates_serial_column(sql: &str) -> bool {
+    let start = sql.trim_start();
+    start
+        .get(..6)
+        .is_some_and(|w| w.eq_ignore_ascii_case("CREATE"))
+        && start
+            .as_bytes()
+            .windows(6)
+            .any(|w| w.eq_ignore_ascii_case(b"SERIAL"))
 }
 
 /// `E'` or `e'` that starts a token (not the end of a word or a string).
@@ -71,5 +87,7 @@ mod tests {
         assert!(may_need_rewrite("select pg_catalog.version()"));
         assert!(may_need_rewrite("select E'a\\nb'"));
         assert!(!may_need_rewrite("select * from t where name = 'the'"));
+        assert!(may_need_rewrite("CREATE TABLE t (id SERIAL PRIMARY KEY)"));
+        assert!(!may_need_rewrite("select serial from t"));
     }
 }

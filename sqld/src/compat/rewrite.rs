@@ -144,7 +144,26 @@ impl VisitorMut for Rewriter {
         ControlFlow::Continue(())
     }
 
+    fn post_visit_statement(&mut self, statement: &mut Statement) -> ControlFlow<()> {
+        if let Statement::CreateTable(table) = statement {
+            for column in &mut table.columns {
+                if is_serial(&column.data_type) {
+                    // An INTEGER primary key is SQLite's rowid, which numbers
+                    // rows as a sequence would (a BIGINT one is not).
+                    column.data_type = DataType::Integer(None);
+                    self.changed = true;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        if let Some(renamed) = derived_with_column_names(factor) {
+            *factor = renamed;
+            self.changed = true;
+            return ControlFlow::Continue(());
+        }
         if let Some(series) = generate_series(factor) {
             if let TableFactor::Table { name, args, .. } = factor {
                 *name = ObjectName::from(vec![Ident::new(series)]);
@@ -270,6 +289,59 @@ fn replacement(expr: &mut Expr) -> Option<Expr> {
         }
         _ => return None,
     })
+}
+
+/// `(subquery) AS t(a, b)`, which SQLite cannot name columns in (SQLAlchemy
+/// sends `(VALUES ...) AS imp_sen(p0, p1, ...)` for every batch of ORM
+/// inserts), as a subquery whose common table expression names them.
+fn derived_with_column_names(factor: &TableFactor) -> Option<TableFactor> {
+    let TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias: Some(alias),
+        ..
+    } = factor
+    else {
+        return None;
+    };
+    if alias.columns.is_empty() {
+        return None;
+    }
+    let columns: Vec<String> = alias.columns.iter().map(|c| c.name.to_string()).collect();
+    let named = format!(
+        "(WITH sqld_derived({}) AS ({subquery}) SELECT * FROM sqld_derived)",
+        columns.join(", ")
+    );
+    let mut alias = alias.clone();
+    alias.columns.clear();
+    Some(TableFactor::Table {
+        name: ObjectName::from(vec![Ident::new(named)]),
+        alias: Some(alias),
+        args: None,
+        with_hints: Vec::new(),
+        version: None,
+        with_ordinality: false,
+        partitions: Vec::new(),
+        json_path: None,
+        sample: None,
+        index_directives: Vec::new(),
+        inheritance: None,
+    })
+}
+
+/// `serial`, `bigserial` and their aliases: Postgres' auto-numbered
+/// integer columns.
+fn is_serial(data_type: &DataType) -> bool {
+    const SERIALS: &[&str] = &[
+        "serial",
+        "serial4",
+        "bigserial",
+        "serial8",
+        "smallserial",
+        "serial2",
+    ];
+    matches!(data_type, DataType::Custom(name, args)
+        if args.is_empty() && SERIALS.iter().any(|s| last_part(name).eq_ignore_ascii_case(s)))
 }
 
 /// `generate_series(start, stop)` in FROM (SQLite here lacks the series
@@ -413,7 +485,7 @@ mod tests {
     fn casts_become_conversions() {
         assert_eq!(
             sqlite("SELECT $1::integer"),
-            "SELECT CAST($1 AS INTEGER) AS \"int4\""
+            "SELECT CAST($1 AS INT4) AS \"int4\""
         );
         assert_eq!(
             sqlite("SELECT '\\x0102'::bytea AS b"),
@@ -422,6 +494,23 @@ mod tests {
         assert_eq!(
             sqlite("SELECT oid::regtype::text FROM pg_type"),
             "SELECT format_type(oid, NULL) AS \"oid\" FROM pg_type"
+        );
+    }
+
+    #[test]
+    fn derived_tables_name_their_columns_through_a_cte() {
+        assert_eq!(
+            sqlite("SELECT p0 FROM (VALUES ($1::VARCHAR, 0)) AS imp_sen(p0, n) ORDER BY n"),
+            "SELECT p0 FROM (WITH sqld_derived(p0, n) AS (VALUES (CAST($1 AS TEXT), 0)) \
+             SELECT * FROM sqld_derived) AS imp_sen ORDER BY n"
+        );
+    }
+
+    #[test]
+    fn serial_columns_become_integer_keys() {
+        assert_eq!(
+            sqlite("CREATE TABLE t (id SERIAL NOT NULL, b BIGSERIAL, PRIMARY KEY (id))"),
+            "CREATE TABLE t (id INTEGER NOT NULL, b INTEGER, PRIMARY KEY (id))"
         );
     }
 

@@ -326,8 +326,37 @@ pub async fn integers(c: &tokio_postgres::Client, sql: &str) -> Vec<i64> {
 }
 
 /// The one integer `sql` returns.
+/// The one integer `sql` returns, whether it is described as int8
+/// (`count(*)`, a column) or int4 (`select 1`, as Postgres types it).
 pub async fn scalar(c: &tokio_postgres::Client, sql: &str) -> i64 {
-    c.query_one(sql, &[]).await.unwrap().get(0)
+    let row = c.query_one(sql, &[]).await.unwrap();
+    row.try_get::<_, i64>(0)
+        .or_else(|_| row.try_get::<_, i32>(0).map(i64::from))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// `python3`, with its caches kept out of the source tree and no
+/// libpq settings of the environment.
+pub fn python() -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("PGPASSWORD")
+        .env_remove("PGSERVICE")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Whether `python3` can import `module`.
+pub fn python_can_import(module: &str) -> bool {
+    let mut cmd = python();
+    cmd.args(["-c", &format!("import {module}")]);
+    run_bounded(
+        cmd,
+        Duration::from_secs(10),
+        "the Python tests need python3",
+    )
+    .status
+    .success()
 }
 
 /// Runs `cmd` to completion, capturing its output; kills it and fails the

@@ -8,6 +8,8 @@ use crate::error::sqlstate;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub csv: bool,
+    /// Postgres' binary format (`binary.rs`): none of the others apply.
+    pub binary: bool,
     pub delimiter: u8,
     pub null: String,
     pub header: bool,
@@ -19,11 +21,19 @@ impl Options {
     pub fn text() -> Self {
         Options {
             csv: false,
+            binary: false,
             delimiter: b'\t',
             null: "\\N".to_owned(),
             header: false,
             quote: b'"',
             escape: b'"',
+        }
+    }
+
+    pub fn binary() -> Self {
+        Options {
+            binary: true,
+            ..Options::text()
         }
     }
 

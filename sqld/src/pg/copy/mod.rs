@@ -4,8 +4,10 @@
 //! rows into batches of parameterised multi-row INSERTs (values sent as
 //! text, typed by the table's declared column types), run as they arrive
 //! inside one transaction (its own, or the client's); COPY TO runs a
-//! SELECT and writes its rows one CopyData at a time.
+//! SELECT and writes its rows one CopyData at a time. Text, CSV and
+//! binary formats.
 
+mod binary;
 mod format;
 mod statement;
 
@@ -13,6 +15,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use bytes::BufMut;
 use futures::{Sink, SinkExt};
 use libsql_sys::rusqlite::types::Value;
 use pgwire::api::copy::CopyHandler;
@@ -22,7 +25,8 @@ use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyInResponse, CopyO
 use pgwire::messages::response::{CommandComplete, TransactionStatus};
 use pgwire::messages::PgWireBackendMessage;
 
-use self::format::{Decoder, Field};
+use self::binary::{BinaryDecoder, BinaryRow};
+use self::format::{Decoder, FormatError, Options};
 use self::statement::{CopyStatement, Source};
 use super::reply::{error_response, pg_status, ready};
 use crate::error::{sqlstate, SqlError};
@@ -59,7 +63,7 @@ struct CopyIn {
     columns: Vec<Column>,
     /// `INSERT INTO t (a, b) VALUES `
     insert: String,
-    decoder: Decoder,
+    decoder: Input,
     params: Vec<Value>,
     batch_rows: usize,
     batch_bytes: usize,
@@ -68,6 +72,71 @@ struct CopyIn {
     owns_txn: bool,
     extended: bool,
     txn: TxnState,
+}
+
+/// Where a COPY FROM's rows are cut from: text or CSV, or binary.
+enum Input {
+    Text(Decoder),
+    Binary(BinaryDecoder),
+}
+
+impl Input {
+    fn new(options: Options) -> Self {
+        match options.binary {
+            true => Input::Binary(BinaryDecoder::default()),
+            false => Input::Text(Decoder::new(options)),
+        }
+    }
+
+    fn is_binary(&self) -> bool {
+        matches!(self, Input::Binary(_))
+    }
+
+    fn feed(&mut self, bytes: &[u8]) {
+        match self {
+            Input::Text(d) => d.feed(bytes),
+            Input::Binary(d) => d.feed(bytes),
+        }
+    }
+
+    fn held(&self) -> usize {
+        match self {
+            Input::Text(d) => d.held(),
+            Input::Binary(d) => d.held(),
+        }
+    }
+
+    /// Lines (rows, in binary) read so far.
+    fn line(&self) -> u64 {
+        match self {
+            Input::Text(d) => d.line,
+            Input::Binary(d) => d.line,
+        }
+    }
+
+    fn next_row(&mut self) -> Result<Option<BinaryRow>, FormatError> {
+        match self {
+            Input::Text(d) => Ok(d.next_row()?.map(as_bytes)),
+            Input::Binary(d) => d.next_row(),
+        }
+    }
+
+    /// At the end of input: the last row, if the text had no newline.
+    fn finish(&mut self) -> Result<Option<BinaryRow>, FormatError> {
+        match self {
+            Input::Text(d) => Ok(d.finish()?.map(as_bytes)),
+            Input::Binary(d) => d.finish().map(|()| None),
+        }
+    }
+}
+
+fn as_bytes(row: Vec<Option<String>>) -> BinaryRow {
+    row.into_iter().map(|f| f.map(String::into_bytes)).collect()
+}
+
+/// The format code of CopyInResponse and CopyOutResponse.
+fn format_code(options: &Options) -> i16 {
+    options.binary as i16
 }
 
 /// The connection's COPY FROM in progress, if any (taken out while a
@@ -207,12 +276,17 @@ where
     let _budget = held;
     let columns = columns.unwrap_or_default();
     let n = columns.len();
-    let response = CopyOutResponse::new(0, n as i16, vec![0; n]);
+    let options = &copy.options;
+    let format = format_code(options);
+    let response = CopyOutResponse::new(format as i8, n as i16, vec![format; n]);
     client
         .feed(PgWireBackendMessage::CopyOutResponse(response))
         .await
         .map_err(PgWireError::from)?;
-    let options = &copy.options;
+    if options.binary {
+        let count = copy_out_binary(client, &columns, rows).await?;
+        return copy_out_done(client, count, extended).await;
+    }
     let mut line = Vec::new();
     if options.header {
         format::encode_row(
@@ -239,6 +313,42 @@ where
         send_data(client, &mut line).await?;
         count += 1;
     }
+    copy_out_done(client, count, extended).await
+}
+
+/// The rows of a binary COPY TO, after its header, one CopyData each, and
+/// its trailer; how many rows.
+async fn copy_out_binary<C>(
+    client: &mut C,
+    columns: &[Column],
+    rows: Vec<Vec<Value>>,
+) -> Result<u64, Failure>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let mut buf = bytes::BytesMut::new();
+    binary::header(&mut buf);
+    let mut count = 0u64;
+    for row in rows {
+        buf.put_i16(row.len() as i16);
+        for (value, column) in row.iter().zip(columns) {
+            types::encode_field(&mut buf, value, &column.ty, true)?;
+        }
+        send_data(client, &mut buf.split().to_vec()).await?;
+        count += 1;
+    }
+    binary::trailer(&mut buf);
+    send_data(client, &mut buf.split().to_vec()).await?;
+    Ok(count)
+}
+
+/// CopyDone, the command's tag, and for a simple query ReadyForQuery.
+async fn copy_out_done<C>(client: &mut C, count: u64, extended: bool) -> Result<(), Failure>
+where
+    C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
     client
         .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
         .await
@@ -299,7 +409,8 @@ where
         false => txn,
     };
     let n = found.len();
-    let response = CopyInResponse::new(0, n as i16, vec![0; n]);
+    let format = format_code(&copy.options);
+    let response = CopyInResponse::new(format as i8, n as i16, vec![format; n]);
     client
         .send(PgWireBackendMessage::CopyInResponse(response))
         .await
@@ -309,7 +420,7 @@ where
         label,
         insert: format!("INSERT INTO {name} ({}) VALUES ", names.join(", ")),
         columns: found,
-        decoder: Decoder::new(copy.options),
+        decoder: Input::new(copy.options),
         params: Vec::new(),
         batch_rows: 0,
         batch_bytes: 0,
@@ -349,14 +460,14 @@ impl CopyIn {
     }
 
     fn context(&self) -> String {
-        format!("COPY {}, line {}", self.label, self.decoder.line)
+        format!("COPY {}, line {}", self.label, self.decoder.line())
     }
 
     fn format_error(&self, e: format::FormatError) -> SqlError {
         SqlError::new(e.code, format!("{} ({})", e.message, self.context()))
     }
 
-    fn push(&mut self, row: Vec<Field>) -> Result<(), SqlError> {
+    fn push(&mut self, row: BinaryRow) -> Result<(), SqlError> {
         if row.len() < self.columns.len() {
             let missing = &self.columns[row.len()].name;
             return Err(SqlError::new(
@@ -370,24 +481,27 @@ impl CopyIn {
                 format!("extra data after last expected column ({})", self.context()),
             ));
         }
+        let binary = self.decoder.is_binary();
         for (field, column) in row.into_iter().zip(&self.columns) {
-            let Some(text) = field else {
+            let Some(bytes) = field else {
                 self.params.push(Value::Null);
                 continue;
             };
-            self.batch_bytes += text.len();
-            let value =
-                types::decode_param(Some(text.as_bytes()), &column.ty, false).map_err(|e| {
-                    SqlError::new(
-                        e.code,
-                        format!(
-                            "invalid input syntax for type {}: \"{text}\" ({}, column {})",
-                            column.ty.name(),
-                            self.context(),
-                            column.name
-                        ),
-                    )
-                })?;
+            self.batch_bytes += bytes.len();
+            let value = types::decode_param(Some(&bytes), &column.ty, binary).map_err(|e| {
+                let what = match binary {
+                    true => format!("invalid binary input for type {}", column.ty.name()),
+                    false => format!(
+                        "invalid input syntax for type {}: \"{}\"",
+                        column.ty.name(),
+                        String::from_utf8_lossy(&bytes)
+                    ),
+                };
+                SqlError::new(
+                    e.code,
+                    format!("{what} ({}, column {})", self.context(), column.name),
+                )
+            })?;
             self.params.push(value);
         }
         self.batch_rows += 1;

@@ -147,6 +147,7 @@ pub fn parse(sql: &str) -> Result<CopyStatement, SqlError> {
 #[derive(Default)]
 struct Given {
     csv: bool,
+    binary: bool,
     delimiter: Option<char>,
     null: Option<String>,
     header: bool,
@@ -161,7 +162,7 @@ fn read_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<O
             CopyOption::Format(name) => match name.value.to_ascii_lowercase().as_str() {
                 "text" => given.csv = false,
                 "csv" => given.csv = true,
-                "binary" => return Err(not_supported("in binary format")),
+                "binary" => given.binary = true,
                 other => {
                     return Err(SqlError::new(
                         sqlstate::INVALID_PARAMETER_VALUE,
@@ -183,7 +184,7 @@ fn read_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<O
     }
     for option in legacy {
         match option {
-            CopyLegacyOption::Binary => return Err(not_supported("in binary format")),
+            CopyLegacyOption::Binary => given.binary = true,
             CopyLegacyOption::Delimiter(c) => given.delimiter = Some(*c),
             CopyLegacyOption::Null(s) => given.null = Some(s.clone()),
             CopyLegacyOption::Csv(csv) => {
@@ -199,6 +200,9 @@ fn read_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<O
             }
             other => return Err(not_supported(&format!("option {other}"))),
         }
+    }
+    if given.binary {
+        return binary_options(&given);
     }
     let mut options = if given.csv {
         Options::csv()
@@ -241,6 +245,25 @@ fn read_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<O
     }
     options.header = given.header;
     Ok(options)
+}
+
+/// The binary format takes none of the text formats' options.
+fn binary_options(given: &Given) -> Result<Options, SqlError> {
+    let conflicting = [
+        (given.csv, "CSV"),
+        (given.delimiter.is_some(), "DELIMITER"),
+        (given.null.is_some(), "NULL"),
+        (given.header, "HEADER"),
+        (given.quote.is_some(), "QUOTE"),
+        (given.escape.is_some(), "ESCAPE"),
+    ];
+    if let Some((_, name)) = conflicting.iter().find(|(given, _)| *given) {
+        return Err(SqlError::new(
+            sqlstate::SYNTAX_ERROR,
+            format!("cannot specify {name} in BINARY mode"),
+        ));
+    }
+    Ok(Options::binary())
 }
 
 #[cfg(test)]
@@ -288,7 +311,7 @@ mod tests {
     }
 
     #[test]
-    fn refuses_files_programs_and_binary() {
+    fn refuses_files_and_programs() {
         assert_eq!(
             code("COPY t FROM '/etc/passwd'"),
             sqlstate::INSUFFICIENT_PRIVILEGE
@@ -298,13 +321,26 @@ mod tests {
             code("COPY t TO PROGRAM 'id'"),
             sqlstate::INSUFFICIENT_PRIVILEGE
         );
-        assert_eq!(
-            code("COPY t FROM STDIN WITH (FORMAT binary)"),
-            sqlstate::FEATURE_NOT_SUPPORTED
+    }
+
+    #[test]
+    fn binary_takes_no_text_options() {
+        assert!(
+            parse("COPY t FROM STDIN WITH (FORMAT binary)")
+                .unwrap()
+                .options
+                .binary
+        );
+        assert!(parse("COPY t FROM STDIN BINARY").unwrap().options.binary);
+        assert!(
+            parse("COPY (SELECT 1) TO STDOUT (FORMAT BINARY)")
+                .unwrap()
+                .options
+                .binary
         );
         assert_eq!(
-            code("COPY t FROM STDIN BINARY"),
-            sqlstate::FEATURE_NOT_SUPPORTED
+            code("COPY t FROM STDIN WITH (FORMAT binary, DELIMITER ',')"),
+            sqlstate::SYNTAX_ERROR
         );
     }
 }

@@ -10,12 +10,12 @@ use libsql_sys::rusqlite::{Connection, Statement, TransactionState};
 use pgwire::api::Type;
 
 use super::settings::SHOW_ALL_COLUMNS;
-use super::{install_session_functions, param_number, Worker};
+use super::{column_name, install_session_functions, param_number, Worker};
 use crate::database::{prepare_with_current_schema, Database, DbConnection};
 use crate::error::{sqlstate, SqlError};
 use crate::query::{Column, PreparedStatement};
 use crate::sql::{self, SessionCommand};
-use crate::types;
+use crate::{types, typing};
 
 impl Worker {
     pub(super) fn prepare(&mut self, sql: &str) -> Result<Arc<PreparedStatement>, SqlError> {
@@ -39,7 +39,10 @@ impl Worker {
         if let Some((_, prepared)) = cached {
             return Ok(prepared.clone());
         }
-        let prepared = Arc::new(describe(conn, sql)?);
+        let sqlite_api = self.limits.sqlite_api;
+        let prepared = Arc::new(describe(conn, sql, |name, sql| {
+            column_name(sqlite_api, name, sql)
+        })?);
         if cacheable(sql) {
             if self.prepared.len() >= MAX_CACHED_DESCRIPTIONS {
                 self.prepared.clear();
@@ -69,7 +72,11 @@ fn schema_version(conn: &Connection) -> i64 {
         .unwrap_or(-1)
 }
 
-fn describe(conn: &Connection, sql: &str) -> Result<PreparedStatement, SqlError> {
+fn describe(
+    conn: &Connection,
+    sql: &str,
+    column_name: impl Fn(&str, &str) -> String,
+) -> Result<PreparedStatement, SqlError> {
     let mut prepared = PreparedStatement {
         sql: sql.to_owned(),
         param_types: Vec::new(),
@@ -104,6 +111,8 @@ fn describe(conn: &Connection, sql: &str) -> Result<PreparedStatement, SqlError>
         .as_deref()
         .map(|t| table_decltypes(conn, t))
         .unwrap_or_default();
+    let mut untyped = Vec::new();
+    let mut known = HashMap::new();
     for i in 1..=count {
         let number = param_number(&stmt, i);
         let ty = hints
@@ -123,36 +132,85 @@ fn describe(conn: &Connection, sql: &str) -> Result<PreparedStatement, SqlError>
                     .get(&number)
                     .and_then(|k| insert_columns.get(*k))
                     .and_then(|(_, d)| types::type_for_decltype(d))
-            })
-            .unwrap_or(Type::TEXT);
-        prepared.param_types.push(ty);
+            });
+        match &ty {
+            Some(ty) => known.insert(number, ty.clone()),
+            None => {
+                untyped.push((i - 1, number));
+                None
+            }
+        };
+        prepared.param_types.push(ty.unwrap_or(Type::TEXT));
     }
     let declared: Vec<(String, Option<Type>)> = stmt
         .columns()
         .iter()
         .map(|c| {
             (
-                c.name().to_owned(),
+                column_name(c.name(), &statement.runnable),
                 c.decl_type().and_then(types::type_for_decltype),
             )
         })
         .collect();
-    // Columns without a usable declared type (expressions) take the
+    // What the cheap hints and the declarations leave untyped, the
+    // expressions may type (parsed only then).
+    let inferred = if !untyped.is_empty() || declared.iter().any(|(_, t)| t.is_none()) {
+        infer_types(conn, &statement.runnable, known)
+    } else {
+        None
+    };
+    if let Some(inferred) = &inferred {
+        for &(index, number) in &untyped {
+            if let Some(ty) = inferred.params.get(&number) {
+                prepared.param_types[index] = ty.clone();
+            }
+        }
+    }
+    let computed = |i: usize| {
+        inferred
+            .as_ref()
+            .and_then(|t| t.columns.get(i).cloned().flatten())
+    };
+    // Columns neither declared nor typed by their expression take the
     // type of the values a dry run returns, when the statement only
     // reads; otherwise text.
-    let sampled = if declared.iter().any(|(_, t)| t.is_none()) && stmt.readonly() {
+    let sampled = if declared
+        .iter()
+        .enumerate()
+        .any(|(i, (_, t))| t.is_none() && computed(i).is_none())
+        && stmt.readonly()
+    {
         dry_run(&mut stmt, count)
     } else {
         None
     };
     for (i, (name, ty)) in declared.into_iter().enumerate() {
-        let ty = ty.unwrap_or_else(|| match &sampled {
-            Some(row) => types::type_for_values(row.get(i).into_iter()),
-            None => Type::TEXT,
-        });
+        let ty = ty
+            .or_else(|| computed(i))
+            .unwrap_or_else(|| match &sampled {
+                Some(row) => types::type_for_values(row.get(i).into_iter()),
+                None => Type::TEXT,
+            });
         prepared.columns.push(Column { name, ty });
     }
     Ok(prepared)
+}
+
+/// Types from the statement's expressions, with columns resolved against
+/// the tables it names and the parameters the hints typed (`known`) as
+/// they are.
+pub(super) fn infer_types(
+    conn: &Connection,
+    sql: &str,
+    known: HashMap<usize, Type>,
+) -> Option<typing::Inferred> {
+    let decltypes = column_decltypes(conn, sql);
+    let column = |name: &str| {
+        decltypes
+            .get(name)
+            .and_then(|d| types::type_for_decltype(d))
+    };
+    typing::infer(sql, &column, known)
 }
 
 /// Declared types of the columns of the tables `sql` mentions, by

@@ -11,6 +11,7 @@ mod routing;
 mod settings;
 mod txn;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -362,7 +363,11 @@ impl Worker {
             let tag = statement.tag(0, changes, false);
             return Ok(no_rows(&self.with_rowid(tag)));
         }
-        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = stmt
+            .column_names()
+            .iter()
+            .map(|name| self.column_name(name, &statement.runnable))
+            .collect();
         let declared: Vec<Option<Type>> = stmt
             .columns()
             .iter()
@@ -389,6 +394,20 @@ impl Worker {
         drop(cursor);
         drop(stmt);
         let changes = self.conn.changes();
+        // A statement the compatibility layer rewrote may hold casts whose
+        // type its values do not show (`x::int4`, `'t'::boolean`): its
+        // expressions say, at the price of a parse it has paid once already.
+        let inferred = match (&column_types, &statement.runnable) {
+            (None, Cow::Owned(sql)) if declared.iter().any(Option::is_none) => {
+                describe::infer_types(&self.conn, sql, HashMap::new())
+            }
+            _ => None,
+        };
+        let computed = |i: usize| {
+            inferred
+                .as_ref()
+                .and_then(|t| t.columns.get(i).cloned().flatten())
+        };
         let columns = names
             .into_iter()
             .enumerate()
@@ -397,6 +416,7 @@ impl Worker {
                     Some(types) if types.len() == column_count => types[i].clone(),
                     _ => declared[i]
                         .clone()
+                        .or_else(|| computed(i))
                         .unwrap_or_else(|| types::type_for_values(rows.iter().map(|r| &r[i]))),
                 };
                 Column { name, ty }
@@ -408,6 +428,10 @@ impl Worker {
             rows,
             held,
         })
+    }
+
+    fn column_name(&self, name: &str, sql: &str) -> String {
+        column_name(self.limits.sqlite_api, name, sql)
     }
 
     /// For the SQLite API dialect, `INSERT 0 n` becomes `INSERT rowid n`:
@@ -465,4 +489,13 @@ fn bind_params(stmt: &mut Statement<'_>, params: &[Value]) -> Result<(), SqlErro
         ));
     }
     Ok(())
+}
+
+/// A result column's name: as Postgres names it, except for the SQLite API
+/// dialect, whose callers expect SQLite's (`count(*)`).
+pub(super) fn column_name(sqlite_api: bool, name: &str, sql: &str) -> String {
+    match sqlite_api {
+        true => name.to_owned(),
+        false => sql::postgres_column_name(name, sql).unwrap_or_else(|| name.to_owned()),
+    }
 }
