@@ -78,6 +78,12 @@ impl Held {
         self.bytes += bytes;
         Ok(())
     }
+
+    /// Takes over what `other` (of the same budget) counts: rows that move
+    /// from one holder to another stay counted once.
+    pub fn absorb(&mut self, mut other: Held) {
+        self.bytes += std::mem::take(&mut other.bytes);
+    }
 }
 
 impl Drop for Held {

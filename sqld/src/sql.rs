@@ -16,6 +16,13 @@ use std::ffi::CString;
 use libsql_sys::ffi;
 
 use crate::compat;
+use crate::error::SqlError;
+
+mod cursor;
+mod prepare;
+
+pub use cursor::{CursorCommand, Direction};
+pub use prepare::PreparedCommand;
 
 /// Splits `sql` into complete statements, the way SQLite's shell does: a
 /// `;` ends a statement when `sqlite3_complete` agrees (so semicolons inside
@@ -173,6 +180,10 @@ pub struct Statement<'a> {
     pub takes_write_lock: bool,
     /// A Postgres command sqld answers itself (SET, SHOW, ...).
     pub session: Option<SessionCommand>,
+    /// DECLARE, FETCH, MOVE, CLOSE (or why the command cannot run).
+    pub cursor: Option<Result<CursorCommand<'a>, SqlError>>,
+    /// PREPARE, EXECUTE, DEALLOCATE, DISCARD ALL.
+    pub prepared: Option<Result<PreparedCommand<'a>, SqlError>>,
     /// `VACUUM ... INTO 'file'`, which writes a copy of the database to a
     /// path of the client's choosing.
     pub vacuum_into: bool,
@@ -191,9 +202,13 @@ impl<'a> Statement<'a> {
             *slot = word;
         }
         let control = txn_control(&head);
+        let cursor = cursor::parse(&head, text);
+        let prepared = prepare::parse(&head, text);
+        // sqld runs these itself: SQLite never sees their text.
+        let own_command = cursor.is_some() || prepared.is_some();
         let runnable = match control.and_then(|c| rewrite_txn_control(&head, c)) {
             Some(sqlite) => Cow::Borrowed(sqlite),
-            None if compat::may_need_rewrite(text) => {
+            None if !own_command && compat::may_need_rewrite(text) => {
                 compat::rewrite(text).map_or(Cow::Borrowed(text), Cow::Owned)
             }
             None => Cow::Borrowed(text),
@@ -215,7 +230,11 @@ impl<'a> Statement<'a> {
             control,
             takes_write_lock: verb.eq_ignore_ascii_case("BEGIN")
                 && is_one_of(head[1], &["IMMEDIATE", "EXCLUSIVE"]),
-            session: session_command(&head, text),
+            session: (!own_command)
+                .then(|| session_command(&head, text))
+                .flatten(),
+            cursor,
+            prepared,
             vacuum_into: verb.eq_ignore_ascii_case("VACUUM")
                 && head[1..4].iter().any(|x| x.eq_ignore_ascii_case("INTO")),
             verb,
@@ -318,16 +337,7 @@ pub enum SessionCommand {
 
 fn session_command(head: &[&str; HEAD_WORDS], sql: &str) -> Option<SessionCommand> {
     // Most statements are not session commands: decide on the first word.
-    const COMMANDS: &[&str] = &[
-        "SET",
-        "SHOW",
-        "RESET",
-        "DISCARD",
-        "DEALLOCATE",
-        "LISTEN",
-        "UNLISTEN",
-        "CLOSE",
-    ];
+    const COMMANDS: &[&str] = &["SET", "SHOW", "RESET", "DISCARD", "LISTEN", "UNLISTEN"];
     if !is_one_of(head[0], COMMANDS) {
         return None;
     }
@@ -370,18 +380,10 @@ fn session_command(head: &[&str; HEAD_WORDS], sql: &str) -> Option<SessionComman
         }
         "SHOW" if !rest.is_empty() => Some(SessionCommand::Show(setting_name(rest))),
         "RESET" => Some(SessionCommand::Reset(rest.to_owned())),
-        "DISCARD" => Some(SessionCommand::NoOp(if rest.eq_ignore_ascii_case("ALL") {
-            "DISCARD ALL"
-        } else {
-            "DISCARD"
-        })),
-        "DEALLOCATE" => Some(SessionCommand::NoOp("DEALLOCATE")),
+        // DISCARD ALL is a prepared-statement command (see `prepare`).
+        "DISCARD" => Some(SessionCommand::NoOp("DISCARD")),
         "LISTEN" => Some(SessionCommand::NoOp("LISTEN")),
         "UNLISTEN" => Some(SessionCommand::NoOp("UNLISTEN")),
-        // Pools close every cursor when a connection returns; sqld has none.
-        "CLOSE" if rest.eq_ignore_ascii_case("ALL") => {
-            Some(SessionCommand::NoOp("CLOSE CURSOR ALL"))
-        }
         _ => None,
     }
 }
@@ -439,6 +441,24 @@ pub fn released_statements(sql: &str) -> Option<Released> {
     } else {
         Released::One(unquote(rest))
     })
+}
+
+/// A name as Postgres reads it: folded to lower case, unless quoted.
+fn identifier(word: &str) -> Option<String> {
+    if let Some(quoted) = word.strip_prefix('"').and_then(|w| w.strip_suffix('"')) {
+        return (!quoted.is_empty()).then(|| quoted.replace("\"\"", "\""));
+    }
+    let plain = word.starts_with(|c: char| c.is_alphabetic() || c == '_')
+        && word
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '$');
+    plain.then(|| word.to_lowercase())
+}
+
+/// The text of `sql` after `word`, which is one of its `words`.
+fn text_after<'a>(sql: &'a str, word: &str) -> &'a str {
+    let end = (word.as_ptr() as usize).wrapping_sub(sql.as_ptr() as usize) + word.len();
+    sql.get(end..).unwrap_or("")
 }
 
 fn strip_word<'a>(s: &'a str, word: &str) -> Option<&'a str> {

@@ -514,7 +514,14 @@ impl ExtendedQueryHandler for ExtendedHandler {
                     ),
                 ),
                 Some(Entry::Empty) => (None, Vec::new()),
-                None => return Err(PgWireError::PortalNotFound(name.to_owned())),
+                // A cursor DECLAREd in SQL is a portal too (psycopg describes
+                // its named cursors so): it returns what its FETCH does.
+                None => {
+                    let fetch = format!("FETCH NEXT FROM \"{}\"", name.replace('"', "\"\""));
+                    let described = self.parser.parse_sql(client, &fetch, &[]).await?;
+                    let columns = described.map(|d| d.columns.clone()).unwrap_or_default();
+                    (None, field_infos(&columns, &Format::UnifiedText))
+                }
             },
             other => return Err(PgWireError::InvalidTargetType(other)),
         };

@@ -3,10 +3,15 @@
 //! runs statements and shapes their results (with result limits and
 //! column types); beside it, `txn` keeps the Postgres transaction state
 //! machine and the write gate, `routing` sends a replica's writes to the
-//! primary, `describe` answers Parse, and `settings` answers SET and SHOW.
+//! primary, `describe` answers Parse, `settings` answers SET and SHOW,
+//! `cursors` runs DECLARE/FETCH (on `live_statement`s) and
+//! `named_statements` runs PREPARE/EXECUTE.
 
 mod advisory;
+mod cursors;
 mod describe;
+mod live_statement;
+mod named_statements;
 mod routing;
 mod settings;
 mod txn;
@@ -16,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use libsql_sys::rusqlite::types::Value;
-use libsql_sys::rusqlite::Statement;
+use libsql_sys::rusqlite::{Row, Statement};
 use pgwire::api::Type;
 
 use super::{SessionConfig, StatementGuard};
@@ -25,13 +30,15 @@ use crate::database::{
     WriteGateHeld,
 };
 use crate::error::{sqlstate, SqlError};
-use crate::memory::{self, ResultMemory};
+use crate::memory::{self, Held, ResultMemory};
 use crate::query::{
     Column, ExecuteMode, Outcome, PreparedStatement, Request, Response, StatementResult, TxnState,
 };
 use crate::sql::{self, TxnControl};
 use crate::types;
 use advisory::AdvisoryLocks;
+use cursors::Cursors;
+use named_statements::NamedStatements;
 use settings::Settings;
 use txn::{take_write_gate, write_refusal};
 
@@ -53,6 +60,8 @@ impl Worker {
         install_session_functions(&conn, &settings, &advisory_locks, &guard)
             .map_err(|e| db.open_error(e))?;
         Ok(Worker {
+            cursors: Cursors::default(),
+            named_statements: NamedStatements::default(),
             conn,
             db,
             side: None,
@@ -84,7 +93,7 @@ impl Worker {
     /// Runs one request, then waits until its commits are durable.
     pub fn handle(&mut self, request: Request) -> Response {
         let outcome = match request {
-            Request::Prepare { sql } => match self.prepare(&sql) {
+            Request::Prepare { sql } => match self.describe_statement(&sql) {
                 Ok(p) => Outcome::Prepared(p),
                 Err(e) => Outcome::Executed(vec![Err(e)]),
             },
@@ -149,6 +158,9 @@ fn install_session_functions(
 }
 
 pub struct Worker {
+    /// Declared before `conn`, so dropped first: their statements are
+    /// open on it (and their view of it must go before it closes).
+    cursors: Cursors,
     conn: DbConnection,
     db: Database,
     /// A second connection for describing statements while the session is
@@ -185,6 +197,8 @@ pub struct Worker {
     advisory_locks: AdvisoryLocks,
     /// Parse results by SQL text, valid while the schema version matches.
     prepared: HashMap<String, (i64, Arc<PreparedStatement>)>,
+    /// SQL-level prepared statements (PREPARE), by name.
+    named_statements: NamedStatements,
 }
 
 impl Worker {
@@ -248,6 +262,15 @@ impl Worker {
         column_types: Option<&[Type]>,
     ) -> Result<StatementResult, SqlError> {
         let control = statement.control;
+        // A transaction's cursors end with it, before SQLite ends it.
+        if matches!(control, Some(TxnControl::Commit | TxnControl::Rollback)) {
+            self.cursors.close_all();
+        }
+        // The session's own, on a replica too: EXECUTE runs (or forwards)
+        // the statement it names.
+        if let Some(command) = &statement.prepared {
+            return self.run_prepared_command(command, params, column_types);
+        }
         if self.remote.is_some() {
             return self.forward(statement.text, params, column_types, None);
         }
@@ -256,6 +279,9 @@ impl Worker {
         }
         if let Some(cmd) = &statement.session {
             return self.settings.apply(cmd.clone());
+        }
+        if let Some(command) = &statement.cursor {
+            return self.run_cursor_command(command, params, column_types);
         }
         if statement.vacuum_into {
             return Err(SqlError::new(
@@ -361,35 +387,16 @@ impl Worker {
             drop(stmt);
             let changes = self.conn.changes();
             let tag = statement.tag(0, changes, false);
-            return Ok(no_rows(&self.with_rowid(tag)));
+            return Ok(no_rows(self.with_rowid(tag)));
         }
-        let names: Vec<String> = stmt
-            .column_names()
-            .iter()
-            .map(|name| self.column_name(name, &statement.runnable))
-            .collect();
-        let declared: Vec<Option<Type>> = stmt
-            .columns()
-            .iter()
-            .map(|c| c.decl_type().and_then(types::type_for_decltype))
-            .collect();
-        let invalid_text = match self.limits.sqlite_api {
-            true => types::InvalidText::AsBytes,
-            false => types::InvalidText::Refuse,
-        };
+        let mut shape =
+            ResultShape::of(&stmt).named(|name| self.column_name(name, &statement.runnable));
+        let invalid_text = self.invalid_text();
         let mut rows = Vec::new();
-        // Counted before each copy: a row too many is refused, not held.
         let mut held = self.result_memory.charge();
         let mut cursor = stmt.raw_query();
         while let Some(row) = cursor.next()? {
-            held.add(memory::row_cost(column_count))?;
-            let mut values = Vec::with_capacity(column_count);
-            for i in 0..column_count {
-                let value = row.get_ref(i)?;
-                held.add(memory::value_cost(&value))?;
-                values.push(types::owned_value(value, invalid_text)?);
-            }
-            rows.push(values);
+            rows.push(copy_row(row, column_count, &mut held, invalid_text)?);
         }
         drop(cursor);
         drop(stmt);
@@ -397,31 +404,14 @@ impl Worker {
         // A statement the compatibility layer rewrote may hold casts whose
         // type its values do not show (`x::int4`, `'t'::boolean`): its
         // expressions say, at the price of a parse it has paid once already.
-        let inferred = match (&column_types, &statement.runnable) {
-            (None, Cow::Owned(sql)) if declared.iter().any(Option::is_none) => {
-                describe::infer_types(&self.conn, sql, HashMap::new())
+        if let (None, Cow::Owned(sql)) = (&column_types, &statement.runnable) {
+            if shape.declared.iter().any(Option::is_none) {
+                if let Some(inferred) = describe::infer_types(&self.conn, sql, HashMap::new()) {
+                    shape.computed = inferred.columns;
+                }
             }
-            _ => None,
-        };
-        let computed = |i: usize| {
-            inferred
-                .as_ref()
-                .and_then(|t| t.columns.get(i).cloned().flatten())
-        };
-        let columns = names
-            .into_iter()
-            .enumerate()
-            .map(|(i, name)| {
-                let ty = match column_types {
-                    Some(types) if types.len() == column_count => types[i].clone(),
-                    _ => declared[i]
-                        .clone()
-                        .or_else(|| computed(i))
-                        .unwrap_or_else(|| types::type_for_values(rows.iter().map(|r| &r[i]))),
-                };
-                Column { name, ty }
-            })
-            .collect();
+        }
+        let columns = shape.columns(column_types, &rows);
         Ok(StatementResult {
             tag: self.with_rowid(statement.tag(rows.len(), changes, true)),
             columns: Some(columns),
@@ -432,6 +422,26 @@ impl Worker {
 
     fn column_name(&self, name: &str, sql: &str) -> String {
         column_name(self.limits.sqlite_api, name, sql)
+    }
+
+    /// Parse: the commands sqld runs itself are described here, the rest
+    /// by SQLite (`describe`).
+    fn describe_statement(&mut self, sql: &str) -> Result<Arc<PreparedStatement>, SqlError> {
+        let statement = sql::Statement::classify(sql);
+        match (&statement.cursor, &statement.prepared) {
+            (Some(command), _) => self.describe_cursor_command(sql, command.clone()?),
+            (_, Some(command)) => self.describe_prepared_command(sql, command.clone()?),
+            _ => self.prepare(sql),
+        }
+    }
+
+    /// What a text value that is not UTF-8 becomes: the SQLite API dialect
+    /// takes it as bytes, Postgres refuses it.
+    fn invalid_text(&self) -> types::InvalidText {
+        match self.limits.sqlite_api {
+            true => types::InvalidText::AsBytes,
+            false => types::InvalidText::Refuse,
+        }
     }
 
     /// For the SQLite API dialect, `INSERT 0 n` becomes `INSERT rowid n`:
@@ -446,8 +456,96 @@ impl Worker {
     }
 }
 
-fn no_rows(tag: &str) -> StatementResult {
+fn no_rows(tag: impl Into<String>) -> StatementResult {
     StatementResult::no_rows(tag)
+}
+
+/// Copies one row out of SQLite, counted in the session's budget before
+/// each copy: a row too many is refused, not held.
+fn copy_row(
+    row: &Row<'_>,
+    column_count: usize,
+    held: &mut Held,
+    invalid_text: types::InvalidText,
+) -> Result<Vec<Value>, SqlError> {
+    held.add(memory::row_cost(column_count))?;
+    let mut values = Vec::with_capacity(column_count);
+    for i in 0..column_count {
+        let value = row.get_ref(i)?;
+        held.add(memory::value_cost(&value))?;
+        values.push(types::owned_value(value, invalid_text)?);
+    }
+    Ok(values)
+}
+
+/// A statement's result columns as SQLite knows them before it runs:
+/// their names and declared types.
+struct ResultShape {
+    names: Vec<String>,
+    declared: Vec<Option<Type>>,
+    /// What the expressions say of columns without a declared type, where
+    /// they were read (`typing`).
+    computed: Vec<Option<Type>>,
+}
+
+impl ResultShape {
+    fn of(stmt: &Statement<'_>) -> Self {
+        ResultShape {
+            names: stmt.column_names().iter().map(|s| s.to_string()).collect(),
+            declared: stmt
+                .columns()
+                .iter()
+                .map(|c| c.decl_type().and_then(types::type_for_decltype))
+                .collect(),
+            computed: Vec::new(),
+        }
+    }
+
+    /// This shape with its columns renamed by `name`.
+    fn named(mut self, name: impl Fn(&str) -> String) -> Self {
+        for n in &mut self.names {
+            *n = name(n);
+        }
+        self
+    }
+
+    fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The columns as the client is told them: with the types given at
+    /// Describe (when there is one for each), else the declared ones, else
+    /// the type of the values in `rows`.
+    fn columns(&self, given: Option<&[Type]>, rows: &[Vec<Value>]) -> Vec<Column> {
+        let count = self.len();
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let ty = match given {
+                    Some(types) if types.len() == count => types[i].clone(),
+                    _ => self.declared[i]
+                        .clone()
+                        .or_else(|| self.computed.get(i).cloned().flatten())
+                        .unwrap_or_else(|| types::type_for_values(rows.iter().map(|r| &r[i]))),
+                };
+                Column {
+                    name: name.clone(),
+                    ty,
+                }
+            })
+            .collect()
+    }
+
+    /// This shape with the undeclared types taken from the values in `rows`.
+    fn typed_by(self, rows: &[Vec<Value>]) -> Self {
+        let declared = self
+            .columns(None, rows)
+            .into_iter()
+            .map(|c| Some(c.ty))
+            .collect();
+        ResultShape { declared, ..self }
+    }
 }
 
 /// The Postgres parameter number of SQLite parameter `index`: `$n` (or

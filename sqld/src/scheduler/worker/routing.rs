@@ -38,6 +38,7 @@ impl Worker {
             // with every connection it opens.
             install_session_functions(&conn, &self.settings, &self.advisory_locks, &self.guard)
                 .map_err(SqlError::from)?;
+            self.cursors.release_connection();
             self.conn = conn;
             self.side = None;
             self.prepared.clear();

@@ -26,6 +26,7 @@ impl Worker {
     /// (the client's ROLLBACK ends it, as after any error).
     pub fn abort_transaction(&mut self) {
         let in_txn = self.txn != TxnState::Idle || !self.conn.is_autocommit();
+        self.cursors.close_all();
         if !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
         }
@@ -49,6 +50,7 @@ impl Worker {
         results: &mut Vec<Result<StatementResult, SqlError>>,
     ) {
         let failed = results.iter().any(Result::is_err);
+        self.cursors.close_all();
         if !self.conn.is_autocommit() {
             let end = if failed { "ROLLBACK" } else { "COMMIT" };
             if let Err(e) = self.conn.execute_batch(end) {
