@@ -113,3 +113,25 @@ def test_dict_cursor_and_autocommit(conn):
     with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
         cur.execute("SELECT 41 + 1 AS answer, upper('x') AS up")
         assert cur.fetchone() == {"answer": 42, "up": "X"}
+
+
+def test_named_cursors_page_through_a_large_result(conn):
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS p2_big")
+        cur.execute("CREATE TABLE p2_big (id INTEGER PRIMARY KEY, v TEXT)")
+        psycopg2.extras.execute_values(
+            cur, "INSERT INTO p2_big VALUES %s", [(i, f"v{i}") for i in range(5000)], page_size=1000
+        )
+    conn.commit()
+    # A server-side cursor: DECLARE, then FETCH FORWARD itersize at a time.
+    named = conn.cursor(name="p2_walk")
+    named.itersize = 500
+    named.execute("SELECT id, v FROM p2_big WHERE id >= %s ORDER BY id", (10,))
+    ids = [row[0] for row in named]
+    assert ids == list(range(10, 5000))
+    named.close()
+    conn.commit()
+    with pytest.raises(psycopg2.errors.FeatureNotSupported):
+        with conn.cursor(name="p2_hold", withhold=True) as held:
+            held.execute("SELECT 1")
+    conn.rollback()
