@@ -327,6 +327,7 @@ fn session_command(head: &[&str; HEAD_WORDS], sql: &str) -> Option<SessionComman
         "LISTEN",
         "UNLISTEN",
         "CLOSE",
+        "LOCK",
     ];
     if !is_one_of(head[0], COMMANDS) {
         return None;
@@ -378,6 +379,9 @@ fn session_command(head: &[&str; HEAD_WORDS], sql: &str) -> Option<SessionComman
         "DEALLOCATE" => Some(SessionCommand::NoOp("DEALLOCATE")),
         "LISTEN" => Some(SessionCommand::NoOp("LISTEN")),
         "UNLISTEN" => Some(SessionCommand::NoOp("UNLISTEN")),
+        // pg_dump locks the tables it dumps: its transaction's snapshot
+        // already keeps them as they are.
+        "LOCK" => Some(SessionCommand::NoOp("LOCK TABLE")),
         // Pools close every cursor when a connection returns; sqld has none.
         "CLOSE" if rest.eq_ignore_ascii_case("ALL") => {
             Some(SessionCommand::NoOp("CLOSE CURSOR ALL"))

@@ -34,7 +34,7 @@ async fn sqlalchemy_connect_queries() {
     let sqld = Sqld::start();
     let c = sqld.connect().await;
     let version = text(&c, "select pg_catalog.version()").await.unwrap();
-    assert!(version.starts_with("PostgreSQL 16"), "{version}");
+    assert!(version.starts_with("PostgreSQL 15.0 "), "{version}");
     assert_eq!(
         text(&c, "show transaction isolation level")
             .await
@@ -466,13 +466,13 @@ async fn catalog_fixed_facts() {
         )
         .await
         .as_deref(),
-        Some("160000")
+        Some("150000")
     );
     assert_eq!(
-        text(&c, "select count(*) from pg_description")
+        text(&c, "select description from pg_description")
             .await
             .as_deref(),
-        Some("0")
+        Some("standard public schema")
     );
     assert_eq!(
         text(

@@ -483,6 +483,8 @@ fn describe_commands_show_the_schema() {
 Indexes:
     \"book_pkey\" PRIMARY KEY, btree (id)
     \"book_author\" btree (author_id)
+Foreign-key constraints:
+    \"book_author_id_fkey\" FOREIGN KEY (author_id) REFERENCES author(id)
 
 "
     );
