@@ -328,6 +328,7 @@ fn session_command(head: &[&str; HEAD_WORDS], sql: &str) -> Option<SessionComman
         "UNLISTEN",
         "CLOSE",
         "LOCK",
+        "ALTER",
     ];
     if !is_one_of(head[0], COMMANDS) {
         return None;
@@ -382,12 +383,27 @@ fn session_command(head: &[&str; HEAD_WORDS], sql: &str) -> Option<SessionComman
         // pg_dump locks the tables it dumps: its transaction's snapshot
         // already keeps them as they are.
         "LOCK" => Some(SessionCommand::NoOp("LOCK TABLE")),
+        // Every object has the one owner already (pg_dump sets it).
+        "ALTER" if rest.to_ascii_uppercase().contains(" OWNER TO ") => Some(SessionCommand::NoOp(
+            match first_word_upper(rest).as_str() {
+                "SCHEMA" => "ALTER SCHEMA",
+                "VIEW" => "ALTER VIEW",
+                _ => "ALTER TABLE",
+            },
+        )),
         // Pools close every cursor when a connection returns; sqld has none.
         "CLOSE" if rest.eq_ignore_ascii_case("ALL") => {
             Some(SessionCommand::NoOp("CLOSE CURSOR ALL"))
         }
         _ => None,
     }
+}
+
+fn first_word_upper(text: &str) -> String {
+    text.split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase()
 }
 
 /// The setting a SHOW names: Postgres' multi-word spellings

@@ -26,6 +26,7 @@ pub fn type_for_decltype(decltype: &str) -> Option<Type> {
     let base = upper.split('(').next().unwrap_or("").trim();
     let exact = match base {
         "BOOLEAN" | "BOOL" => Some(Type::BOOL),
+        "BYTEA" => Some(Type::BYTEA),
         "DATE" => Some(Type::DATE),
         "DATETIME" | "TIMESTAMP" | "TIMESTAMP WITHOUT TIME ZONE" => Some(Type::TIMESTAMP),
         "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => Some(Type::TIMESTAMPTZ),

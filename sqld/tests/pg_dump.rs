@@ -104,3 +104,93 @@ async fn tables_created_after_the_catalog_was_built_are_dumped() {
     let dump = dump_schema(&sqld);
     assert!(dump.contains("CREATE TABLE public.second"), "{dump}");
 }
+
+/// What psql restores from the dump into a fresh sqld dumps the same, and
+/// its constraints hold (SQLite cannot add one to a table: sqld makes the
+/// table again with it).
+#[tokio::test]
+async fn a_restored_dump_gives_the_same_schema() {
+    let source = Sqld::start();
+    source.connect().await.batch_execute(SCHEMA).await.unwrap();
+    let dump = dump_schema(&source);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("schema.sql");
+    std::fs::write(&file, &dump).unwrap();
+
+    let target = Sqld::start();
+    let file = file.display().to_string();
+    run(
+        "psql",
+        &target,
+        &["-q", "-v", "ON_ERROR_STOP=1", "-f", &file, "sqld"],
+    );
+    let restored = dump_schema(&target);
+    assert_eq!(
+        statements(&restored),
+        statements(&dump),
+        "restored:\n{restored}"
+    );
+
+    let c = target.connect().await;
+    c.batch_execute("insert into parent (id, name) values (1, 'a')")
+        .await
+        .unwrap();
+    for (sql, sqlstate) in [
+        ("insert into parent (id, name) values (1, 'b')", "23505"),
+        ("insert into parent (id, name) values (2, 'a')", "23505"),
+        (
+            "insert into parent (id, name, score) values (3, 'c', -1)",
+            "23514",
+        ),
+        (
+            "insert into child (a, b, parent_id) values (1, 1, 9)",
+            "23503",
+        ),
+    ] {
+        let e = c.batch_execute(sql).await.unwrap_err();
+        assert_eq!(e.code().unwrap().code(), sqlstate, "{sql}: {e}");
+    }
+    c.batch_execute("insert into child (a, b, parent_id) values (1, 1, 1)")
+        .await
+        .unwrap();
+}
+
+/// A constraint added to a table with rows keeps them, and one they break
+/// is refused with the table as it was.
+#[tokio::test]
+async fn adding_a_constraint_keeps_the_rows() {
+    let sqld = Sqld::start();
+    let c = sqld.connect().await;
+    c.batch_execute(
+        "create table t (id bigint not null, v text);
+         create index t_v on t (v);
+         insert into t values (1, 'a'), (2, 'b'), (3, 'b')",
+    )
+    .await
+    .unwrap();
+    c.batch_execute("alter table only public.t add constraint t_pkey primary key (id)")
+        .await
+        .unwrap();
+    assert_eq!(common::scalar(&c, "select count(*) from t").await, 3);
+    let e = c
+        .batch_execute("alter table t add constraint t_v_key unique (v)")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().unwrap().code(), "23505", "{e}");
+    assert_eq!(common::scalar(&c, "select count(*) from t").await, 3);
+    let indexes = c
+        .query(
+            "select name, origin from pragma_index_list('t') order by name",
+            &[],
+        )
+        .await
+        .unwrap();
+    let indexes: Vec<(String, String)> = indexes.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        indexes,
+        [
+            ("sqlite_autoindex_t_1".to_owned(), "pk".to_owned()),
+            ("t_v".to_owned(), "c".to_owned())
+        ]
+    );
+}
