@@ -337,7 +337,9 @@ pub enum SessionCommand {
 
 fn session_command(head: &[&str; HEAD_WORDS], sql: &str) -> Option<SessionCommand> {
     // Most statements are not session commands: decide on the first word.
-    const COMMANDS: &[&str] = &["SET", "SHOW", "RESET", "DISCARD", "LISTEN", "UNLISTEN"];
+    const COMMANDS: &[&str] = &[
+        "SET", "SHOW", "RESET", "DISCARD", "LISTEN", "UNLISTEN", "LOCK", "ALTER",
+    ];
     if !is_one_of(head[0], COMMANDS) {
         return None;
     }
@@ -384,8 +386,26 @@ fn session_command(head: &[&str; HEAD_WORDS], sql: &str) -> Option<SessionComman
         "DISCARD" => Some(SessionCommand::NoOp("DISCARD")),
         "LISTEN" => Some(SessionCommand::NoOp("LISTEN")),
         "UNLISTEN" => Some(SessionCommand::NoOp("UNLISTEN")),
+        // pg_dump locks the tables it dumps: its transaction's snapshot
+        // already keeps them as they are.
+        "LOCK" => Some(SessionCommand::NoOp("LOCK TABLE")),
+        // Every object has the one owner already (pg_dump sets it).
+        "ALTER" if rest.to_ascii_uppercase().contains(" OWNER TO ") => Some(SessionCommand::NoOp(
+            match first_word_upper(rest).as_str() {
+                "SCHEMA" => "ALTER SCHEMA",
+                "VIEW" => "ALTER VIEW",
+                _ => "ALTER TABLE",
+            },
+        )),
         _ => None,
     }
+}
+
+fn first_word_upper(text: &str) -> String {
+    text.split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase()
 }
 
 /// The setting a SHOW names: Postgres' multi-word spellings

@@ -26,6 +26,7 @@ pub fn type_for_decltype(decltype: &str) -> Option<Type> {
     let base = upper.split('(').next().unwrap_or("").trim();
     let exact = match base {
         "BOOLEAN" | "BOOL" => Some(Type::BOOL),
+        "BYTEA" => Some(Type::BYTEA),
         "DATE" => Some(Type::DATE),
         "DATETIME" | "TIMESTAMP" | "TIMESTAMP WITHOUT TIME ZONE" => Some(Type::TIMESTAMP),
         "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => Some(Type::TIMESTAMPTZ),
@@ -34,7 +35,6 @@ pub fn type_for_decltype(decltype: &str) -> Option<Type> {
         "JSONB" => Some(Type::JSONB),
         "NUMERIC" | "DECIMAL" => Some(Type::NUMERIC),
         "OID" => Some(Type::OID),
-        "BYTEA" => Some(Type::BYTEA),
         // Postgres' sized integers, by the names only Postgres uses (an
         // `INTEGER` column is SQLite's 64-bit integer, int8).
         "INT4" => Some(Type::INT4),

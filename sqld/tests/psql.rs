@@ -364,14 +364,13 @@ fn scram_password_authentication() {
     );
     assert_eq!(out.status.code(), Some(2), "wrong password must not log in");
     let err = stderr(&out);
+    // Named as the startup packet names it, as Postgres does (libpq leaves
+    // the name in the SCRAM messages empty).
     assert!(
         err.to_ascii_lowercase()
-            .contains("password authentication failed"),
+            .contains("password authentication failed for user \"sqld\""),
         "{err}"
     );
-    // Postgres names the user here ("for user \"sqld\""); sqld names
-    // `""` because pgwire takes the name from the SCRAM client-first
-    // message, which libpq leaves empty. Cosmetic, so not asserted.
     assert!(stdout(&out).is_empty());
 
     // No password at all: the server asks for one, psql -w cannot give it.
@@ -483,6 +482,8 @@ fn describe_commands_show_the_schema() {
 Indexes:
     \"book_pkey\" PRIMARY KEY, btree (id)
     \"book_author\" btree (author_id)
+Foreign-key constraints:
+    \"book_author_id_fkey\" FOREIGN KEY (author_id) REFERENCES author(id)
 
 "
     );

@@ -12,9 +12,11 @@
 //! runs as sent.
 
 mod casts;
+mod constraints;
 mod rewrite;
 mod tools;
 
+pub use constraints::{altered_tables, TableSchema, SCHEMA_QUERY};
 pub use rewrite::rewrite;
 pub use tools::{may_translate, translate_batch};
 

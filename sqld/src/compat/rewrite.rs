@@ -164,12 +164,9 @@ impl VisitorMut for Rewriter {
             self.changed = true;
             return ControlFlow::Continue(());
         }
-        if let Some(series) = generate_series(factor) {
-            if let TableFactor::Table { name, args, .. } = factor {
-                *name = ObjectName::from(vec![Ident::new(series)]);
-                *args = None;
-                self.changed = true;
-            }
+        if let Some(derived) = table_function(factor) {
+            *factor = derived;
+            self.changed = true;
         }
         ControlFlow::Continue(())
     }
@@ -344,34 +341,83 @@ fn is_serial(data_type: &DataType) -> bool {
         if args.is_empty() && SERIALS.iter().any(|s| last_part(name).eq_ignore_ascii_case(s)))
 }
 
-/// `generate_series(start, stop)` in FROM (SQLite here lacks the series
-/// extension) as a recursive subquery whose one column is named, as in
-/// Postgres, after the alias.
-fn generate_series(factor: &TableFactor) -> Option<String> {
-    let TableFactor::Table {
-        name,
-        args: Some(args),
-        alias,
-        ..
-    } = factor
-    else {
-        return None;
+/// Postgres' set-returning functions in FROM, which SQLite here lacks, as
+/// subqueries: `generate_series(start, stop)`, `unnest(array)`,
+/// `pg_options_to_table(options)` (over the array's text) and
+/// `pg_partition_ancestors(relation)`. Their columns
+/// are named as in Postgres: after the alias's column list, else the
+/// alias, else the function.
+fn table_function(factor: &TableFactor) -> Option<TableFactor> {
+    let (function, args, alias) = match factor {
+        TableFactor::Table {
+            name,
+            args: Some(args),
+            alias,
+            ..
+        } => {
+            let args: Vec<String> = args.args.iter().map(ToString::to_string).collect();
+            (last_part(name).to_ascii_lowercase(), args, alias)
+        }
+        TableFactor::UNNEST {
+            alias,
+            array_exprs,
+            with_offset: false,
+            with_ordinality: false,
+            ..
+        } => {
+            let args = array_exprs.iter().map(ToString::to_string).collect();
+            ("unnest".to_owned(), args, alias)
+        }
+        _ => return None,
     };
-    if !last_part(name).eq_ignore_ascii_case("generate_series") || args.args.len() != 2 {
-        return None;
-    }
-    let column = alias
-        .as_ref()
-        .map_or("generate_series".to_owned(), |a| a.name.to_string());
-    let (start, stop) = (&args.args[0], &args.args[1]);
-    Some(format!(
-        "(WITH RECURSIVE sqld_series(v) AS (SELECT {start} UNION ALL \
-         SELECT v + 1 FROM sqld_series WHERE v < {stop}) SELECT v AS {column} FROM sqld_series)"
-    ))
+    let column = |i: usize, default: &str| match alias {
+        Some(a) if a.columns.len() > i => a.columns[i].name.to_string(),
+        Some(a) if a.columns.is_empty() && i == 0 => a.name.to_string(),
+        _ => default.to_owned(),
+    };
+    let query = match (function.as_str(), args.as_slice()) {
+        ("generate_series", [start, stop]) => format!(
+            "WITH RECURSIVE sqld_series(v) AS (SELECT {start} UNION ALL \
+             SELECT v + 1 FROM sqld_series WHERE v < {stop}) SELECT v AS {} FROM sqld_series",
+            column(0, "generate_series")
+        ),
+        ("unnest", [array]) => format!(
+            "SELECT value AS {} FROM json_each(pg_array_json({array}))",
+            column(0, "unnest")
+        ),
+        ("pg_options_to_table", [options]) => format!(
+            "SELECT substr(value, 1, instr(value, '=') - 1) AS {}, \
+             substr(value, instr(value, '=') + 1) AS {} FROM json_each(pg_array_json({options}))",
+            column(0, "option_name"),
+            column(1, "option_value")
+        ),
+        // No partitions: a relation is its own only ancestor (with its
+        // ordinality, as `WITH ORDINALITY` asks).
+        ("pg_partition_ancestors", [relation]) => format!(
+            "SELECT {relation} AS {}, 1 AS {}",
+            column(0, "relid"),
+            column(1, "ordinality")
+        ),
+        _ => return None,
+    };
+    let subquery = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(&query)
+        .and_then(|mut p| p.parse_query())
+        .ok()?;
+    let alias = alias.clone().map(|mut a| {
+        a.columns.clear();
+        a
+    });
+    Some(TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias,
+        sample: None,
+    })
 }
 
 /// Catalog functions that look an object up (`pg_get_indexdef(oid)`,
-/// `pg_get_constraintdef(oid)`): a scalar subquery on the catalog views,
+/// `pg_get_constraintdef(oid)`, `pg_get_viewdef(oid)`): a scalar subquery on the catalog views,
 /// since a SQL function cannot query.
 fn catalog_lookup(f: &sqlparser::ast::Function) -> Option<String> {
     let FunctionArguments::List(list) = &f.args else {
@@ -381,6 +427,7 @@ fn catalog_lookup(f: &sqlparser::ast::Function) -> Option<String> {
     let (column, view) = match last_part(&f.name).to_ascii_lowercase().as_str() {
         "pg_get_indexdef" => ("indexdef", "sqld_index_definitions"),
         "pg_get_constraintdef" => ("sqld_definition", "pg_constraint"),
+        "pg_get_viewdef" => ("definition", "sqld_view_definitions"),
         _ => return None,
     };
     Some(format!(

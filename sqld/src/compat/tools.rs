@@ -5,17 +5,25 @@
 //! (TRUNCATE as DELETE FROM), `WITH (fillfactor=...)` on CREATE TABLE is
 //! dropped, `ALTER TABLE t ADD PRIMARY KEY (c)` becomes a unique index
 //! (SQLite cannot add a constraint to a table), and `VACUUM ANALYZE t`
-//! becomes `ANALYZE t`.
+//! becomes `ANALYZE t`. What pg_dump writes is translated too: `public.`
+//! qualifiers are dropped (sqld's one schema is SQLite's `main`), `USING
+//! btree` on CREATE INDEX is dropped, and `ADD CONSTRAINT` makes the table
+//! again (`constraints`).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 use sqlparser::ast::{
     AlterTableOperation, CreateTableOptions, ObjectType, Statement, TableConstraint,
 };
+
+use super::constraints::{self, TableSchema};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
 const VERBS: &[&str] = &["DROP", "TRUNCATE", "CREATE", "ALTER", "VACUUM"];
 
-fn first_word(sql: &str) -> &str {
+pub(super) fn first_word(sql: &str) -> &str {
     sql.split(|c: char| c.is_whitespace() || c == '(' || c == ';')
         .find(|w| !w.is_empty())
         .unwrap_or("")
@@ -30,12 +38,17 @@ pub fn may_translate(sql: &str) -> bool {
 
 /// The simple query, given as its statements (each with its `;`), in
 /// SQLite's terms; `None` when none of them has a translation. Statements
-/// without one are kept as the client wrote them.
-pub fn translate_batch<'a>(statements: impl IntoIterator<Item = &'a str>) -> Option<String> {
+/// without one are kept as the client wrote them. `schemas` holds, by
+/// lower-case name, the schema of the tables `constraints::altered_tables`
+/// names.
+pub fn translate_batch<'a>(
+    statements: impl IntoIterator<Item = &'a str>,
+    schemas: &HashMap<String, TableSchema>,
+) -> Option<String> {
     let mut changed = false;
     let mut out = String::new();
     for piece in statements {
-        match translate_one(piece) {
+        match translate_one(piece, schemas) {
             Some(translated) => {
                 changed = true;
                 out.push_str(&translated);
@@ -50,23 +63,76 @@ pub fn translate_batch<'a>(statements: impl IntoIterator<Item = &'a str>) -> Opt
     changed.then_some(out)
 }
 
-fn translate_one(sql: &str) -> Option<String> {
+fn translate_one(sql: &str, schemas: &HashMap<String, TableSchema>) -> Option<String> {
     if !may_translate(sql) {
         return None;
     }
     if first_word(sql).eq_ignore_ascii_case("VACUUM") {
         return vacuum(sql);
     }
+    let unqualified = without_public_schema(sql);
+    let statement = parse_one(&unqualified)?;
+    match translate(&statement, schemas) {
+        Some(pieces) => Some(pieces.join(";\n")),
+        None => matches!(unqualified, Cow::Owned(_)).then(|| unqualified.into_owned()),
+    }
+}
+
+/// The one statement `sql` holds, parsed.
+pub(super) fn parse_one(sql: &str) -> Option<Statement> {
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
-    let (Some(statement), None) = (statements.pop(), statements.pop()) else {
-        return None;
-    };
-    translate(&statement).map(|pieces| pieces.join(";\n"))
+    match (statements.pop(), statements.pop()) {
+        (Some(statement), None) => Some(statement),
+        _ => None,
+    }
+}
+
+/// `sql` without the `public.` that qualifies names (outside quotes):
+/// sqld's one schema is SQLite's `main`, which SQLite does not call
+/// `public`.
+fn without_public_schema(sql: &str) -> Cow<'_, str> {
+    const QUALIFIER: &str = "public.";
+    let bytes = sql.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut quote = None;
+    for (i, &c) in bytes.iter().enumerate() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None => {
+                let starts_word = i == 0
+                    || !(bytes[i - 1].is_ascii_alphanumeric() || b"_$.".contains(&bytes[i - 1]));
+                let qualifies = bytes.len() > i + QUALIFIER.len()
+                    && bytes[i..i + QUALIFIER.len()].eq_ignore_ascii_case(QUALIFIER.as_bytes());
+                if starts_word && qualifies {
+                    out.push_str(&sql[copied..i]);
+                    copied = i + QUALIFIER.len();
+                }
+            }
+        }
+    }
+    if copied == 0 {
+        return Cow::Borrowed(sql);
+    }
+    out.push_str(&sql[copied..]);
+    Cow::Owned(out)
 }
 
 /// The statement's translation, if it has one.
-fn translate(statement: &Statement) -> Option<Vec<String>> {
+fn translate(statement: &Statement, schemas: &HashMap<String, TableSchema>) -> Option<Vec<String>> {
+    if let Some((table, constraint)) = constraints::added_constraint(statement) {
+        let schema = schemas.get(&table.to_lowercase())?;
+        return constraints::rebuild(&table, constraint, schema);
+    }
     match statement {
+        // SQLite has one kind of index.
+        Statement::CreateIndex(index) if index.using.is_some() => {
+            let mut index = index.clone();
+            index.using = None;
+            Some(vec![Statement::CreateIndex(index).to_string()])
+        }
         Statement::Drop {
             object_type: ObjectType::Table,
             if_exists,
@@ -158,6 +224,32 @@ fn vacuum(sql: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn translate_one(sql: &str) -> Option<String> {
+        super::translate_one(sql, &HashMap::new())
+    }
+
+    fn translate_batch<'a>(statements: impl IntoIterator<Item = &'a str>) -> Option<String> {
+        super::translate_batch(statements, &HashMap::new())
+    }
+
+    #[test]
+    fn pg_dump_statements() {
+        assert_eq!(
+            translate_one("CREATE TABLE public.t (\n    id bigint NOT NULL\n)").as_deref(),
+            Some("CREATE TABLE t (\n    id bigint NOT NULL\n)")
+        );
+        assert_eq!(
+            translate_one("CREATE VIEW public.v AS\nselect 'public.x' from \"public.y\"")
+                .as_deref(),
+            Some("CREATE VIEW v AS\nselect 'public.x' from \"public.y\"")
+        );
+        assert_eq!(
+            translate_one("CREATE INDEX i ON public.t USING btree (a)").as_deref(),
+            Some("CREATE INDEX i ON t(a)")
+        );
+        assert_eq!(translate_one("CREATE TABLE republic.t (a int)"), None);
+    }
 
     #[test]
     fn pgbench_init_statements() {

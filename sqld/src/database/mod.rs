@@ -4,7 +4,7 @@
 //! the server does on it (checkpoint, compaction into snapshots, sizes).
 
 mod catalog;
-pub use catalog::server_version as catalog_server_version;
+pub use catalog::{server_version as catalog_server_version, SERVER_VERSION_NUM};
 mod checkpointer;
 pub use checkpointer::Checkpointer;
 mod sandbox;
@@ -265,7 +265,7 @@ impl Database {
     /// ATTACH the catalog needs).
     pub fn connect(&self) -> Result<DbConnection, DatabaseError> {
         let conn = self.raw_connection()?;
-        catalog::attach(&conn, &self.name).map_err(|e| self.open_error(e))?;
+        catalog::attach(&conn, &self.name, self.replica).map_err(|e| self.open_error(e))?;
         if self.replica {
             conn.execute_batch("PRAGMA query_only=ON")
                 .map_err(|e| self.open_error(e))?;

@@ -203,7 +203,18 @@ impl AuthMechanism for CheckedSaslExchange {
             other => other,
         };
         self.started = true;
-        self.inner.next(client, message).await
+        match self.inner.next(client, message).await {
+            // The SCRAM exchange names the user its messages carry, which
+            // libpq leaves empty (the server is to use the startup
+            // packet's): name that one.
+            Err(PgWireError::InvalidPassword(_)) => {
+                let login = LoginInfo::from_client_info(client);
+                Err(PgWireError::InvalidPassword(
+                    login.user().unwrap_or_default().to_owned(),
+                ))
+            }
+            other => other,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! and turn results into RowDescription/DataRow/CommandComplete messages,
 //! keeping ReadyForQuery's transaction status true to the session's state.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -100,6 +101,41 @@ impl SqlHandler {
                 timeout: None,
             })
             .await
+    }
+
+    /// The schema of each table `compat::translate_batch` is to add a
+    /// constraint to, read in the session (a table it cannot read is left
+    /// out: its statement then runs as sent and fails).
+    async fn table_schemas<C: ClientInfo + ?Sized>(
+        &self,
+        client: &C,
+        tables: Vec<String>,
+    ) -> HashMap<String, crate::compat::TableSchema> {
+        let mut schemas = HashMap::new();
+        for table in tables {
+            let request = Request::Execute {
+                sql: crate::compat::SCHEMA_QUERY.to_owned(),
+                params: vec![Value::Text(table.clone())],
+                mode: ExecuteMode::Single,
+                column_types: None,
+            };
+            let Ok(Response {
+                outcome: Outcome::Executed(mut results),
+                ..
+            }) = self.run(client, request).await
+            else {
+                continue;
+            };
+            let Some(Ok(result)) = results.pop() else {
+                continue;
+            };
+            let rows = result.rows.iter().filter_map(|row| match row.as_slice() {
+                [Value::Text(kind), Value::Text(sql)] => Some((kind.clone(), sql.clone())),
+                _ => None,
+            });
+            schemas.insert(table.to_lowercase(), rows.collect());
+        }
+        schemas
     }
 }
 
@@ -249,8 +285,13 @@ impl SimpleQueryHandler for SqlHandler {
                 }
             }
             let sql = match crate::compat::may_translate(&query.query) {
-                true => crate::compat::translate_batch(sql::split_statements(&query.query))
-                    .unwrap_or(query.query),
+                true => {
+                    let statements = sql::split_statements(&query.query);
+                    let altered = crate::compat::altered_tables(statements.iter().copied());
+                    let schemas = self.table_schemas(client, altered).await;
+                    crate::compat::translate_batch(statements, &schemas)
+                        .unwrap_or_else(|| query.query.clone())
+                }
                 false => query.query,
             };
             let request = Request::Execute {

@@ -11,15 +11,88 @@ use pgwire::api::Type;
 
 use super::TYPES;
 
+/// The comments objects have, as (object OID, catalog OID, text):
+/// `pg_description`, `obj_description`.
+pub(super) const DESCRIPTIONS: &[(i64, i64, &str)] = &[(
+    super::PUBLIC_NAMESPACE_OID,
+    NAMESPACE_CATALOG_OID,
+    "standard public schema",
+)];
+const NAMESPACE_CATALOG_OID: i64 = 2615;
+
 /// The owner every object is reported to have.
 pub(super) const OWNER: &str = "sqld";
 /// OIDs of user relations start here, as in Postgres.
 const FIRST_USER_OID: u32 = 16384;
 
+/// The OIDs Postgres gives the system catalogs that tools name (as
+/// `tableoid`, `classoid`, `'pg_class'::regclass`).
+const SYSTEM_CATALOG_OIDS: &[(&str, i64)] = &[
+    ("pg_aggregate", 2600),
+    ("pg_am", 2601),
+    ("pg_amop", 2602),
+    ("pg_amproc", 2603),
+    ("pg_attrdef", 2604),
+    ("pg_authid", 1260),
+    ("pg_cast", 2605),
+    ("pg_class", 1259),
+    ("pg_collation", 3456),
+    ("pg_constraint", 2606),
+    ("pg_conversion", 2607),
+    ("pg_database", 1262),
+    ("pg_default_acl", 826),
+    ("pg_depend", 2608),
+    ("pg_description", 2609),
+    ("pg_enum", 3501),
+    ("pg_event_trigger", 3466),
+    ("pg_extension", 3079),
+    ("pg_foreign_data_wrapper", 2328),
+    ("pg_foreign_server", 1417),
+    ("pg_foreign_table", 3118),
+    ("pg_index", 2610),
+    ("pg_inherits", 2611),
+    ("pg_init_privs", 3394),
+    ("pg_language", 2612),
+    ("pg_largeobject_metadata", 2995),
+    ("pg_namespace", NAMESPACE_CATALOG_OID),
+    ("pg_opclass", 2616),
+    ("pg_operator", 2617),
+    ("pg_opfamily", 2753),
+    ("pg_policy", 3256),
+    ("pg_proc", 1255),
+    ("pg_publication", 6104),
+    ("pg_publication_namespace", 6237),
+    ("pg_publication_rel", 6106),
+    ("pg_range", 3541),
+    ("pg_rewrite", 2618),
+    ("pg_seclabel", 3596),
+    ("pg_shdescription", 2396),
+    ("pg_shseclabel", 3592),
+    ("pg_statistic_ext", 3381),
+    ("pg_subscription", 6100),
+    ("pg_tablespace", 1213),
+    ("pg_transform", 3576),
+    ("pg_trigger", 2620),
+    ("pg_ts_config", 3602),
+    ("pg_ts_dict", 3600),
+    ("pg_ts_parser", 3601),
+    ("pg_ts_template", 3764),
+    ("pg_type", 1247),
+    ("pg_user_mapping", 1418),
+];
+
 /// A stable OID for the relation called `name`: the same in every
 /// session and across restarts (Postgres numbers relations as they are
-/// created; sqld derives the number from the name).
+/// created; sqld derives the number from the name). A system catalog has
+/// its Postgres OID.
 pub fn relation_oid(name: &str) -> i64 {
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(name);
+    if let Some((_, oid)) = SYSTEM_CATALOG_OIDS
+        .iter()
+        .find(|(catalog, _)| catalog.eq_ignore_ascii_case(name))
+    {
+        return *oid;
+    }
     let hash = crc32fast::hash(name.to_ascii_lowercase().as_bytes());
     i64::from(FIRST_USER_OID + hash % (i32::MAX as u32 - FIRST_USER_OID))
 }
@@ -80,7 +153,22 @@ pub(super) fn install(conn: &Connection) -> Result<()> {
             .and_then(|n| type_by_name(&n))
             .map(|t| i64::from(t.oid())))
     })?;
+    // The rowid of the session's last INSERT stands in for the last
+    // sequence value: SQLite's rowids are what serial columns become.
+    conn.create_scalar_function("lastval", 0, FunctionFlags::SQLITE_UTF8, |ctx| {
+        // SAFETY: the connection is only read, on the thread running the
+        // statement that called the function.
+        let conn = unsafe { ctx.get_connection()? };
+        match conn.last_insert_rowid() {
+            0 => Err(user_error(
+                "lastval is not yet defined in this session".to_owned(),
+            )),
+            rowid => Ok(rowid),
+        }
+    })?;
     conn.create_scalar_function("pg_get_userbyid", 1, pure(), |_| Ok(OWNER))?;
+    // No object has privileges granted: every ACL is the default, empty.
+    conn.create_scalar_function("acldefault", 2, pure(), |_| Ok("{}"))?;
     conn.create_scalar_function("pg_encoding_to_char", 1, pure(), |_| Ok("UTF8"))?;
     // The expression a catalog column holds is already SQL text.
     for args in [2, 3] {
@@ -110,8 +198,40 @@ pub(super) fn install(conn: &Connection) -> Result<()> {
             .filter(|n| *n > 0))
     })?;
     conn.create_scalar_function("pg_relation_is_publishable", 1, pure(), |_| Ok(false))?;
+    // No partitions: a relation is its own only ancestor (the set-returning
+    // form in FROM is rewritten by the compatibility layer).
+    conn.create_scalar_function("pg_partition_ancestors", 1, pure(), |ctx| {
+        ctx.get::<Value>(0)
+    })?;
     conn.create_scalar_function("array_to_string", 2, pure(), |ctx| {
-        ctx.get::<Option<String>>(0)
+        let (array, separator): (Option<String>, String) = (ctx.get(0)?, ctx.get(1)?);
+        Ok(array.map(|a| array_items(&a).collect::<Vec<_>>().join(&separator)))
+    })?;
+    conn.create_scalar_function("array_remove", 2, pure(), |ctx| {
+        let (array, removed): (Option<String>, Option<String>) = (ctx.get(0)?, ctx.get(1)?);
+        Ok(array.map(|a| {
+            let kept: Vec<String> = array_items(&a)
+                .filter(|i| Some(i) != removed.as_ref())
+                .collect();
+            array_text(&kept)
+        }))
+    })?;
+    // `unnest(array)` in FROM is rewritten to read this JSON array.
+    conn.create_scalar_function("pg_array_json", 1, pure(), |ctx| {
+        let array: Option<String> = ctx.get(0)?;
+        let items: Vec<String> = array
+            .as_deref()
+            .map_or_else(Vec::new, |a| array_items(a).collect());
+        Ok(serde_json::Value::from(items).to_string())
+    })?;
+    conn.create_aggregate_function("array_agg", 1, pure(), ArrayAgg)?;
+    conn.create_scalar_function("quote_ident", 1, pure(), |ctx| {
+        let name: Option<String> = ctx.get(0)?;
+        Ok(name.map(|n| quote_ident(&n)))
+    })?;
+    conn.create_scalar_function("quote_literal", 1, pure(), |ctx| {
+        let text: Option<String> = ctx.get(0)?;
+        Ok(text.map(|t| format!("'{}'", t.replace('\'', "''"))))
     })?;
     // Every object is visible on the search path and every privilege held.
     let always =
@@ -140,13 +260,20 @@ pub(super) fn install(conn: &Connection) -> Result<()> {
     ] {
         conn.create_scalar_function(name, args, pure(), |_| Ok(None::<String>))?;
     }
-    // No object has a comment.
-    for (name, args) in [
-        ("obj_description", 1),
-        ("obj_description", 2),
-        ("col_description", 2),
-        ("shobj_description", 2),
-    ] {
+    // Comments: only the public schema's, which Postgres gives it (sqld
+    // has no COMMENT ON).
+    for args in [1, 2] {
+        conn.create_scalar_function("obj_description", args, pure(), move |ctx| {
+            let oid: Option<i64> = ctx.get(0)?;
+            let catalog: Option<String> = if args == 2 { ctx.get(1)? } else { None };
+            let catalog = catalog.map_or(0, |c| relation_oid(&c));
+            Ok(DESCRIPTIONS
+                .iter()
+                .find(|(o, c, _)| Some(*o) == oid && (args == 1 || *c == catalog))
+                .map(|(_, _, text)| *text))
+        })?;
+    }
+    for (name, args) in [("col_description", 2), ("shobj_description", 2)] {
         conn.create_scalar_function(name, args, pure(), |_| Ok(None::<String>))?;
     }
     Ok(())
@@ -167,6 +294,57 @@ fn regexp(ctx: &Context<'_>) -> Result<Option<bool>> {
         ValueRef::Real(r) => Some(pattern.is_match(&r.to_string())),
         ValueRef::Blob(b) => Some(pattern.is_match(&String::from_utf8_lossy(b))),
     })
+}
+
+/// `array_agg(x)`: Postgres' array text of the values (NULL for no rows).
+struct ArrayAgg;
+
+impl libsql_sys::rusqlite::functions::Aggregate<Vec<String>, Option<String>> for ArrayAgg {
+    fn init(&self, _: &mut Context<'_>) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    fn step(&self, ctx: &mut Context<'_>, items: &mut Vec<String>) -> Result<()> {
+        items.push(match ctx.get_raw(0) {
+            ValueRef::Null => "NULL".to_owned(),
+            ValueRef::Integer(i) => i.to_string(),
+            ValueRef::Real(r) => r.to_string(),
+            ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+        });
+        Ok(())
+    }
+
+    fn finalize(&self, _: &mut Context<'_>, items: Option<Vec<String>>) -> Result<Option<String>> {
+        Ok(items.map(|items| array_text(&items)))
+    }
+}
+
+/// Postgres' text of a one-dimensional array: items with a separator,
+/// quote or space in them quoted.
+fn array_text(items: &[String]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|i| {
+            let plain = !i.is_empty() && !i.contains([',', '"', '\\', ' ', '{', '}']);
+            match plain {
+                true => i.clone(),
+                false => format!("\"{}\"", i.replace('\\', "\\\\").replace('"', "\\\"")),
+            }
+        })
+        .collect();
+    format!("{{{}}}", quoted.join(","))
+}
+
+/// An identifier quoted when Postgres would quote it.
+fn quote_ident(name: &str) -> String {
+    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    match plain {
+        true => name.to_owned(),
+        false => format!("\"{}\"", name.replace('"', "\"\"")),
+    }
 }
 
 /// The items of a one-dimensional Postgres array text (`{a,"b c",3}`).

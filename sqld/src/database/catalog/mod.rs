@@ -8,13 +8,15 @@
 //! another as `information_schema`) to each session's connection, so
 //! ordinary SQLite answers those queries. Fixed facts (types, namespaces,
 //! the database) are tables filled here; the schema's relations are live
-//! views (`views`); catalog functions are in `functions`.
+//! views (`views`), some reading the objects' SQL text (`definitions`);
+//! catalog functions are in `functions`.
 //!
 //! The functions and the two empty databases come with every connection;
 //! the tables and views are built the first time one of the session's
 //! statements names them (`needed`), since building them costs more than
 //! the rest of opening a session (about 3 ms) and most sessions never look.
 
+mod definitions;
 mod functions;
 mod views;
 
@@ -22,15 +24,34 @@ use libsql_sys::rusqlite::functions::FunctionFlags;
 use libsql_sys::rusqlite::{params, Connection, Result};
 use pgwire::api::Type;
 
+/// The Postgres version sqld answers as (`server_version_num`): 15, so
+/// that tools refusing a server newer than themselves (pg_dump 15, as
+/// Debian ships it) accept it, as do newer ones.
+pub const SERVER_VERSION_NUM: u32 = 150_000;
+
+/// `15.0`: the version `SERVER_VERSION_NUM` spells.
+fn postgres_version() -> String {
+    format!(
+        "{}.{}",
+        SERVER_VERSION_NUM / 10_000,
+        SERVER_VERSION_NUM % 10_000
+    )
+}
+
 /// The version string `SELECT version()` and `server_version` report:
 /// Postgres-compatible first (drivers parse it), then what it really is.
 pub fn server_version() -> String {
-    format!("16.0 (sqld {})", env!("CARGO_PKG_VERSION"))
+    format!(
+        "{} (sqld {})",
+        postgres_version(),
+        env!("CARGO_PKG_VERSION")
+    )
 }
 
 pub fn version_banner() -> String {
     format!(
-        "PostgreSQL 16.0 compatible; sqld {} on libsql {}",
+        "PostgreSQL {} compatible; sqld {} on libsql {}",
+        postgres_version(),
         env!("CARGO_PKG_VERSION"),
         libsql_sys::rusqlite::version()
     )
@@ -116,51 +137,91 @@ fn category(ty: &Type) -> &'static str {
     }
 }
 
-/// Tables of fixed facts, and empty ones for what sqld never has
-/// (descriptions, inheritance, triggers, policies, ...), so queries that
-/// join them find no rows rather than fail.
+/// Tables of fixed facts (the empty ones are `EMPTY_CATALOGS`).
 const FIXED_TABLES: &str = "
      CREATE TABLE pg_catalog.pg_namespace (oid OID PRIMARY KEY, nspname TEXT, nspowner OID,
-         nspacl TEXT);
+         nspacl TEXT, tableoid OID DEFAULT (pg_relation_oid('pg_namespace')));
      CREATE TABLE pg_catalog.pg_type (
          oid OID PRIMARY KEY, typname TEXT, typnamespace OID, typlen INTEGER,
          typtype TEXT, typelem OID, typbasetype OID, typrelid OID, typarray OID,
          typdelim TEXT, typcategory TEXT, typnotnull BOOLEAN, typtypmod INTEGER,
-         typcollation OID, typowner OID, typisdefined BOOLEAN, typdefault TEXT);
-     CREATE TABLE pg_catalog.pg_range (rngtypid OID PRIMARY KEY, rngsubtype OID);
-     CREATE TABLE pg_catalog.pg_enum (oid OID PRIMARY KEY, enumtypid OID,
-         enumsortorder REAL, enumlabel TEXT);
+         typcollation OID, typowner OID, typisdefined BOOLEAN, typdefault TEXT,
+         typstorage TEXT DEFAULT 'p', typalign TEXT DEFAULT 'i', typacl TEXT,
+         tableoid OID DEFAULT (pg_relation_oid('pg_type')));
      CREATE TABLE pg_catalog.pg_am (oid OID PRIMARY KEY, amname TEXT, amhandler TEXT,
-         amtype TEXT);
-     INSERT INTO pg_catalog.pg_am VALUES (2, 'heap', 'heap_tableam_handler', 't'),
+         amtype TEXT, tableoid OID DEFAULT (pg_relation_oid('pg_am')));
+     INSERT INTO pg_catalog.pg_am (oid, amname, amhandler, amtype) VALUES (2, 'heap', 'heap_tableam_handler', 't'),
          (403, 'btree', 'bthandler', 'i');
      CREATE TABLE pg_catalog.pg_database (oid OID PRIMARY KEY, datname TEXT, datdba OID,
          encoding INTEGER, datlocprovider TEXT, datistemplate BOOLEAN, datallowconn BOOLEAN,
          datconnlimit INTEGER, datcollate TEXT, datctype TEXT, daticulocale TEXT,
-         daticurules TEXT, datacl TEXT);
-     CREATE TABLE pg_catalog.pg_proc (oid OID PRIMARY KEY, proname TEXT, pronamespace OID,
-         proowner OID, prokind TEXT, prorettype OID, proargtypes TEXT);
-     CREATE TABLE pg_catalog.pg_description (objoid OID, classoid OID, objsubid INTEGER,
-         description TEXT);
-     CREATE TABLE pg_catalog.pg_shdescription (objoid OID, classoid OID, description TEXT);
-     CREATE TABLE pg_catalog.pg_inherits (inhrelid OID, inhparent OID, inhseqno INTEGER,
-         inhdetachpending BOOLEAN);
-     CREATE TABLE pg_catalog.pg_trigger (oid OID, tgrelid OID, tgname TEXT,
-         tgisinternal BOOLEAN, tgenabled TEXT, tgparentid OID, tgconstraint OID);
-     CREATE TABLE pg_catalog.pg_policy (oid OID, polname TEXT, polrelid OID, polcmd TEXT,
-         polpermissive BOOLEAN, polroles TEXT, polqual TEXT, polwithcheck TEXT);
-     CREATE TABLE pg_catalog.pg_statistic_ext (oid OID, stxrelid OID, stxname TEXT,
-         stxnamespace OID, stxowner OID, stxstattarget INTEGER, stxkeys TEXT, stxkind TEXT,
-         stxexprs TEXT);
-     CREATE TABLE pg_catalog.pg_publication (oid OID, pubname TEXT, puballtables BOOLEAN,
-         pubinsert BOOLEAN, pubupdate BOOLEAN, pubdelete BOOLEAN, pubtruncate BOOLEAN,
-         pubviaroot BOOLEAN);
-     CREATE TABLE pg_catalog.pg_publication_rel (oid OID, prpubid OID, prrelid OID,
-         prqual TEXT, prattrs TEXT);
-     CREATE TABLE pg_catalog.pg_publication_namespace (oid OID, pnpubid OID, pnnspid OID);
-     CREATE TABLE pg_catalog.pg_extension (oid OID, extname TEXT, extversion TEXT);
-     CREATE TABLE pg_catalog.pg_collation (oid OID, collname TEXT);
-     CREATE TABLE pg_catalog.pg_tablespace (oid OID, spcname TEXT);";
+         daticurules TEXT, datacl TEXT, datcollversion TEXT, datfrozenxid INTEGER DEFAULT 0,
+         datminmxid INTEGER DEFAULT 0, dattablespace OID DEFAULT 1663,
+         tableoid OID DEFAULT (pg_relation_oid('pg_database')));
+";
+
+/// Catalogs of what sqld never has (functions, casts, descriptions,
+/// inheritance, triggers, policies, ...), as empty tables so that queries
+/// joining them find no rows rather than fail: each with its columns (as
+/// in Postgres, for what clients select) and the `tableoid` system column.
+const EMPTY_CATALOGS: &[(&str, &str)] = &[
+    ("pg_aggregate", "aggfnoid aggkind aggnumdirectargs aggtransfn aggfinalfn"),
+    ("pg_amop", "oid amopfamily amoplefttype amoprighttype amopstrategy amopopr amopmethod"),
+    ("pg_amproc", "oid amprocfamily amproclefttype amprocrighttype amprocnum amproc"),
+    ("pg_cast", "oid castsource casttarget castfunc castcontext castmethod"),
+    ("pg_collation", "oid collname collnamespace collowner collprovider collisdeterministic collencoding collcollate collctype colliculocale collversion"),
+    ("pg_conversion", "oid conname connamespace conowner conforencoding contoencoding conproc condefault"),
+    ("pg_default_acl", "oid defaclrole defaclnamespace defaclobjtype defaclacl"),
+    ("pg_description", "objoid classoid objsubid description"),
+    ("pg_enum", "oid enumtypid enumsortorder enumlabel"),
+    ("pg_event_trigger", "oid evtname evtevent evtowner evtfoid evtenabled evttags"),
+    ("pg_extension", "oid extname extowner extnamespace extrelocatable extversion extconfig extcondition"),
+    ("pg_foreign_data_wrapper", "oid fdwname fdwowner fdwhandler fdwvalidator fdwacl fdwoptions"),
+    ("pg_foreign_server", "oid srvname srvowner srvfdw srvtype srvversion srvacl srvoptions"),
+    ("pg_foreign_table", "ftrelid ftserver ftoptions"),
+    ("pg_inherits", "inhrelid inhparent inhseqno inhdetachpending"),
+    ("pg_init_privs", "objoid classoid objsubid privtype initprivs"),
+    ("pg_language", "oid lanname lanowner lanispl lanpltrusted lanplcallfoid laninline lanvalidator lanacl"),
+    ("pg_largeobject_metadata", "oid lomowner lomacl"),
+    ("pg_opclass", "oid opcmethod opcname opcnamespace opcowner opcfamily opcintype opcdefault opckeytype"),
+    ("pg_operator", "oid oprname oprnamespace oprowner oprkind oprcanmerge oprcanhash oprleft oprright oprresult oprcom oprnegate oprcode oprrest oprjoin"),
+    ("pg_opfamily", "oid opfmethod opfname opfnamespace opfowner"),
+    ("pg_policy", "oid polname polrelid polcmd polpermissive polroles polqual polwithcheck"),
+    ("pg_proc", "oid proname pronamespace proowner prolang procost prorows provariadic prosupport prokind prosecdef proleakproof proisstrict proretset provolatile proparallel pronargs pronargdefaults prorettype proargtypes proallargtypes proargmodes proargnames proargdefaults protrftypes prosrc probin prosqlbody proconfig proacl"),
+    ("pg_publication", "oid pubname pubowner puballtables pubinsert pubupdate pubdelete pubtruncate pubviaroot"),
+    ("pg_publication_namespace", "oid pnpubid pnnspid"),
+    ("pg_publication_rel", "oid prpubid prrelid prqual prattrs"),
+    ("pg_range", "rngtypid rngsubtype rngmultitypid rngcollation rngsubopc rngcanonical rngsubdiff"),
+    ("pg_rewrite", "oid rulename ev_class ev_type ev_enabled is_instead ev_qual ev_action"),
+    ("pg_seclabel", "objoid classoid objsubid provider label"),
+    ("pg_seclabels", "objoid classoid objsubid objtype objnamespace objname provider label"),
+    ("pg_shdescription", "objoid classoid description"),
+    ("pg_shseclabel", "objoid classoid provider label"),
+    ("pg_statistic_ext", "oid stxrelid stxname stxnamespace stxowner stxstattarget stxkeys stxkind stxexprs"),
+    ("pg_subscription", "oid subdbid subname subowner subenabled subbinary substream subtwophasestate subdisableonerr subconninfo subslotname subsynccommit subpublications"),
+    ("pg_tablespace", "oid spcname spcowner spcacl spcoptions"),
+    ("pg_transform", "oid trftype trflang trffromsql trftosql"),
+    ("pg_trigger", "oid tgrelid tgparentid tgname tgfoid tgtype tgenabled tgisinternal tgconstrrelid tgconstrindid tgconstraint tgdeferrable tginitdeferred tgnargs tgattr tgargs tgqual tgoldtable tgnewtable"),
+    ("pg_ts_config", "oid cfgname cfgnamespace cfgowner cfgparser"),
+    ("pg_ts_dict", "oid dictname dictnamespace dictowner dicttemplate dictinitoption"),
+    ("pg_ts_parser", "oid prsname prsnamespace prsstart prstoken prsend prsheadline prslextype"),
+    ("pg_ts_template", "oid tmplname tmplnamespace tmplinit tmpllexize"),
+    ("pg_user_mapping", "oid umuser umserver umoptions"),
+];
+
+/// The CREATE TABLE statements of `EMPTY_CATALOGS`.
+fn empty_catalogs() -> String {
+    EMPTY_CATALOGS
+        .iter()
+        .map(|(name, columns)| {
+            format!(
+                "CREATE TABLE pg_catalog.{name} ({}, tableoid DEFAULT {});\n",
+                columns.split(' ').collect::<Vec<_>>().join(", "),
+                functions::relation_oid(name)
+            )
+        })
+        .collect()
+}
 
 /// Whether `sql` may read the catalog: it names `information_schema` or a
 /// `pg_` relation (a `pg_` name, unless it is called as a function;
@@ -201,8 +262,9 @@ pub fn needed(sql: &str) -> bool {
 }
 
 /// Gives `conn` the catalog functions and the (still empty) catalog
-/// databases.
-pub fn attach(conn: &Connection, database_name: &str) -> Result<()> {
+/// databases; `replica` says whether the server is a replica (in
+/// Postgres' terms, in recovery).
+pub fn attach(conn: &Connection, database_name: &str, replica: bool) -> Result<()> {
     let deterministic = || FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     let banner = version_banner();
     conn.create_scalar_function("version", 0, deterministic(), move |_| Ok(banner.clone()))?;
@@ -215,7 +277,12 @@ pub fn attach(conn: &Connection, database_name: &str) -> Result<()> {
         Ok(std::process::id() as i64)
     })?;
 
+    conn.create_scalar_function("pg_is_in_recovery", 0, deterministic(), move |_| {
+        Ok(replica)
+    })?;
+
     functions::install(conn)?;
+    definitions::install(conn)?;
     conn.create_scalar_function("pg_decltype_oid", 1, deterministic(), |ctx| {
         Ok(i64::from(declared_type(ctx.get(0)?).oid()))
     })?;
@@ -258,23 +325,36 @@ pub fn build(conn: &Connection, database_name: &str) -> Result<()> {
 
 fn fill(conn: &Connection, database_name: &str) -> Result<()> {
     conn.execute_batch(FIXED_TABLES)?;
+    conn.execute_batch(&empty_catalogs())?;
     conn.execute(
-        "INSERT INTO pg_catalog.pg_namespace VALUES (?1, 'pg_catalog', 10, NULL),
-             (?2, 'public', 10, NULL), (?3, 'information_schema', 10, NULL)",
+        "INSERT INTO pg_catalog.pg_namespace (oid, nspname, nspowner, nspacl)
+             VALUES (?1, 'pg_catalog', 10, NULL), (?3, 'information_schema', 10, NULL),
+             -- Anyone may use and create in public, as in Postgres 15.
+             (?2, 'public', 10, '{sqld=UC/sqld,=U/sqld}')",
         params![
             PG_CATALOG_NAMESPACE_OID,
             PUBLIC_NAMESPACE_OID,
             INFORMATION_SCHEMA_NAMESPACE_OID
         ],
     )?;
+    for (oid, catalog, text) in functions::DESCRIPTIONS {
+        conn.execute(
+            "INSERT INTO pg_catalog.pg_description (objoid, classoid, objsubid, description)
+                 VALUES (?1, ?2, 0, ?3)",
+            params![oid, catalog, text],
+        )?;
+    }
     conn.execute(
-        "INSERT INTO pg_catalog.pg_database VALUES (?1, ?2, 10, 6, 'c', 0, 1, -1, 'C', 'C',
-             NULL, NULL, NULL)",
+        "INSERT INTO pg_catalog.pg_database (oid, datname, datdba, encoding, datlocprovider,
+             datistemplate, datallowconn, datconnlimit, datcollate, datctype)
+             VALUES (?1, ?2, 10, 6, 'c', 0, 1, -1, 'C', 'C')",
         params![DATABASE_OID, database_name],
     )?;
     let mut insert = conn.prepare(
-        "INSERT INTO pg_catalog.pg_type VALUES (?1, ?2, ?3, ?4, 'b', 0, 0, 0, ?5, ',', ?6, 0,
-             -1, 0, 10, 1, NULL)",
+        "INSERT INTO pg_catalog.pg_type (oid, typname, typnamespace, typlen, typtype, typelem,
+             typbasetype, typrelid, typarray, typdelim, typcategory, typnotnull, typtypmod,
+             typcollation, typowner, typisdefined)
+             VALUES (?1, ?2, ?3, ?4, 'b', 0, 0, 0, ?5, ',', ?6, 0, -1, 0, 10, 1)",
     )?;
     for ty in TYPES {
         let len: i64 = match *ty {
@@ -334,7 +414,7 @@ mod tests {
     #[test]
     fn built_on_demand_and_again_after_a_rollback_undid_it() {
         let conn = Connection::open_in_memory().unwrap();
-        attach(&conn, "db").unwrap();
+        attach(&conn, "db", false).unwrap();
         assert!(!is_built(&conn).unwrap());
         assert!(conn.prepare("select * from pg_catalog.pg_type").is_err());
 

@@ -31,14 +31,14 @@ CREATE VIEW pg_catalog.sqld_relations AS
 
 CREATE VIEW pg_catalog.sqld_indexes AS
   SELECT r.name AS table_name, sqld_index_name(r.name, i.name, i.origin, (SELECT group_concat(k.name, '_') FROM pragma_index_info(i.name, 'main') AS k)) AS index_name, i."unique" AS is_unique,
-         i.origin = 'pk' AS is_primary,
+         i.origin = 'pk' AS is_primary, i.origin,
          (SELECT group_concat(k.cid + 1, ' ') FROM pragma_index_info(i.name, 'main') AS k) AS indkey,
          (SELECT count(*) FROM pragma_index_info(i.name, 'main')) AS ncol,
          (SELECT group_concat(k.name, ', ') FROM pragma_index_info(i.name, 'main') AS k) AS columns
   FROM pg_catalog.sqld_relations AS r JOIN pragma_index_list(r.name, 'main') AS i
   WHERE r.type = 'table'
   UNION ALL
-  SELECT r.name, r.name || '_pkey', 1, 1, group_concat(c.cid + 1, ' '), count(*),
+  SELECT r.name, r.name || '_pkey', 1, 1, 'pk', group_concat(c.cid + 1, ' '), count(*),
          group_concat(c.name, ', ')
   FROM pg_catalog.sqld_relations AS r JOIN pragma_table_info(r.name, 'main') AS c
   WHERE r.type = 'table' AND c.pk > 0
@@ -58,19 +58,26 @@ CREATE VIEW pg_catalog.pg_class AS
          0 AS reltablespace, 0 AS relpages, -1.0 AS reltuples, 0 AS reltoastrelid,
          hasindex.value AS relhasindex, f.value AS relisshared, 'p' AS relpersistence,
          CASE r.type WHEN 'view' THEN 'v' ELSE 'r' END AS relkind, r.ncol AS relnatts,
-         0 AS relchecks, f.value AS relhasrules, f.value AS relhastriggers,
+         CASE r.type WHEN 'table' THEN json_array_length(sqld_check_constraints(r.name)) ELSE 0 END
+           AS relchecks, f.value AS relhasrules, triggers.value AS relhastriggers,
          f.value AS relhassubclass, f.value AS relrowsecurity, f.value AS relforcerowsecurity,
          t.value AS relispopulated, 'd' AS relreplident, f.value AS relispartition,
-         0 AS relrewrite, NULL AS relacl, NULL AS reloptions, NULL AS relpartbound
+         0 AS relrewrite, NULL AS relacl, NULL AS reloptions, NULL AS relpartbound,
+         0 AS relfrozenxid, 0 AS relminmxid, pg_relation_oid('pg_class') AS tableoid
   FROM pg_catalog.sqld_relations AS r
        JOIN pg_catalog.sqld_truth AS f ON f.value = 0
        JOIN pg_catalog.sqld_truth AS t ON t.value = 1
        JOIN pg_catalog.sqld_truth AS hasindex ON hasindex.value =
             EXISTS (SELECT 1 FROM pg_catalog.sqld_indexes AS i WHERE i.table_name = r.name)
+       -- Postgres enforces a foreign key with triggers, and tools look
+       -- for foreign keys only on tables that have some.
+       JOIN pg_catalog.sqld_truth AS triggers ON triggers.value =
+            EXISTS (SELECT 1 FROM pragma_foreign_key_list(r.name, 'main'))
   UNION ALL
   SELECT CAST(pg_relation_oid(i.index_name) AS INTEGER), i.index_name, 2200, 0, 0, 10, 403,
          0, 0, 0, -1.0, 0, f.value, f.value, 'p', 'i', i.ncol, 0, f.value, f.value, f.value,
-         f.value, f.value, t.value, 'n', f.value, 0, NULL, NULL, NULL
+         f.value, f.value, t.value, 'n', f.value, 0, NULL, NULL, NULL, 0, 0,
+         pg_relation_oid('pg_class')
   FROM pg_catalog.sqld_indexes AS i
        JOIN pg_catalog.sqld_truth AS f ON f.value = 0
        JOIN pg_catalog.sqld_truth AS t ON t.value = 1;
@@ -82,7 +89,8 @@ CREATE VIEW pg_catalog.pg_attribute AS
          hasdef.value AS atthasdef, f.value AS atthasmissing, '' AS attidentity,
          '' AS attgenerated, f.value AS attisdropped, t.value AS attislocal, 0 AS attinhcount,
          0 AS attcollation, NULL AS attacl, NULL AS attoptions, NULL AS attfdwoptions,
-         -1 AS attstattarget, 'p' AS attstorage, 'x' AS attcompression
+         -1 AS attstattarget, 'p' AS attstorage, 'x' AS attcompression, 'i' AS attalign,
+         NULL AS attmissingval
   FROM pg_catalog.sqld_relations AS r JOIN pragma_table_info(r.name, 'main') AS c
        JOIN pg_catalog.sqld_truth AS f ON f.value = 0
        JOIN pg_catalog.sqld_truth AS t ON t.value = 1
@@ -91,7 +99,7 @@ CREATE VIEW pg_catalog.pg_attribute AS
 
 CREATE VIEW pg_catalog.pg_attrdef AS
   SELECT pg_relation_oid(r.name) * 1000 + c.cid AS oid, CAST(pg_relation_oid(r.name) AS INTEGER) AS adrelid,
-         c.cid + 1 AS adnum, c.dflt_value AS adbin
+         c.cid + 1 AS adnum, c.dflt_value AS adbin, pg_relation_oid('pg_attrdef') AS tableoid
   FROM pg_catalog.sqld_relations AS r JOIN pragma_table_info(r.name, 'main') AS c
   WHERE c.dflt_value IS NOT NULL;
 
@@ -124,8 +132,21 @@ CREATE VIEW pg_catalog.pg_tables AS
   FROM pg_catalog.sqld_relations WHERE type = 'table';
 
 CREATE VIEW pg_catalog.pg_views AS
-  SELECT 'public' AS schemaname, name AS viewname, 'sqld' AS viewowner, NULL AS definition
+  SELECT 'public' AS schemaname, name AS viewname, 'sqld' AS viewowner,
+         sqld_view_definition(name) AS definition
   FROM pg_catalog.sqld_relations WHERE type = 'view';
+
+CREATE VIEW pg_catalog.sqld_view_definitions AS
+  SELECT CAST(pg_relation_oid(name) AS INTEGER) AS oid, sqld_view_definition(name) AS definition
+  FROM pg_catalog.sqld_relations WHERE type = 'view';
+
+-- A view depends on what it reads, so tools create it after them.
+CREATE VIEW pg_catalog.pg_depend AS
+  SELECT pg_relation_oid('pg_class') AS classid, CAST(pg_relation_oid(v.name) AS INTEGER) AS objid,
+         0 AS objsubid, pg_relation_oid('pg_class') AS refclassid,
+         CAST(pg_relation_oid(r.value) AS INTEGER) AS refobjid, 0 AS refobjsubid, 'n' AS deptype
+  FROM pg_catalog.sqld_relations AS v JOIN json_each(sqld_view_relations(v.name)) AS r
+  WHERE v.type = 'view';
 
 CREATE VIEW pg_catalog.pg_constraint AS
   SELECT CAST(pg_relation_oid(i.index_name) AS INTEGER) AS oid, i.index_name AS conname,
@@ -135,11 +156,14 @@ CREATE VIEW pg_catalog.pg_constraint AS
          CAST(pg_relation_oid(i.index_name) AS INTEGER) AS conindid, 0 AS confrelid,
          i.indkey AS conkey, NULL AS confkey,
          CASE WHEN i.is_primary THEN 'PRIMARY KEY' ELSE 'UNIQUE' END || ' (' || i.columns || ')'
-           AS sqld_definition
+           AS sqld_definition,
+         t.value AS conislocal, 0 AS coninhcount, 0 AS conparentid,
+         pg_relation_oid('pg_constraint') AS tableoid
   FROM pg_catalog.sqld_indexes AS i
        JOIN pg_catalog.sqld_truth AS f ON f.value = 0
        JOIN pg_catalog.sqld_truth AS t ON t.value = 1
-  WHERE i.is_primary OR i.is_unique
+  -- A unique index made by CREATE UNIQUE INDEX is not a constraint.
+  WHERE i.origin IN ('pk', 'u')
   UNION ALL
   SELECT CAST(pg_relation_oid(r.name || '_' || fk.id || '_fkey') AS INTEGER),
          r.name || '_' || fk."from" || '_fkey', 2200, 'f', f.value, f.value, t.value,
@@ -148,11 +172,21 @@ CREATE VIEW pg_catalog.pg_constraint AS
          group_concat((SELECT c.cid + 1 FROM pragma_table_info(r.name, 'main') AS c WHERE c.name = fk."from"), ' '),
          group_concat((SELECT c.cid + 1 FROM pragma_table_info(fk."table", 'main') AS c WHERE c.name = fk."to"), ' '),
          'FOREIGN KEY (' || group_concat(fk."from", ', ') || ') REFERENCES ' || fk."table"
-           || '(' || group_concat(coalesce(fk."to", 'rowid'), ', ') || ')'
+           || '(' || group_concat(coalesce(fk."to", 'rowid'), ', ') || ')',
+         t.value, 0, 0, pg_relation_oid('pg_constraint')
   FROM pg_catalog.sqld_relations AS r JOIN pragma_foreign_key_list(r.name, 'main') AS fk
        JOIN pg_catalog.sqld_truth AS f ON f.value = 0
        JOIN pg_catalog.sqld_truth AS t ON t.value = 1
-  GROUP BY r.name, fk.id;
+  GROUP BY r.name, fk.id
+  UNION ALL
+  SELECT CAST(pg_relation_oid(r.name || '.' || (c.value ->> 'name')) AS INTEGER),
+         c.value ->> 'name', 2200, 'c', f.value, f.value, t.value,
+         CAST(pg_relation_oid(r.name) AS INTEGER), 0, 0, 0, NULL, NULL,
+         'CHECK (' || (c.value ->> 'expr') || ')', t.value, 0, 0, pg_relation_oid('pg_constraint')
+  FROM pg_catalog.sqld_relations AS r JOIN json_each(sqld_check_constraints(r.name)) AS c
+       JOIN pg_catalog.sqld_truth AS f ON f.value = 0
+       JOIN pg_catalog.sqld_truth AS t ON t.value = 1
+  WHERE r.type = 'table';
 
 CREATE VIEW pg_catalog.pg_settings AS
   SELECT name, current_setting(name) AS setting, NULL AS unit, 'Ungrouped' AS category,
@@ -198,7 +232,7 @@ CREATE VIEW information_schema.tables AS
 
 CREATE VIEW information_schema.views AS
   SELECT current_database() AS table_catalog, 'public' AS table_schema, name AS table_name,
-         NULL AS view_definition, 'NONE' AS check_option, 'NO' AS is_updatable,
+         sqld_view_definition(name) AS view_definition, 'NONE' AS check_option, 'NO' AS is_updatable,
          'NO' AS is_insertable_into, 'NO' AS is_trigger_updatable,
          'NO' AS is_trigger_deletable, 'NO' AS is_trigger_insertable_into
   FROM information_schema.sqld_relations WHERE type = 'view';

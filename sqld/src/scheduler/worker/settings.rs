@@ -11,7 +11,7 @@ use std::time::Duration;
 use libsql_sys::rusqlite::functions::FunctionFlags;
 use libsql_sys::rusqlite::Connection;
 
-use crate::database::catalog_server_version;
+use crate::database::{catalog_server_version, SERVER_VERSION_NUM};
 use libsql_sys::rusqlite::types::Value;
 use pgwire::api::Type;
 
@@ -76,6 +76,23 @@ impl Settings {
                 Ok(values.get("session_authorization").cloned())
             })?;
         }
+        // The schemas of the session's search_path (all of them exist:
+        // sqld has `public` and the two catalogs).
+        let values = self.values.clone();
+        conn.create_scalar_function("current_schemas", 1, flags(), move |ctx| {
+            let include_implicit: bool = ctx.get(0)?;
+            let values = values.lock().unwrap_or_else(PoisonError::into_inner);
+            let path = values.get("search_path").map_or("", String::as_str);
+            let mut schemas: Vec<&str> = path
+                .split(',')
+                .map(|s| s.trim().trim_matches('"'))
+                .filter(|s| !s.is_empty() && *s != "$user")
+                .collect();
+            if include_implicit && !schemas.contains(&"pg_catalog") {
+                schemas.insert(0, "pg_catalog");
+            }
+            Ok(format!("{{{}}}", schemas.join(",")))
+        })?;
         let values = self.values.clone();
         conn.create_scalar_function("set_config", 3, flags(), move |ctx| {
             let name: String = ctx.get(0)?;
@@ -110,7 +127,7 @@ fn defaults(statement_timeout: Option<Duration>) -> HashMap<String, String> {
         ("is_superuser", "on".into()),
         ("intervalstyle", "postgres".into()),
         ("lc_messages", "C".into()),
-        ("server_version_num", "160000".into()),
+        ("server_version_num", SERVER_VERSION_NUM.to_string()),
         ("client_min_messages", "notice".into()),
         ("default_transaction_read_only", "off".into()),
         ("lock_timeout", "0".into()),
