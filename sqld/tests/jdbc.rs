@@ -60,7 +60,9 @@ fn prepared_statements_with_parameter_types_left_to_the_server() {
 }
 
 /// `getTransactionIsolation()` (`SHOW TRANSACTION ISOLATION LEVEL`) and
-/// `DatabaseMetaData.getTables`/`getColumns` over the catalog views.
+/// `DatabaseMetaData.getTables`/`getColumns`/`getPrimaryKeys`/
+/// `getIndexInfo`/`getImportedKeys`/`getExportedKeys` over the catalog
+/// views.
 #[test]
 fn transaction_isolation_and_schema_metadata() {
     let sqld = Sqld::start();

@@ -13,6 +13,7 @@
 
 mod casts;
 mod constraints;
+mod expand_array;
 mod rewrite;
 mod tools;
 

@@ -11,13 +11,13 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     AccessExpr, BinaryOperator, CastKind, DataType, Expr, FunctionArguments, Ident, ObjectName,
-    ObjectNamePart, SelectItem, SetExpr, Statement, Subscript, TableFactor, Value, VisitMut,
-    VisitorMut,
+    ObjectNamePart, SelectItem, SetExpr, Statement, Subscript, TableAlias, TableFactor,
+    TrimWhereField, Value, VisitMut, VisitorMut,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
 
-use super::casts;
+use super::{casts, expand_array};
 
 /// The statement in SQLite's terms, or `None` when there is nothing to
 /// change (or the parser cannot read it: SQLite then gives its own error).
@@ -25,9 +25,15 @@ pub fn rewrite(sql: &str) -> Option<String> {
     let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
     let names: Vec<Vec<Option<(String, String)>>> =
         statements.iter_mut().map(column_names).collect();
+    let mut expanded = false;
+    if expand_array::may_call(sql) {
+        for statement in &mut statements {
+            expanded |= expand_array::expand(statement);
+        }
+    }
     let mut rewriter = Rewriter { changed: false };
     let _ = statements.visit(&mut rewriter);
-    if !rewriter.changed {
+    if !rewriter.changed && !expanded {
         return None;
     }
     for (statement, names) in statements.iter_mut().zip(names) {
@@ -274,12 +280,38 @@ fn replacement(expr: &mut Expr) -> Option<Expr> {
             Expr::Function(f.clone())
         }
         Expr::CompoundFieldAccess { root, access_chain } => {
-            // `array[i]`: the item of Postgres' array text.
-            let [AccessExpr::Subscript(Subscript::Index { index })] = access_chain.as_slice()
+            // `array[i]` (also `alias.array[i]`): the item of Postgres'
+            // array text.
+            let (Some(AccessExpr::Subscript(Subscript::Index { index })), fields) =
+                (access_chain.last(), &access_chain[..access_chain.len() - 1])
             else {
                 return None;
             };
-            raw(format!("pg_array_item({root}, {index})"))
+            let mut array = root.to_string();
+            for field in fields {
+                let AccessExpr::Dot(Expr::Identifier(name)) = field else {
+                    return None;
+                };
+                array = format!("{array}.{name}");
+            }
+            raw(format!("pg_array_item({array}, {index})"))
+        }
+        Expr::Trim {
+            expr: inner,
+            trim_where,
+            trim_what,
+            trim_characters: None,
+        } if trim_where.is_some() || trim_what.is_some() => {
+            // SQLite's trim(x, characters), ltrim and rtrim.
+            let function = match trim_where {
+                Some(TrimWhereField::Leading) => "ltrim",
+                Some(TrimWhereField::Trailing) => "rtrim",
+                _ => "trim",
+            };
+            match trim_what {
+                Some(what) => raw(format!("{function}({inner}, {what})")),
+                None => raw(format!("{function}({inner})")),
+            }
         }
         Expr::Identifier(ident) if ident.quote_style.is_none() && is_niladic(&ident.value) => {
             raw(format!("{}()", ident.value.to_ascii_lowercase()))
@@ -311,9 +343,24 @@ fn derived_with_column_names(factor: &TableFactor) -> Option<TableFactor> {
     );
     let mut alias = alias.clone();
     alias.columns.clear();
-    Some(TableFactor::Table {
-        name: ObjectName::from(vec![Ident::new(named)]),
-        alias: Some(alias),
+    let mut factor = raw_table(named, None);
+    if let TableFactor::Table { alias: slot, .. } = &mut factor {
+        *slot = Some(alias);
+    }
+    Some(factor)
+}
+
+/// A table factor that prints as `sql` (a subquery or a table-valued
+/// function call in SQLite's terms), with an optional alias.
+pub(super) fn raw_table(sql: String, alias: Option<&str>) -> TableFactor {
+    TableFactor::Table {
+        name: ObjectName::from(vec![Ident::new(sql)]),
+        alias: alias.map(|a| TableAlias {
+            explicit: true,
+            name: Ident::new(a),
+            columns: Vec::new(),
+            at: None,
+        }),
         args: None,
         with_hints: Vec::new(),
         version: None,
@@ -323,7 +370,7 @@ fn derived_with_column_names(factor: &TableFactor) -> Option<TableFactor> {
         sample: None,
         index_directives: Vec::new(),
         inheritance: None,
-    })
+    }
 }
 
 /// `serial`, `bigserial` and their aliases: Postgres' auto-numbered
@@ -424,7 +471,18 @@ fn catalog_lookup(f: &sqlparser::ast::Function) -> Option<String> {
         return None;
     };
     let oid = list.args.first()?;
-    let (column, view) = match last_part(&f.name).to_ascii_lowercase().as_str() {
+    let function = last_part(&f.name).to_ascii_lowercase();
+    // pg_get_indexdef(oid, column, pretty): the column's name (0: the
+    // whole definition).
+    if let ("pg_get_indexdef", Some(column)) = (function.as_str(), list.args.get(1)) {
+        return Some(format!(
+            "(SELECT CASE WHEN {column} = 0 THEN d.indexdef \
+             ELSE pg_array_item('{{' || replace(i.columns, ', ', ',') || '}}', {column}) END \
+             FROM pg_catalog.sqld_indexes AS i JOIN pg_catalog.sqld_index_definitions AS d \
+             ON d.oid = pg_relation_oid(i.index_name) WHERE d.oid = {oid})"
+        ));
+    }
+    let (column, view) = match function.as_str() {
         "pg_get_indexdef" => ("indexdef", "sqld_index_definitions"),
         "pg_get_constraintdef" => ("sqld_definition", "pg_constraint"),
         "pg_get_viewdef" => ("definition", "sqld_view_definitions"),
@@ -505,7 +563,7 @@ fn binary(left: &Expr, op: &BinaryOperator, right: &Expr) -> Option<String> {
 }
 
 /// An expression printed as `sql`, verbatim.
-fn raw(sql: String) -> Expr {
+pub(super) fn raw(sql: String) -> Expr {
     Expr::Identifier(Ident::new(sql))
 }
 
@@ -516,7 +574,7 @@ fn part(name: &ObjectName, i: usize) -> &str {
     }
 }
 
-fn last_part(name: &ObjectName) -> &str {
+pub(super) fn last_part(name: &ObjectName) -> &str {
     part(name, name.0.len().saturating_sub(1))
 }
 

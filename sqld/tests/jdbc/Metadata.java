@@ -1,7 +1,9 @@
 // What tools and ORMs ask pgjdbc about a connection and its schema, run by
 // tests/jdbc.rs with the JDBC URL as its argument: the transaction
-// isolation, and DatabaseMetaData's tables and columns, which pgjdbc
-// answers from pg_catalog.
+// isolation, and DatabaseMetaData's tables, columns, primary keys, indexes
+// and foreign keys, which pgjdbc answers from pg_catalog (the keys through
+// information_schema._pg_expandarray, a set-returning function in a
+// SELECT list).
 import java.sql.*;
 import java.util.*;
 
@@ -16,7 +18,8 @@ public class Metadata {
                     "isolation is serializable, not " + c.getTransactionIsolation());
             try (Statement s = c.createStatement()) {
                 s.execute("create table account(id integer primary key, owner text not null, balance real)");
-                s.execute("create table entry(account_id integer, seq integer, amount real, primary key (account_id, seq))");
+                s.execute("create table entry(account_id integer references account(id) on delete cascade, seq integer, amount real, primary key (account_id, seq))");
+                s.execute("create index entry_amount on entry(amount desc)");
             }
             DatabaseMetaData meta = c.getMetaData();
             List<String> tables = new ArrayList<>();
@@ -35,6 +38,35 @@ public class Metadata {
             }
             check(columns.equals(List.of("id:int8:0:1", "owner:text:0:2", "balance:float8:1:3")),
                     "columns " + columns);
+            List<String> keys = new ArrayList<>();
+            try (ResultSet r = meta.getPrimaryKeys(null, "public", "entry")) {
+                while (r.next()) {
+                    keys.add(r.getString("COLUMN_NAME") + ":" + r.getInt("KEY_SEQ") + ":" + r.getString("PK_NAME"));
+                }
+            }
+            check(keys.equals(List.of("account_id:1:entry_pkey", "seq:2:entry_pkey")), "primary keys " + keys);
+            List<String> indexes = new ArrayList<>();
+            try (ResultSet r = meta.getIndexInfo(null, "public", "entry", false, false)) {
+                while (r.next()) {
+                    indexes.add(r.getString("INDEX_NAME") + ":" + r.getBoolean("NON_UNIQUE") + ":"
+                            + r.getInt("ORDINAL_POSITION") + ":" + r.getString("COLUMN_NAME") + ":"
+                            + r.getString("ASC_OR_DESC"));
+                }
+            }
+            check(indexes.equals(List.of("entry_pkey:false:1:account_id:A", "entry_pkey:false:2:seq:A",
+                    "entry_amount:true:1:amount:D")), "indexes " + indexes);
+            for (ResultSet r : List.of(meta.getImportedKeys(null, "public", "entry"),
+                    meta.getExportedKeys(null, "public", "account"))) {
+                List<String> fks = new ArrayList<>();
+                while (r.next()) {
+                    fks.add(r.getString("FKTABLE_NAME") + "." + r.getString("FKCOLUMN_NAME") + "->"
+                            + r.getString("PKTABLE_NAME") + "." + r.getString("PKCOLUMN_NAME") + ":"
+                            + r.getInt("KEY_SEQ") + ":" + r.getInt("DELETE_RULE") + ":" + r.getString("PK_NAME"));
+                }
+                r.close();
+                check(fks.equals(List.of("entry.account_id->account.id:1:"
+                        + DatabaseMetaData.importedKeyCascade + ":account_pkey")), "foreign keys " + fks);
+            }
         }
         System.out.println("ok");
     }

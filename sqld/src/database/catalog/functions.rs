@@ -188,8 +188,18 @@ pub(super) fn install(conn: &Connection) -> Result<()> {
     })?;
     conn.create_scalar_function("pg_array_item", 2, pure(), |ctx| {
         let (array, index): (Option<String>, i64) = (ctx.get(0)?, ctx.get(1)?);
-        let index = usize::try_from(index - 1).ok();
-        Ok(array.and_then(|a| index.and_then(|i| array_items(&a).nth(i))))
+        let first = match array.as_deref().map(str::trim).is_some_and(is_vector) {
+            true => 0,
+            false => 1,
+        };
+        let index = usize::try_from(index - first).ok();
+        let item = array.and_then(|a| index.and_then(|i| array_items(&a).nth(i)));
+        // The arrays the catalog holds are of numbers (key columns,
+        // options) or names: a number compares as one.
+        Ok(item.map(|i| match i.parse::<i64>() {
+            Ok(n) => Value::Integer(n),
+            Err(_) => Value::Text(i),
+        }))
     })?;
     conn.create_scalar_function("array_upper", 2, pure(), |ctx| {
         let array: Option<String> = ctx.get(0)?;
@@ -198,6 +208,19 @@ pub(super) fn install(conn: &Connection) -> Result<()> {
             .filter(|n| *n > 0))
     })?;
     conn.create_scalar_function("pg_relation_is_publishable", 1, pure(), |_| Ok(false))?;
+    // A foreign key's ON UPDATE / ON DELETE action as pg_constraint's letter.
+    conn.create_scalar_function("sqld_fk_action", 1, pure(), |ctx| {
+        let action: Option<String> = ctx.get(0)?;
+        Ok(
+            match action.unwrap_or_default().to_ascii_uppercase().as_str() {
+                "CASCADE" => "c",
+                "SET NULL" => "n",
+                "SET DEFAULT" => "d",
+                "RESTRICT" => "r",
+                _ => "a",
+            },
+        )
+    })?;
     // No partitions: a relation is its own only ancestor (the set-returning
     // form in FROM is rewritten by the compatibility layer).
     conn.create_scalar_function("pg_partition_ancestors", 1, pure(), |ctx| {
@@ -348,12 +371,24 @@ fn quote_ident(name: &str) -> String {
 }
 
 /// The items of a one-dimensional Postgres array text (`{a,"b c",3}`).
+/// The items of an array's text: `{a,b}`, or a vector's `1 2` (how
+/// Postgres prints `int2vector`, as in `pg_index.indkey`).
 fn array_items(array: &str) -> impl Iterator<Item = String> + '_ {
-    let inner = array.trim().trim_start_matches('{').trim_end_matches('}');
+    let trimmed = array.trim();
+    let separator = match is_vector(trimmed) {
+        true => ' ',
+        false => ',',
+    };
+    let inner = trimmed.trim_start_matches('{').trim_end_matches('}');
     inner
-        .split(',')
+        .split(separator)
         .filter(|i| !i.is_empty())
         .map(|i| i.trim().trim_matches('"').to_owned())
+}
+
+/// A vector's text, whose subscripts start at 0 (an array's at 1).
+fn is_vector(array: &str) -> bool {
+    !array.starts_with('{')
 }
 
 /// `'\x0102'::bytea`: Postgres' hex text as the bytes it spells; other

@@ -33,12 +33,15 @@ CREATE VIEW pg_catalog.sqld_indexes AS
   SELECT r.name AS table_name, sqld_index_name(r.name, i.name, i.origin, (SELECT group_concat(k.name, '_') FROM pragma_index_info(i.name, 'main') AS k)) AS index_name, i."unique" AS is_unique,
          i.origin = 'pk' AS is_primary, i.origin,
          (SELECT group_concat(k.cid + 1, ' ') FROM pragma_index_info(i.name, 'main') AS k) AS indkey,
+         (SELECT group_concat(k."desc", ' ') FROM pragma_index_xinfo(i.name, 'main') AS k
+          WHERE k.key) AS indoption,
          (SELECT count(*) FROM pragma_index_info(i.name, 'main')) AS ncol,
          (SELECT group_concat(k.name, ', ') FROM pragma_index_info(i.name, 'main') AS k) AS columns
   FROM pg_catalog.sqld_relations AS r JOIN pragma_index_list(r.name, 'main') AS i
   WHERE r.type = 'table'
   UNION ALL
-  SELECT r.name, r.name || '_pkey', 1, 1, 'pk', group_concat(c.cid + 1, ' '), count(*),
+  SELECT r.name, r.name || '_pkey', 1, 1, 'pk', group_concat(c.cid + 1, ' '),
+         group_concat(0, ' '), count(*),
          group_concat(c.name, ', ')
   FROM pg_catalog.sqld_relations AS r JOIN pragma_table_info(r.name, 'main') AS c
   WHERE r.type = 'table' AND c.pk > 0
@@ -111,7 +114,7 @@ CREATE VIEW pg_catalog.pg_index AS
          f.value AS indisclustered, t.value AS indisvalid, f.value AS indcheckxmin,
          t.value AS indisready, t.value AS indislive, f.value AS indisreplident, i.indkey,
          NULL AS indexprs, NULL AS indpred, NULL AS indcollation, NULL AS indclass,
-         NULL AS indoption
+         i.indoption
   FROM pg_catalog.sqld_indexes AS i
        JOIN pg_catalog.sqld_truth AS f ON f.value = 0
        JOIN pg_catalog.sqld_truth AS t ON t.value = 1
@@ -154,7 +157,8 @@ CREATE VIEW pg_catalog.pg_constraint AS
          f.value AS condeferrable, f.value AS condeferred, t.value AS convalidated,
          CAST(pg_relation_oid(i.table_name) AS INTEGER) AS conrelid, 0 AS contypid,
          CAST(pg_relation_oid(i.index_name) AS INTEGER) AS conindid, 0 AS confrelid,
-         i.indkey AS conkey, NULL AS confkey,
+         '{' || replace(i.indkey, ' ', ',') || '}' AS conkey, NULL AS confkey,
+         ' ' AS confupdtype, ' ' AS confdeltype, ' ' AS confmatchtype,
          CASE WHEN i.is_primary THEN 'PRIMARY KEY' ELSE 'UNIQUE' END || ' (' || i.columns || ')'
            AS sqld_definition,
          t.value AS conislocal, 0 AS coninhcount, 0 AS conparentid,
@@ -167,10 +171,14 @@ CREATE VIEW pg_catalog.pg_constraint AS
   UNION ALL
   SELECT CAST(pg_relation_oid(r.name || '_' || fk.id || '_fkey') AS INTEGER),
          r.name || '_' || fk."from" || '_fkey', 2200, 'f', f.value, f.value, t.value,
-         CAST(pg_relation_oid(r.name) AS INTEGER), 0, 0,
+         CAST(pg_relation_oid(r.name) AS INTEGER), 0,
+         -- The referenced key's index, as Postgres records it.
+         (SELECT CAST(pg_relation_oid(x.index_name) AS INTEGER) FROM pg_catalog.sqld_indexes AS x
+          WHERE x.table_name = fk."table" AND x.is_primary),
          CAST(pg_relation_oid(fk."table") AS INTEGER),
-         group_concat((SELECT c.cid + 1 FROM pragma_table_info(r.name, 'main') AS c WHERE c.name = fk."from"), ' '),
-         group_concat((SELECT c.cid + 1 FROM pragma_table_info(fk."table", 'main') AS c WHERE c.name = fk."to"), ' '),
+         '{' || group_concat((SELECT c.cid + 1 FROM pragma_table_info(r.name, 'main') AS c WHERE c.name = fk."from"), ',') || '}',
+         '{' || group_concat((SELECT c.cid + 1 FROM pragma_table_info(fk."table", 'main') AS c WHERE c.name = fk."to"), ',') || '}',
+         sqld_fk_action(fk.on_update), sqld_fk_action(fk.on_delete), 's',
          'FOREIGN KEY (' || group_concat(fk."from", ', ') || ') REFERENCES ' || fk."table"
            || '(' || group_concat(coalesce(fk."to", 'rowid'), ', ') || ')',
          t.value, 0, 0, pg_relation_oid('pg_constraint')
@@ -181,7 +189,7 @@ CREATE VIEW pg_catalog.pg_constraint AS
   UNION ALL
   SELECT CAST(pg_relation_oid(r.name || '.' || (c.value ->> 'name')) AS INTEGER),
          c.value ->> 'name', 2200, 'c', f.value, f.value, t.value,
-         CAST(pg_relation_oid(r.name) AS INTEGER), 0, 0, 0, NULL, NULL,
+         CAST(pg_relation_oid(r.name) AS INTEGER), 0, 0, 0, NULL, NULL, ' ', ' ', ' ',
          'CHECK (' || (c.value ->> 'expr') || ')', t.value, 0, 0, pg_relation_oid('pg_constraint')
   FROM pg_catalog.sqld_relations AS r JOIN json_each(sqld_check_constraints(r.name)) AS c
        JOIN pg_catalog.sqld_truth AS f ON f.value = 0
@@ -192,7 +200,7 @@ CREATE VIEW pg_catalog.pg_settings AS
   SELECT name, current_setting(name) AS setting, NULL AS unit, 'Ungrouped' AS category,
          NULL AS short_desc, 'user' AS context, 'string' AS vartype, 'default' AS source
   FROM (SELECT value AS name FROM json_each(
-    '["server_version","server_encoding","client_encoding","datestyle","timezone","integer_datetimes","standard_conforming_strings","transaction_isolation","default_transaction_isolation","transaction_read_only","search_path","application_name","extra_float_digits","max_identifier_length","intervalstyle","lc_messages","statement_timeout","server_version_num","lock_timeout"]'));
+    '["server_version","server_encoding","client_encoding","datestyle","timezone","integer_datetimes","standard_conforming_strings","transaction_isolation","default_transaction_isolation","transaction_read_only","search_path","application_name","extra_float_digits","max_identifier_length","intervalstyle","lc_messages","statement_timeout","server_version_num","lock_timeout","max_index_keys"]'));
 
 CREATE VIEW pg_catalog.pg_roles AS
   SELECT 'sqld' AS rolname, 1 AS rolsuper, 1 AS rolinherit, 1 AS rolcreaterole,

@@ -124,6 +124,7 @@ fn defaults(statement_timeout: Option<Duration>) -> HashMap<String, String> {
         ("application_name", String::new()),
         ("extra_float_digits", "1".into()),
         ("max_identifier_length", "63".into()),
+        ("max_index_keys", "32".into()),
         ("is_superuser", "on".into()),
         ("intervalstyle", "postgres".into()),
         ("lc_messages", "C".into()),

@@ -1,0 +1,159 @@
+//! `information_schema._pg_expandarray(array)`: a set-returning function
+//! pgjdbc calls in a SELECT list (`getPrimaryKeys`, `getIndexInfo`) to get
+//! one row per element of an index's key vector, as `(x, n)` (the element
+//! and its position). SQLite has no set-returning functions in a SELECT
+//! list, so the SELECT that calls it joins `json_each` over the array
+//! instead: `(f(a)).n` is the element's position, `(f(a)).x` and `f(a)`
+//! itself its value, and `(alias.keys).x` read from the outside the
+//! value again.
+
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    visit_expressions_mut, AccessExpr, Expr, FunctionArguments, Query, SetExpr, Statement,
+    TableWithJoins, VisitMut, VisitorMut,
+};
+
+use super::rewrite::{last_part, raw, raw_table};
+
+const FUNCTION: &str = "_pg_expandarray";
+/// The alias of the joined elements.
+const ELEMENTS: &str = "sqld_elements";
+
+/// Whether `sql` may call it: a scan, before anything is parsed.
+pub(super) fn may_call(sql: &str) -> bool {
+    sql.contains(FUNCTION)
+}
+
+/// Rewrites every SELECT of `statement` that calls the function; whether
+/// any did.
+pub(super) fn expand(statement: &mut Statement) -> bool {
+    let mut expander = Expander { changed: false };
+    let _ = statement.visit(&mut expander);
+    if expander.changed {
+        let _ = visit_expressions_mut(statement, |e| {
+            if let Some(inner) = field_of_composite(e, "x") {
+                *e = inner;
+            }
+            ControlFlow::<()>::Continue(())
+        });
+    }
+    expander.changed
+}
+
+struct Expander {
+    changed: bool,
+}
+
+impl VisitorMut for Expander {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let mut elements = Elements { array: None };
+        for item in &mut select.projection {
+            let _ = item.visit(&mut elements);
+        }
+        if let Some(array) = elements.array {
+            select.from.push(TableWithJoins {
+                relation: raw_table(format!("json_each(pg_array_json({array}))"), Some(ELEMENTS)),
+                joins: Vec::new(),
+            });
+            self.changed = true;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The calls in one SELECT list, replaced before their arguments are seen
+/// (`(f(a)).n` is replaced whole, not `f(a)` inside it).
+struct Elements {
+    array: Option<String>,
+}
+
+impl VisitorMut for Elements {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        if let Some(replaced) = element_expr(expr, &mut self.array) {
+            *expr = replaced;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// What replaces `expr` if it is a call of the function or a field of
+/// one; the first call's array is noted in `array` (pgjdbc's queries
+/// expand one array per SELECT).
+fn element_expr(expr: &Expr, array: &mut Option<String>) -> Option<Expr> {
+    let (call, field) = match expr {
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            let [AccessExpr::Dot(Expr::Identifier(field))] = access_chain.as_slice() else {
+                return None;
+            };
+            (unnested(root), Some(field.value.to_ascii_lowercase()))
+        }
+        other => (other, None),
+    };
+    let Expr::Function(f) = call else {
+        return None;
+    };
+    if !last_part(&f.name).eq_ignore_ascii_case(FUNCTION) {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let [argument] = list.args.as_slice() else {
+        return None;
+    };
+    array.get_or_insert_with(|| argument.to_string());
+    Some(match field.as_deref() {
+        Some("n") => raw(format!("({ELEMENTS}.key + 1)")),
+        _ => raw(format!("CAST({ELEMENTS}.value AS INTEGER)")),
+    })
+}
+
+/// `(composite).field` on an expression that is not a call: the
+/// composite, which the expansion made the value itself.
+fn field_of_composite(expr: &Expr, wanted: &str) -> Option<Expr> {
+    let Expr::CompoundFieldAccess { root, access_chain } = expr else {
+        return None;
+    };
+    let [AccessExpr::Dot(Expr::Identifier(field))] = access_chain.as_slice() else {
+        return None;
+    };
+    let inner = unnested(root);
+    (field.value.eq_ignore_ascii_case(wanted)
+        && matches!(inner, Expr::Identifier(_) | Expr::CompoundIdentifier(_)))
+    .then(|| inner.clone())
+}
+
+fn unnested(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Nested(inner) => unnested(inner),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::compat::rewrite;
+
+    #[test]
+    fn a_select_list_expansion_becomes_a_join() {
+        let sql = "SELECT r.k FROM (SELECT (information_schema._pg_expandarray(i.indkey)).n AS k, \
+                   information_schema._pg_expandarray(i.indkey) AS keys, a.attnum AS num \
+                   FROM pg_catalog.pg_index i, pg_catalog.pg_attribute a) r WHERE r.num = (r.keys).x";
+        assert_eq!(
+            rewrite(sql).unwrap(),
+            "SELECT r.k FROM (SELECT (sqld_elements.key + 1) AS k, \
+             CAST(sqld_elements.value AS INTEGER) AS keys, a.attnum AS num \
+             FROM pg_catalog.pg_index i, pg_catalog.pg_attribute a, \
+             json_each(pg_array_json(i.indkey)) AS sqld_elements) r \
+             WHERE r.num = r.keys"
+        );
+    }
+}
