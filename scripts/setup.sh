@@ -3,6 +3,7 @@
 # toolchain: psql and pgbench (postgresql-client), psycopg 3, psycopg2,
 # asyncpg and SQLAlchemy for the Python client tests, Node.js with
 # node-postgres and postgres.js (sqld/tests/node, from its lock file),
+# ruby-pg,
 # kubernetes-validate for the operator's manifests, and for the client
 # library's tests a C compiler and the Debian sqlite3 shell. Each step is
 # skipped when its tool is already there.
@@ -56,6 +57,10 @@ for module in psycopg2:psycopg2-binary asyncpg:asyncpg sqlalchemy:sqlalchemy; do
         pip_install "${module#*:}"
     fi
 done
+if ! command -v ruby >/dev/null || ! ruby -e "require 'pg'; require 'minitest'" 2>/dev/null; then
+    echo "setup: installing ruby-pg (driver tests)"
+    apt_install ruby-pg
+fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     echo "setup: installing Node.js and npm (driver tests)"
     apt_install nodejs npm

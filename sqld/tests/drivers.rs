@@ -5,7 +5,9 @@
 //!   psycopg 3 and psycopg2), in `tests/drivers/*.py`, under pytest;
 //! - Node: node-postgres (`pg`) and postgres.js, in `tests/node/*.test.*`,
 //!   under `node --test`, with the packages `npm ci` installs from
-//!   `tests/node/package-lock.json` (scripts/setup.sh does).
+//!   `tests/node/package-lock.json` (scripts/setup.sh does);
+//! - Ruby: ruby-pg (Debian's `ruby-pg`) with the basic type maps, in
+//!   `tests/ruby/pg_test.rb`, under minitest.
 //!
 //! A driver that is not installed fails its test: nothing is skipped.
 
@@ -73,4 +75,25 @@ fn node_drivers() {
     cmd.current_dir(&dir)
         .args(["--test", "pg.test.js", "postgres.test.mjs"]);
     run_suite(cmd, &sqld, "the Node driver tests");
+}
+
+#[test]
+fn ruby_pg() {
+    let probe = run_bounded(
+        {
+            let mut cmd = Command::new("ruby");
+            cmd.args(["-e", "require 'pg'; require 'minitest'"]);
+            cmd
+        },
+        Duration::from_secs(30),
+        "install ruby-pg: apt-get install ruby-pg (scripts/setup.sh does)",
+    );
+    assert!(
+        probe.status.success(),
+        "ruby cannot load pg and minitest: apt-get install ruby-pg (scripts/setup.sh does)"
+    );
+    let sqld = Sqld::start();
+    let mut cmd = Command::new("ruby");
+    cmd.arg(tests_dir("ruby").join("pg_test.rb"));
+    run_suite(cmd, &sqld, "the ruby-pg tests");
 }

@@ -20,7 +20,7 @@ class SqldRubyPgTest < Minitest::Test
     @conn.exec('CREATE TABLE rb_values (id INTEGER PRIMARY KEY, name TEXT, at TIMESTAMP, ok BOOLEAN, f FLOAT8, data BYTEA)')
     at = Time.utc(2024, 1, 2, 3, 4, 5)
     @conn.exec_params('INSERT INTO rb_values VALUES ($1, $2, $3, $4, $5, $6)',
-                      [1, 'ann', at, true, 1.5, { value: "\x00\xff".b, format: 1 }])
+                      [1, 'ann', at, true, 1.5, PG::TextEncoder::Bytea.new.encode("\x00\xff".b)])
     row = @conn.exec_params('SELECT id, name, at, ok, f, data FROM rb_values WHERE id = $1', [1]).first
     assert_equal 1, row['id']
     assert_equal 'ann', row['name']

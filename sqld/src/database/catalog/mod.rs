@@ -77,6 +77,9 @@ pub(super) const TYPES: &[Type] = &[
     Type::TIMESTAMPTZ,
     Type::NUMERIC,
     Type::JSONB,
+    // Sent as text, but listed: drivers' type maps expect them.
+    Type::INET,
+    Type::UUID,
 ];
 
 const PG_CATALOG_NAMESPACE_OID: i64 = 11;
@@ -106,6 +109,8 @@ fn array_oid(ty: &Type) -> i64 {
         Type::TEXT => 1009,
         Type::OID => 1028,
         Type::JSON => 199,
+        Type::INET => 1041,
+        Type::UUID => 2951,
         Type::FLOAT4 => 1021,
         Type::FLOAT8 => 1022,
         Type::VARCHAR => 1015,
@@ -116,6 +121,36 @@ fn array_oid(ty: &Type) -> i64 {
         Type::NUMERIC => 1231,
         Type::JSONB => 3807,
         _ => 0,
+    }
+}
+
+/// Where the OIDs of the types' I/O functions start in `pg_proc` (four per
+/// type: input, output, receive, send), above any type's OID.
+const IO_FUNCTION_OIDS: i64 = 100_000;
+
+/// A type's text input and output functions, as Postgres names them.
+fn io_functions(ty: &Type) -> (&'static str, &'static str) {
+    match *ty {
+        Type::BOOL => ("boolin", "boolout"),
+        Type::BYTEA => ("byteain", "byteaout"),
+        Type::INT2 => ("int2in", "int2out"),
+        Type::INT4 => ("int4in", "int4out"),
+        Type::INT8 => ("int8in", "int8out"),
+        Type::OID => ("oidin", "oidout"),
+        Type::FLOAT4 => ("float4in", "float4out"),
+        Type::FLOAT8 => ("float8in", "float8out"),
+        Type::NUMERIC => ("numeric_in", "numeric_out"),
+        Type::TEXT => ("textin", "textout"),
+        Type::VARCHAR => ("varcharin", "varcharout"),
+        Type::DATE => ("date_in", "date_out"),
+        Type::TIME => ("time_in", "time_out"),
+        Type::TIMESTAMP => ("timestamp_in", "timestamp_out"),
+        Type::TIMESTAMPTZ => ("timestamptz_in", "timestamptz_out"),
+        Type::JSON => ("json_in", "json_out"),
+        Type::JSONB => ("jsonb_in", "jsonb_out"),
+        Type::INET => ("inet_in", "inet_out"),
+        Type::UUID => ("uuid_in", "uuid_out"),
+        _ => ("unknownin", "unknownout"),
     }
 }
 
@@ -133,6 +168,7 @@ fn category(ty: &Type) -> &'static str {
         Type::TEXT | Type::VARCHAR => "S",
         Type::DATE | Type::TIME | Type::TIMESTAMP | Type::TIMESTAMPTZ => "D",
         Type::UNKNOWN => "X",
+        Type::INET => "I",
         _ => "U",
     }
 }
@@ -147,6 +183,7 @@ const FIXED_TABLES: &str = "
          typdelim TEXT, typcategory TEXT, typnotnull BOOLEAN, typtypmod INTEGER,
          typcollation OID, typowner OID, typisdefined BOOLEAN, typdefault TEXT,
          typstorage TEXT DEFAULT 'p', typalign TEXT DEFAULT 'i', typacl TEXT,
+         typinput OID, typoutput OID, typreceive OID, typsend OID,
          tableoid OID DEFAULT (pg_relation_oid('pg_type')));
      CREATE TABLE pg_catalog.pg_am (oid OID PRIMARY KEY, amname TEXT, amhandler TEXT,
          amtype TEXT, tableoid OID DEFAULT (pg_relation_oid('pg_am')));
@@ -353,8 +390,15 @@ fn fill(conn: &Connection, database_name: &str) -> Result<()> {
     let mut insert = conn.prepare(
         "INSERT INTO pg_catalog.pg_type (oid, typname, typnamespace, typlen, typtype, typelem,
              typbasetype, typrelid, typarray, typdelim, typcategory, typnotnull, typtypmod,
-             typcollation, typowner, typisdefined)
-             VALUES (?1, ?2, ?3, ?4, 'b', 0, 0, 0, ?5, ',', ?6, 0, -1, 0, 10, 1)",
+             typcollation, typowner, typisdefined, typinput, typoutput, typreceive, typsend)
+             VALUES (?1, ?2, ?3, ?4, 'b', 0, 0, 0, ?5, ',', ?6, 0, -1, 0, 10, 1,
+                     ?7, ?7 + 1, ?7 + 2, ?7 + 3)",
+    )?;
+    // Each type's I/O functions, which drivers' type maps look up by name
+    // (ruby-pg joins pg_type.typinput to pg_proc).
+    let mut function = conn.prepare(
+        "INSERT INTO pg_catalog.pg_proc (oid, proname, pronamespace, proowner, prokind,
+             pronargs, prorettype) VALUES (?1, ?2, ?3, 10, 'f', 1, ?4)",
     )?;
     for ty in TYPES {
         let len: i64 = match *ty {
@@ -364,16 +408,31 @@ fn fill(conn: &Connection, database_name: &str) -> Result<()> {
             Type::INT8 | Type::FLOAT8 | Type::TIME | Type::TIMESTAMP | Type::TIMESTAMPTZ => 8,
             _ => -1,
         };
+        let first_function = IO_FUNCTION_OIDS + 4 * ty.oid() as i64;
         insert.execute(params![
             ty.oid() as i64,
             ty.name(),
             PG_CATALOG_NAMESPACE_OID,
             len,
             array_oid(ty),
-            category(ty)
+            category(ty),
+            first_function
         ])?;
+        let (input, output) = io_functions(ty);
+        let receive = format!("{}recv", ty.name());
+        let send = format!("{}send", ty.name());
+        for (k, name) in [input, output, &receive, &send].into_iter().enumerate() {
+            let returns = if k == 0 || k == 2 { ty.oid() } else { Type::TEXT.oid() };
+            function.execute(params![
+                first_function + k as i64,
+                name,
+                PG_CATALOG_NAMESPACE_OID,
+                returns as i64
+            ])?;
+        }
     }
     drop(insert);
+    drop(function);
     conn.execute_batch(views::PG_CATALOG)?;
     conn.execute_batch(views::INFORMATION_SCHEMA)?;
     conn.execute_batch("ANALYZE pg_catalog; ANALYZE information_schema")
