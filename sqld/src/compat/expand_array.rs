@@ -1,11 +1,14 @@
-//! `information_schema._pg_expandarray(array)`: a set-returning function
-//! pgjdbc calls in a SELECT list (`getPrimaryKeys`, `getIndexInfo`) to get
-//! one row per element of an index's key vector, as `(x, n)` (the element
-//! and its position). SQLite has no set-returning functions in a SELECT
-//! list, so the SELECT that calls it joins `json_each` over the array
-//! instead: `(f(a)).n` is the element's position, `(f(a)).x` and `f(a)`
-//! itself its value, and `(alias.keys).x` read from the outside the
-//! value again.
+//! Set-returning functions over an array in a SELECT list, one row per
+//! element: `information_schema._pg_expandarray(array)` (pgjdbc's
+//! `getPrimaryKeys` and `getIndexInfo`: the element and its position as
+//! `(x, n)`), `unnest(array)` and `generate_subscripts(array, 1)`
+//! (SQLAlchemy's reflection of keys). SQLite has no set-returning
+//! functions in a SELECT list, so the SELECT that calls them joins
+//! `json_each` over the array instead: `(f(a)).n` and
+//! `generate_subscripts(a, 1)` are the element's position, `(f(a)).x`,
+//! `f(a)` and `unnest(a)` its value, and `(alias.keys).x` read from the
+//! outside the value again. As in Postgres, calls over one array in one
+//! SELECT list advance together.
 
 use std::ops::ControlFlow;
 
@@ -16,13 +19,14 @@ use sqlparser::ast::{
 
 use super::rewrite::{last_part, raw, raw_table};
 
-const FUNCTION: &str = "_pg_expandarray";
+const EXPANDARRAY: &str = "_pg_expandarray";
+const FUNCTIONS: &[&str] = &[EXPANDARRAY, "unnest", "generate_subscripts"];
 /// The alias of the joined elements.
 const ELEMENTS: &str = "sqld_elements";
 
 /// Whether `sql` may call it: a scan, before anything is parsed.
 pub(super) fn may_call(sql: &str) -> bool {
-    sql.contains(FUNCTION)
+    FUNCTIONS.iter().any(|f| sql.contains(f))
 }
 
 /// Rewrites every SELECT of `statement` that calls the function; whether
@@ -100,20 +104,34 @@ fn element_expr(expr: &Expr, array: &mut Option<String>) -> Option<Expr> {
     let Expr::Function(f) = call else {
         return None;
     };
-    if !last_part(&f.name).eq_ignore_ascii_case(FUNCTION) {
+    let name = last_part(&f.name).to_ascii_lowercase();
+    if !FUNCTIONS.contains(&name.as_str()) {
         return None;
     }
     let FunctionArguments::List(list) = &f.args else {
         return None;
     };
-    let [argument] = list.args.as_slice() else {
-        return None;
+    let (first, rest) = list.args.split_first()?;
+    const POSITION: &str = "sqld_elements.key + 1";
+    let replacement = match (name.as_str(), rest, field.as_deref()) {
+        (EXPANDARRAY, [], Some("n")) => format!("({POSITION})"),
+        (EXPANDARRAY, [], Some("x") | None) | ("unnest", [], None) => {
+            format!("{ELEMENTS}.value")
+        }
+        // The catalog's arrays have one dimension. The argument stays in
+        // the text: drivers pass it as a parameter, and the statement's
+        // parameters must stay the ones the client numbered.
+        ("generate_subscripts", [dimension], None) => {
+            format!("(CASE WHEN {dimension} IS NULL THEN NULL ELSE {POSITION} END)")
+        }
+        _ => return None,
     };
-    array.get_or_insert_with(|| argument.to_string());
-    Some(match field.as_deref() {
-        Some("n") => raw(format!("({ELEMENTS}.key + 1)")),
-        _ => raw(format!("CAST({ELEMENTS}.value AS INTEGER)")),
-    })
+    let first = first.to_string();
+    // One array per SELECT list: a second one is left to fail as before.
+    if array.get_or_insert_with(|| first.clone()) != &first {
+        return None;
+    }
+    Some(raw(replacement))
 }
 
 /// `(composite).field` on an expression that is not a call: the
@@ -150,7 +168,7 @@ mod tests {
         assert_eq!(
             rewrite(sql).unwrap(),
             "SELECT r.k FROM (SELECT (sqld_elements.key + 1) AS k, \
-             CAST(sqld_elements.value AS INTEGER) AS keys, a.attnum AS num \
+             sqld_elements.value AS keys, a.attnum AS num \
              FROM pg_catalog.pg_index i, pg_catalog.pg_attribute a, \
              json_each(pg_array_json(i.indkey)) AS sqld_elements) r \
              WHERE r.num = r.keys"

@@ -254,9 +254,10 @@ fn replacement(expr: &mut Expr) -> Option<Expr> {
                  SELECT '{{' || coalesce(group_concat(v, ','), '') || '}}' FROM sqld_array)"
             ))
         }
-        Expr::Function(f) if last_part(&f.name).eq_ignore_ascii_case("string_agg") => {
+        Expr::Function(f) if sqlite_name(last_part(&f.name)).is_some() => {
             let mut renamed = f.clone();
-            renamed.name = ObjectName::from(vec![Ident::new("group_concat")]);
+            let name = sqlite_name(last_part(&f.name)).unwrap_or_default();
+            renamed.name = ObjectName::from(vec![Ident::new(name)]);
             Expr::Function(renamed)
         }
         Expr::Function(f) => {
@@ -491,6 +492,20 @@ fn catalog_lookup(f: &sqlparser::ast::Function) -> Option<String> {
     Some(format!(
         "(SELECT {column} FROM pg_catalog.{view} WHERE oid = {oid})"
     ))
+}
+
+/// SQLite's name for a Postgres function that takes the same arguments.
+fn sqlite_name(postgres: &str) -> Option<&'static str> {
+    match postgres.to_ascii_lowercase().as_str() {
+        "string_agg" => Some("group_concat"),
+        "json_build_object" | "jsonb_build_object" => Some("json_object"),
+        "json_build_array" | "jsonb_build_array" => Some("json_array"),
+        "json_agg" | "jsonb_agg" => Some("json_group_array"),
+        // Over SQLite's booleans, 1 and 0.
+        "bool_and" | "every" => Some("min"),
+        "bool_or" => Some("max"),
+        _ => None,
+    }
 }
 
 /// Postgres functions called without parentheses that sqld provides as

@@ -208,6 +208,8 @@ pub(super) fn install(conn: &Connection) -> Result<()> {
             .filter(|n| *n > 0))
     })?;
     conn.create_scalar_function("pg_relation_is_publishable", 1, pure(), |_| Ok(false))?;
+    // No sequences: a serial column is SQLite's rowid.
+    conn.create_scalar_function("pg_get_serial_sequence", 2, pure(), |_| Ok(None::<String>))?;
     // A foreign key's ON UPDATE / ON DELETE action as pg_constraint's letter.
     conn.create_scalar_function("sqld_fk_action", 1, pure(), |ctx| {
         let action: Option<String> = ctx.get(0)?;
@@ -242,9 +244,15 @@ pub(super) fn install(conn: &Connection) -> Result<()> {
     // `unnest(array)` in FROM is rewritten to read this JSON array.
     conn.create_scalar_function("pg_array_json", 1, pure(), |ctx| {
         let array: Option<String> = ctx.get(0)?;
-        let items: Vec<String> = array
-            .as_deref()
-            .map_or_else(Vec::new, |a| array_items(a).collect());
+        // Numbers as numbers, as pg_array_item gives them.
+        let items: Vec<serde_json::Value> = array.as_deref().map_or_else(Vec::new, |a| {
+            array_items(a)
+                .map(|i| match i.parse::<i64>() {
+                    Ok(n) => n.into(),
+                    Err(_) => i.into(),
+                })
+                .collect()
+        });
         Ok(serde_json::Value::from(items).to_string())
     })?;
     conn.create_aggregate_function("array_agg", 1, pure(), ArrayAgg)?;
@@ -261,6 +269,10 @@ pub(super) fn install(conn: &Connection) -> Result<()> {
         |name: &str, args: i32| conn.create_scalar_function(name, args, pure(), |_| Ok(true));
     always("pg_table_is_visible", 1)?;
     always("pg_type_is_visible", 1)?;
+    always("pg_function_is_visible", 1)?;
+    always("pg_collation_is_visible", 1)?;
+    always("pg_opclass_is_visible", 1)?;
+    always("pg_operator_is_visible", 1)?;
     for args in [2, 3] {
         always("has_table_privilege", args)?;
         always("has_schema_privilege", args)?;

@@ -203,7 +203,8 @@ const FIXED_TABLES: &str = "
 /// in Postgres, for what clients select) and the `tableoid` system column.
 const EMPTY_CATALOGS: &[(&str, &str)] = &[
     ("pg_aggregate", "aggfnoid aggkind aggnumdirectargs aggtransfn aggfinalfn"),
-    ("pg_amop", "oid amopfamily amoplefttype amoprighttype amopstrategy amopopr amopmethod"),
+    ("pg_auth_members", "oid roleid member grantor admin_option"),
+        ("pg_amop", "oid amopfamily amoplefttype amoprighttype amopstrategy amopopr amopmethod"),
     ("pg_amproc", "oid amprocfamily amproclefttype amprocrighttype amprocnum amproc"),
     ("pg_cast", "oid castsource casttarget castfunc castcontext castmethod"),
     ("pg_collation", "oid collname collnamespace collowner collprovider collisdeterministic collencoding collcollate collctype colliculocale collversion"),
@@ -222,7 +223,8 @@ const EMPTY_CATALOGS: &[(&str, &str)] = &[
     ("pg_largeobject_metadata", "oid lomowner lomacl"),
     ("pg_opclass", "oid opcmethod opcname opcnamespace opcowner opcfamily opcintype opcdefault opckeytype"),
     ("pg_operator", "oid oprname oprnamespace oprowner oprkind oprcanmerge oprcanhash oprleft oprright oprresult oprcom oprnegate oprcode oprrest oprjoin"),
-    ("pg_opfamily", "oid opfmethod opfname opfnamespace opfowner"),
+    ("pg_sequence", "seqrelid seqtypid seqstart seqincrement seqmax seqmin seqcache seqcycle"),
+        ("pg_opfamily", "oid opfmethod opfname opfnamespace opfowner"),
     ("pg_policy", "oid polname polrelid polcmd polpermissive polroles polqual polwithcheck"),
     ("pg_proc", "oid proname pronamespace proowner prolang procost prorows provariadic prosupport prokind prosecdef proleakproof proisstrict proretset provolatile proparallel pronargs pronargdefaults prorettype proargtypes proallargtypes proargmodes proargnames proargdefaults protrftypes prosrc probin prosqlbody proconfig proacl"),
     ("pg_publication", "oid pubname pubowner puballtables pubinsert pubupdate pubdelete pubtruncate pubviaroot"),
@@ -422,7 +424,11 @@ fn fill(conn: &Connection, database_name: &str) -> Result<()> {
         let receive = format!("{}recv", ty.name());
         let send = format!("{}send", ty.name());
         for (k, name) in [input, output, &receive, &send].into_iter().enumerate() {
-            let returns = if k == 0 || k == 2 { ty.oid() } else { Type::TEXT.oid() };
+            let returns = if k == 0 || k == 2 {
+                ty.oid()
+            } else {
+                Type::TEXT.oid()
+            };
             function.execute(params![
                 first_function + k as i64,
                 name,

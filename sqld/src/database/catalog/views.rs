@@ -202,11 +202,15 @@ CREATE VIEW pg_catalog.pg_settings AS
   FROM (SELECT value AS name FROM json_each(
     '["server_version","server_encoding","client_encoding","datestyle","timezone","integer_datetimes","standard_conforming_strings","transaction_isolation","default_transaction_isolation","transaction_read_only","search_path","application_name","extra_float_digits","max_identifier_length","intervalstyle","lc_messages","statement_timeout","server_version_num","lock_timeout","max_index_keys"]'));
 
+-- Booleans read from sqld_truth, so they are described as bool (psql's
+-- \du compares them with 't').
 CREATE VIEW pg_catalog.pg_roles AS
-  SELECT 'sqld' AS rolname, 1 AS rolsuper, 1 AS rolinherit, 1 AS rolcreaterole,
-         1 AS rolcreatedb, 1 AS rolcanlogin, 0 AS rolreplication, -1 AS rolconnlimit,
-         '********' AS rolpassword, NULL AS rolvaliduntil, 0 AS rolbypassrls,
-         NULL AS rolconfig, 10 AS oid;
+  SELECT 'sqld' AS rolname, t.value AS rolsuper, t.value AS rolinherit,
+         t.value AS rolcreaterole, t.value AS rolcreatedb, t.value AS rolcanlogin,
+         f.value AS rolreplication, -1 AS rolconnlimit, '********' AS rolpassword,
+         NULL AS rolvaliduntil, f.value AS rolbypassrls, NULL AS rolconfig, 10 AS oid
+  FROM pg_catalog.sqld_truth AS f JOIN pg_catalog.sqld_truth AS t ON t.value = 1
+  WHERE f.value = 0;
 
 CREATE VIEW pg_catalog.pg_user AS
   SELECT rolname AS usename, oid AS usesysid, rolcreatedb AS usecreatedb,
