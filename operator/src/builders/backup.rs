@@ -71,8 +71,10 @@ pub fn restore_args(c: &SqldCluster) -> Option<Vec<String>> {
         "--db-path".to_string(),
         naming::DB_PATH.to_string(),
     ];
+    // One argument: a bare RFC 3339 value reads as a timestamp, not a
+    // string, to YAML 1.1 tools handling the rendered manifest.
     if let Some(t) = &r.to_time {
-        args.extend(["--to-time".to_string(), t.clone()]);
+        args.push(format!("--to-time={t}"));
     }
     if let Some(n) = r.to_frame {
         args.extend(["--to-frame".to_string(), n.to_string()]);
