@@ -5,6 +5,7 @@
 //! any I/O; `controller` applies them and reports status; `render` prints
 //! them for review; `leader`, `metrics` and `http` make the process a good
 //! citizen of a cluster.
+pub mod backup_status;
 pub mod builders;
 pub mod controller;
 pub mod crd;

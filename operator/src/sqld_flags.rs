@@ -94,6 +94,23 @@ pub const SQLD_FLAGS: &[SqldFlag] = &[
 pub const SQLD_EXTRA_ENV: &[&str] = &[
     // The log filter (tracing's EnvFilter syntax).
     "SQLD_LOG",
+    // The backup store's settings, read by its S3 client (`--backup-url`,
+    // `sqld restore --from`).
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_ALLOW_HTTP",
+];
+
+/// Options of `sqld restore`, the recovery init container's command.
+pub const RESTORE_FLAGS: &[&str] = &[
+    "--from",
+    "--to-time",
+    "--to-frame",
+    "--log-id",
+    "--db-path",
+    "--if-empty",
 ];
 
 /// The option set by a flag (`--x` or `--x=value`).

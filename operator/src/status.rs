@@ -20,6 +20,8 @@ pub const STORAGE_READY: &str = "StorageReady";
 /// The rollout moves (False: the primary waited for replicas that stopped
 /// progressing, and was rolled anyway).
 pub const PROGRESSING: &str = "Progressing";
+/// Continuous backup works (only with `spec.backup`).
+pub const BACKUP_READY: &str = "BackupReady";
 
 /// State of an optional part (backend, monitoring) as the reconciler saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +73,9 @@ pub struct Observed {
     pub stalled: Option<PartState>,
     /// Image of the primary's running template.
     pub current_image: Option<String>,
+    /// Continuous backup; `None` without `spec.backup`.
+    pub backup: Option<PartState>,
+    pub backup_status: Option<crate::crd::BackupStatus>,
 }
 
 /// The status to write for `c`, keeping the transition time of conditions
@@ -135,6 +140,17 @@ pub fn compute(c: &SqldCluster, obs: &Observed, now: &Time) -> SqldClusterStatus
     if let Some(m) = &obs.stalled {
         set(PROGRESSING, m.ready, &m.reason, m.message.clone());
     }
+    // Backup does not gate Ready either (the database serves without it),
+    // but a problem in its settings shows here as well as on Ready.
+    if c.spec.backup.is_some() {
+        let own = obs.problems.iter().find(|p| is_backup_problem(p));
+        let m = match (own, &obs.backup) {
+            (Some(p), _) => PartState::not_ready(p.reason, p.message.clone()),
+            (None, Some(m)) => m.clone(),
+            (None, None) => PartState::not_ready("Pending", "not observed yet"),
+        };
+        set(BACKUP_READY, m.ready, &m.reason, m.message.clone());
+    }
 
     let updating = obs.primary_updating || obs.replicas_updating;
     let (ready, reason, message) = if let Some(p) = obs.problems.first() {
@@ -193,7 +209,17 @@ pub fn compute(c: &SqldCluster, obs: &Observed, now: &Time) -> SqldClusterStatus
         selector: Some(naming::role_selector_string(c, Role::Replica)),
         endpoints: Some(endpoints(c)),
         current_image: obs.current_image.clone(),
+        backup: c
+            .spec
+            .backup
+            .as_ref()
+            .and(obs.backup_status.clone().or(old.backup)),
     }
+}
+
+/// Whether a problem is about `spec.backup` (and so `BackupReady`'s too).
+fn is_backup_problem(p: &Problem) -> bool {
+    p.reason.starts_with("Backup") || p.reason == "RecoverySourceIsBackupDestination"
 }
 
 /// The status of a cluster whose reconciliation is paused: everything as it

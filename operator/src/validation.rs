@@ -7,7 +7,7 @@
 //! problem found here becomes a `Ready=False` condition with the problem's
 //! reason, and a Warning event, never a crash loop.
 
-use crate::crd::{AuthMethod, BackendType, SqldCluster};
+use crate::crd::{same_store, supported_store_url, AuthMethod, BackendType, SqldCluster};
 use kube::ResourceExt;
 
 /// Longest cluster name whose children's names all stay valid (a
@@ -180,6 +180,7 @@ pub fn check(c: &SqldCluster) -> Vec<Problem> {
             ));
         }
     }
+    problems.extend(check_backup(c));
     if spec.auth.password_key == spec.auth.replication_token_key {
         problems.push(Problem::new(
             "AuthKeysCollide",
@@ -283,4 +284,130 @@ fn parse_plain_quantity(q: &str) -> Option<u128> {
         bytes = bytes.checked_add(frac_bytes.div_ceil(scale))?;
     }
     Some(bytes)
+}
+
+/// Flags the operator sets on the primary for `spec.backup`.
+const BACKUP_FLAGS: &[&str] = &[
+    "--backup-url",
+    "--backup-interval",
+    "--backup-generation-frames",
+    "--backup-retention",
+];
+
+/// Problems of `spec.backup` and `spec.bootstrap.recovery`. Reasons start
+/// with `Backup` or `Recovery`, so the `BackupReady` condition can tell its
+/// own apart.
+fn check_backup(c: &SqldCluster) -> Vec<Problem> {
+    let spec = &c.spec;
+    let mut problems = Vec::new();
+    let schemes = crate::crd::BACKUP_SCHEMES.join(" or ");
+    if let Some(b) = &spec.backup {
+        if !supported_store_url(&b.destination) {
+            problems.push(Problem::new(
+                "BackupDestinationInvalid",
+                format!(
+                    "spec.backup.destination {:?} must start with {schemes} and name a place",
+                    b.destination
+                ),
+            ));
+        }
+        for (field, v) in [("interval", &b.interval), ("retention", &b.retention)] {
+            if let Some(v) = v.as_deref().filter(|v| !is_duration(v)) {
+                problems.push(Problem::new(
+                    "BackupSettingInvalid",
+                    format!("spec.backup.{field} {v:?} is not a duration such as 1s, 10m or 7d"),
+                ));
+            }
+        }
+        if b.generation_frames.is_some_and(|n| n < 1) {
+            problems.push(Problem::new(
+                "BackupSettingInvalid",
+                "spec.backup.generationFrames must be at least 1",
+            ));
+        }
+        // Two values for one flag make sqld refuse to start.
+        for arg in &spec.extra_args {
+            let flag = arg.split('=').next().unwrap_or(arg);
+            if BACKUP_FLAGS.contains(&flag) {
+                problems.push(Problem::new(
+                    "BackupSettingInvalid",
+                    format!(
+                        "spec.extraArgs may not set {flag} with spec.backup; set it in spec.backup"
+                    ),
+                ));
+            }
+        }
+    }
+    let Some(r) = spec.bootstrap.as_ref().and_then(|b| b.recovery.as_ref()) else {
+        return problems;
+    };
+    if !supported_store_url(&r.source) {
+        problems.push(Problem::new(
+            "RecoverySourceInvalid",
+            format!(
+                "spec.bootstrap.recovery.source {:?} must start with {schemes} and name a place",
+                r.source
+            ),
+        ));
+    }
+    if let Some(b) = spec
+        .backup
+        .as_ref()
+        .filter(|b| same_store(&b.destination, &r.source))
+    {
+        problems.push(Problem::new(
+            "RecoverySourceIsBackupDestination",
+            format!("spec.bootstrap.recovery.source and spec.backup.destination are both {:?}: the restored cluster would archive a new log into the backup it came from; give it a destination of its own", b.destination),
+        ));
+    }
+    if r.to_time.is_some() && r.to_frame.is_some() {
+        problems.push(Problem::new(
+            "RecoveryTargetInvalid",
+            "spec.bootstrap.recovery takes at most one of toTime, toFrame",
+        ));
+    }
+    if let Some(t) = r.to_time.as_deref() {
+        if chrono::DateTime::parse_from_rfc3339(t).is_err() {
+            problems.push(Problem::new(
+                "RecoveryTargetInvalid",
+                format!("spec.bootstrap.recovery.toTime {t:?} is not an RFC 3339 time such as 2026-12-02T01:30:00Z"),
+            ));
+        }
+    }
+    if r.to_frame.is_some_and(|n| n < 0) {
+        problems.push(Problem::new(
+            "RecoveryTargetInvalid",
+            "spec.bootstrap.recovery.toFrame must be at least 0",
+        ));
+    }
+    problems
+}
+
+/// Whether `v` is a duration as the CRD's pattern allows it.
+fn is_duration(v: &str) -> bool {
+    duration_seconds(v).is_some()
+}
+
+/// Whole seconds of a duration in the subset of `humantime` (sqld's
+/// parser) the CRD's pattern allows: `500ms`, `1s`, `10m`, `1h30m`, `7d`.
+pub fn duration_seconds(v: &str) -> Option<i64> {
+    let mut rest = v;
+    let mut millis: i64 = 0;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let n: i64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, factor) = [
+            ("ms", 1),
+            ("s", 1_000),
+            ("m", 60_000),
+            ("h", 3_600_000),
+            ("d", 86_400_000),
+        ]
+        .into_iter()
+        .find(|(u, _)| rest.starts_with(u))?;
+        rest = &rest[unit.len()..];
+        millis = millis.checked_add(n.checked_mul(factor)?)?;
+    }
+    (!v.is_empty()).then_some(millis / 1_000)
 }

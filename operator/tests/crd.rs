@@ -109,7 +109,7 @@ fn examples_pass_the_cel_rules() {
             }
         }
     }
-    assert_eq!(n, 5, "one SqldCluster per example");
+    assert_eq!(n, 7, "one SqldCluster per example");
 }
 
 #[test]
@@ -120,6 +120,7 @@ fn cel_rejects_cross_field_mistakes() {
         ("two cluster file sources", "spec: {backend: {type: foundationdb, foundationdb: {connectionString: 'a:b@c:1', clusterFile: {configMapName: x}}}}"),
         ("storage size not a quantity", "spec: {storage: {size: lots}}"),
         ("cleartext passwords without TLS", "spec: {auth: {method: cleartext}}"),
+        ("recovery to a time and a frame", "spec: {bootstrap: {recovery: {source: 's3://b', toTime: '2026-12-02T01:30:00Z', toFrame: 3}}}"),
     ];
     for (what, spec) in cases {
         let c = from_yaml(&format!(
@@ -192,4 +193,24 @@ fn cel_and_the_operator_require_a_dns_1035_name() {
             "operator on {name:?}: {reasons:?}"
         );
     }
+}
+
+#[test]
+fn bootstrap_is_immutable() {
+    let old = example("recovery.yaml");
+    assert!(validate_cel_update(&old.clone(), &old).is_ok());
+    let mut later = old.clone();
+    let recovery = later
+        .spec
+        .bootstrap
+        .as_mut()
+        .unwrap()
+        .recovery
+        .as_mut()
+        .unwrap();
+    recovery.to_time = Some("2026-12-02T02:00:00Z".into());
+    assert!(
+        validate_cel_update(&later, &old).is_err(),
+        "a new restore point after creation"
+    );
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use local::{exported_names, http_get, sqld_bin, workspace_file, LocalCluster};
 use sqld_operator::builders::Credentials;
-use sqld_operator::sqld_flags::SQLD_FLAGS;
+use sqld_operator::sqld_flags::{RESTORE_FLAGS, SQLD_FLAGS};
 use tokio_postgres::{Client, NoTls};
 
 const PASSWORD: &str = "local-e2e-password";
@@ -85,6 +85,54 @@ fn sqld_help_lists_every_option_the_operator_knows() {
             f.env
         );
     }
+}
+
+#[test]
+fn sqld_restore_takes_the_recovery_init_containers_options() {
+    let out = Command::new(sqld_bin())
+        .args(["restore", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for f in RESTORE_FLAGS {
+        assert!(
+            help.contains(&format!("{f} ")) || help.contains(&format!("{f}\n")),
+            "sqld restore --help has no {f}"
+        );
+    }
+}
+
+/// The recovery init container's command, rerun on a volume that already
+/// holds a database (a pod restarted after its restore): it succeeds and
+/// leaves the data alone, without reaching the store.
+#[test]
+fn the_restore_command_is_a_no_op_on_a_volume_with_data() {
+    let dir = std::env::temp_dir().join(format!("sqld-restore-if-empty-{}", std::process::id()));
+    let db = dir.join("db");
+    std::fs::create_dir_all(&db).unwrap();
+    std::fs::write(db.join("data.db"), b"kept").unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "restore",
+            "--from",
+            "file:///nonexistent/store",
+            "--db-path",
+        ];
+        args.push(db.to_str().unwrap());
+        args.extend(extra);
+        Command::new(sqld_bin()).args(&args).output().unwrap()
+    };
+    let out = run(&["--if-empty"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(db.join("data.db")).unwrap(), b"kept");
+    // Without it the same command refuses (what a restart would have met).
+    assert!(!run(&[]).status.success());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

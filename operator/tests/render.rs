@@ -33,8 +33,8 @@ fn examples_match_snapshots() {
     names.sort();
     assert_eq!(
         names.len(),
-        5,
-        "minimal, sqldcluster, replicas, tls, foundationdb"
+        7,
+        "minimal, sqldcluster, replicas, tls, foundationdb, backup, recovery"
     );
     let mut stale = Vec::new();
     for path in names {

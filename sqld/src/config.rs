@@ -347,6 +347,10 @@ pub struct Restore {
     /// Directory of the restored database (must not hold one yet).
     #[arg(long)]
     pub db_path: PathBuf,
+    /// When --db-path already holds a database, restore nothing and exit
+    /// successfully (an orchestrator's first-start step, safe to rerun).
+    #[arg(long)]
+    pub if_empty: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]

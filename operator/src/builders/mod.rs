@@ -3,6 +3,7 @@
 //! returning the object the operator wants to exist. No I/O happens here;
 //! the reconciler applies what these return and `render` prints it.
 
+pub mod backup;
 pub mod deployment;
 pub mod foundationdb;
 pub mod hash;

@@ -47,8 +47,14 @@ pub fn pod_template(c: &SqldCluster, role: Role, inputs: &Inputs) -> PodTemplate
     if let Some(at) = c.annotations().get(naming::ANNOTATION_RESTART) {
         annotations.insert(naming::ANNOTATION_RESTART.to_string(), at.clone());
     }
+    let sqld = container(c, role);
+    // Only the primary restores: replicas bootstrap from it.
+    let init = (role == Role::Primary)
+        .then(|| super::backup::restore_container(c, &sqld))
+        .flatten();
     let pod = PodSpec {
-        containers: vec![container(c, role)],
+        init_containers: init.map(|i| vec![i]),
+        containers: vec![sqld],
         volumes: Some(volumes(c, role)),
         security_context: Some(pod_security_context()),
         termination_grace_period_seconds: Some(spec.termination_grace_period_seconds),
@@ -113,6 +119,10 @@ pub fn args(c: &SqldCluster, role: Role) -> Vec<String> {
             args.push(format!("{}/{}", naming::TLS_MOUNT, tls.ca_key));
         }
     }
+    // Only the primary archives: a replica's frames are its primary's.
+    if role == Role::Primary {
+        args.extend(super::backup::backup_args(c));
+    }
     args.extend(spec.extra_args.iter().cloned());
     args
 }
@@ -159,6 +169,9 @@ pub fn env(c: &SqldCluster, role: Role) -> Vec<EnvVar> {
             "SQLD_MAX_REPLICA_LAG_FRAMES",
             spec.replication.max_lag_frames.to_string(),
         ));
+    }
+    if let (Role::Primary, Some(b)) = (role, &spec.backup) {
+        env.extend(super::backup::store_env(b.credentials.as_ref()));
     }
     // With FoundationDB the pods mount the cluster file at
     // FDB_CLUSTER_FILE_PATH; sqld has no FoundationDB backend yet, so
@@ -402,7 +415,7 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     }
 }
 
-fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
+pub(super) fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     EnvVar {
         name: name.to_string(),
         value_from: Some(EnvVarSource {
@@ -417,7 +430,7 @@ fn secret_env(name: &str, secret: &str, key: &str) -> EnvVar {
     }
 }
 
-fn plain_env(name: &str, value: String) -> EnvVar {
+pub(super) fn plain_env(name: &str, value: String) -> EnvVar {
     EnvVar {
         name: name.to_string(),
         value: Some(value),

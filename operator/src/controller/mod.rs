@@ -4,6 +4,7 @@
 //! endpoint, and graceful shutdown.
 
 mod apply;
+mod backup;
 mod reconcile;
 mod references;
 mod repair;
@@ -87,6 +88,9 @@ pub struct Context {
     /// Publishes Events on SqldClusters.
     pub recorder: Recorder,
     pub metrics: Metrics,
+    /// Port of sqld's HTTP listener on the pods, where the operator reads
+    /// the primary's `/metrics` (tests point it elsewhere).
+    pub sqld_http_port: u16,
     /// Consecutive failures per cluster (namespace/name), for backoff.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -101,6 +105,7 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
+            sqld_http_port: crate::naming::HTTP_PORT as u16,
             failures: Mutex::new(HashMap::new()),
         }
     }

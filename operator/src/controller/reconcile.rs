@@ -20,7 +20,8 @@ use serde_json::json;
 
 use super::apply::{apply, delete_owned, serves_kind};
 use super::rollout::{self, config_hash, deployment_settled, statefulset_settled};
-use super::{references, repair, volume, Context};
+use super::{backup, references, repair, volume, Context};
+use crate::backup_status;
 use crate::builders::{self, foundationdb, monitoring, Inputs};
 use crate::crd::{MonitorKind, SqldCluster, SqldClusterStatus};
 use crate::error::{Error, Result};
@@ -229,6 +230,12 @@ async fn reconcile_cluster(c: &SqldCluster, ctx: &Context) -> Result<Action> {
     obs.current_image = pod.as_ref().and_then(repair::running_image);
     let ps = primary.status.clone().unwrap_or_default();
     obs.primary_ready = ps.ready_replicas.unwrap_or(0) >= 1;
+    if c.spec.backup.is_some() {
+        let scrape = backup::scrape(ctx, obs.primary_ready, pod.as_ref()).await;
+        let (state, status) = backup_status::observe(c, &scrape, Timestamp::now());
+        obs.backup = Some(state);
+        obs.backup_status = Some(status);
+    }
     obs.primary_updating = hold_primary || !statefulset_settled(&primary);
 
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), &ns);
@@ -333,6 +340,7 @@ fn observed_from_status(c: &SqldCluster) -> Observed {
         monitoring: part(status::MONITORING_READY),
         storage: part(status::STORAGE_READY),
         stalled: part(status::PROGRESSING),
+        backup: part(status::BACKUP_READY),
         current_image: s.current_image.clone(),
         ..Observed::default()
     }

@@ -97,6 +97,57 @@ pub async fn resolve(c: &SqldCluster, ctx: &Context, ns: &str) -> Result<Resolve
         }
     }
 
+    // The object store's keys. The primary reads the backup ones, so it
+    // rolls when they change; the recovery ones are read once, before the
+    // first start, and a later rotation restarts nothing.
+    let backup = c.spec.backup.as_ref().and_then(|b| b.credentials.as_ref());
+    let recovery = c
+        .spec
+        .bootstrap
+        .as_ref()
+        .and_then(|b| b.recovery.as_ref())
+        .and_then(|r| r.credentials.as_ref());
+    let stores = [
+        (
+            backup,
+            "spec.backup.credentials",
+            "BackupSecretNotFound",
+            "BackupSecretIncomplete",
+            true,
+        ),
+        (
+            recovery,
+            "spec.bootstrap.recovery.credentials",
+            "RecoverySecretNotFound",
+            "RecoverySecretIncomplete",
+            false,
+        ),
+    ];
+    for (creds, field, not_found, incomplete, hashed) in stores {
+        let Some(creds) = creds else { continue };
+        let Some(s) = secrets.get_opt(&creds.secret_name).await? else {
+            problems.push(problem(
+                not_found,
+                format!(
+                    "Secret {} ({field}.secretName) does not exist",
+                    creds.secret_name
+                ),
+            ));
+            continue;
+        };
+        let data = secret_data(&s);
+        for key in [&creds.access_key_id_key, &creds.secret_access_key_key] {
+            match data.get(key.as_str()) {
+                Some(v) if hashed => digest.push((format!("backup/{key}"), v.clone())),
+                Some(_) => {}
+                None => problems.push(problem(
+                    incomplete,
+                    format!("Secret {} ({field}) has no key {key}", creds.secret_name),
+                )),
+            }
+        }
+    }
+
     // A cluster file the user points at must exist; its content is not
     // hashed (a mounted ConfigMap updates in place when coordinators change).
     let fdb = c.spec.backend.foundationdb.as_ref();

@@ -8,10 +8,12 @@
 //! from these types; nothing else describes the resource.
 
 mod backend;
+mod backup;
 mod spec;
 mod status;
 
 pub use backend::*;
+pub use backup::*;
 pub use spec::*;
 pub use status::*;
 

@@ -12,7 +12,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{BackendSpec, SqldClusterStatus, DEFAULT_IMAGE};
+use super::{BackendSpec, BackupSpec, BootstrapSpec, SqldClusterStatus, DEFAULT_IMAGE};
 
 /// A sqld cluster: one primary (StatefulSet) and `replicas` read replicas
 /// (Deployment) that replicate from it, with Services for read-write,
@@ -96,6 +96,14 @@ pub struct SqldClusterSpec {
     /// How replicas follow the primary.
     #[serde(default)]
     pub replication: ReplicationSpec,
+
+    /// Continuous backup of the primary to object storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
+
+    /// How a new cluster starts (e.g. restored from a backup). Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<BootstrapSpec>,
 
     /// Prometheus operator integration.
     #[serde(default)]

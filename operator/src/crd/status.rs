@@ -1,6 +1,6 @@
 //! `SqldCluster.status`: what the operator observed on its last reconcile.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,7 @@ pub struct SqldClusterStatus {
     pub phase: Option<Phase>,
 
     /// `Ready`, `PrimaryReady`, `ReplicasReady`, `BackendReady`,
-    /// `MonitoringReady`, in `metav1.Condition` shape.
+    /// `MonitoringReady`, `BackupReady`, in `metav1.Condition` shape.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -43,6 +43,37 @@ pub struct SqldClusterStatus {
     /// Image the primary currently runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_image: Option<String>,
+
+    /// Continuous backup, as the primary's metrics report it (only with
+    /// `spec.backup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupStatus>,
+}
+
+/// What the backup store holds, as far as the operator has seen.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// The destination these fields describe; they start over when
+    /// `spec.backup.destination` changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+
+    /// The newest frame the store holds (`sqld_backup_archived_frame_no`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_archived_frame: Option<i64>,
+
+    /// Time of the primary's last successful upload
+    /// (`sqld_backup_last_upload_timestamp_seconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_backup: Option<Time>,
+
+    /// A point the store can certainly be restored to or after: the first
+    /// successful upload the operator saw for this destination, moved up
+    /// to now minus `retention` when that is later. Conservative: the store
+    /// may reach further back (`sqld backup list` says exactly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_recoverability_point: Option<Time>,
 }
 
 /// Summary phase of a cluster.

@@ -110,6 +110,13 @@ async fn verify(store: &BackupStore, dir: &Path) -> anyhow::Result<()> {
 /// `sqld restore ...`
 pub async fn run_restore(args: &crate::config::Restore) -> anyhow::Result<()> {
     let target = target(args.to_time.as_deref(), args.to_frame)?;
+    if args.if_empty && args.db_path.join(crate::database::DB_FILE).exists() {
+        println!(
+            "{} already holds a database; nothing restored",
+            args.db_path.display()
+        );
+        return Ok(());
+    }
     restore_command(&args.from, target, args.log_id.as_deref(), &args.db_path).await
 }
 
