@@ -252,6 +252,14 @@ pub struct Config {
     )]
     pub backup_max_local_frames: u64,
 
+    /// On a replica with no database yet: rebuild it from the primary's
+    /// backup in this store (as --backup-url) instead of downloading the
+    /// primary's snapshot, then follow the primary from there. Falls back
+    /// to the primary's snapshot (with a warning) when the store holds no
+    /// restorable point that continues the primary's current log.
+    #[arg(long, env = "SQLD_BOOTSTRAP_FROM_BACKUP")]
+    pub bootstrap_from_backup: Option<String>,
+
     /// Log format.
     #[arg(long, env = "SQLD_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -52,7 +52,8 @@ pub struct Restored {
 
 /// Segments downloaded ahead of the one being applied.
 const PREFETCH: usize = 4;
-const DB_FILE: &str = "data.db";
+/// The database file a restore leaves in its directory.
+pub const DB_FILE: &str = "data.db";
 
 /// Restores into `db_path`, which must not hold a database yet.
 pub async fn restore(
