@@ -220,7 +220,9 @@ pub struct Config {
     /// Continuously back up the primary to this store: s3://bucket/prefix
     /// (any S3-compatible store; endpoint and credentials from
     /// AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-    /// AWS_REGION, AWS_ALLOW_HTTP) or file:///path.
+    /// AWS_REGION, AWS_ALLOW_HTTP), gs://bucket/prefix (GOOGLE_*
+    /// variables), az://container/prefix (AZURE_* variables) or
+    /// file:///path.
     #[arg(long, env = "SQLD_BACKUP_URL")]
     pub backup_url: Option<String>,
 

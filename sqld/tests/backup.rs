@@ -799,3 +799,27 @@ async fn a_replica_whose_store_does_not_continue_the_primary_bootstraps_from_it(
         assert_follows(&c, &replica, 100 + 10 * served).await;
     }
 }
+
+#[test]
+fn an_azure_url_opens_a_store_that_is_asked_over_http() {
+    // A loopback port nothing listens on stands for the service: the
+    // command fails reaching it, having accepted the URL.
+    let store = Store {
+        url: "az://backups/db1".into(),
+        env: vec![
+            ("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1".into()),
+            ("AZURE_STORAGE_ACCOUNT_KEY", "a2V5".into()),
+            (
+                "AZURE_STORAGE_ENDPOINT",
+                format!("http://127.0.0.1:{}", free_port()),
+            ),
+            ("AZURE_ALLOW_HTTP", "true".into()),
+        ],
+        dir: None,
+    };
+    let out = store.sqld(&["backup", "list", &store.url]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("MicrosoftAzure"), "{stderr}");
+    assert!(stderr.contains("/backups?restype=container"), "{stderr}");
+}
