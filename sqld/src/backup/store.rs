@@ -158,6 +158,17 @@ impl BackupStore {
         self.store.get(&self.path(key)).await?.bytes().await
     }
 
+    /// The object's bytes as they arrive.
+    pub async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<
+        futures::stream::BoxStream<'static, Result<Bytes, object_store::Error>>,
+        object_store::Error,
+    > {
+        Ok(self.store.get(&self.path(key)).await?.into_stream())
+    }
+
     pub async fn delete(&self, key: &str) -> Result<(), object_store::Error> {
         self.store.delete(&self.path(key)).await
     }
