@@ -5,10 +5,13 @@
   primary archiving to S3 and on one that is not, side by side in one run;
 - archive lag (frames and seconds, sampled from /metrics) at a steady
   write rate;
-- restore throughput of a ~100 MB database from S3.
+- restore throughput of a ~100 MB database from S3 (`--restore-only`: just
+  that; `--compare OTHER_SQLD`: the same store restored by both binaries in
+  turn, `--rounds` times each).
 
     python3 e2e/bench/backup.py [--sqld target/release/sqld] [--seconds 10]
-        [--rate 500] [--restore-mb 100]
+        [--rate 500] [--restore-mb 100] [--restore-only] [--compare SQLD]
+        [--rounds 2]
 """
 
 import argparse
@@ -83,12 +86,44 @@ class Sqld:
         self.proc.wait()
 
 
+def restore_bench(a, root, env):
+    print(f"## restore of a ~{a.restore_mb} MB database from S3")
+    big = Sqld(a.sqld, root, "big", env, ["--backup-url", f"s3://{BUCKET}/big"])
+    big.psql("CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB, note TEXT)")
+    rows = a.restore_mb * 1024 // 4
+    for start in range(0, rows, 2000):
+        # Half random bytes (incompressible), half repetitive text.
+        big.psql(f"WITH RECURSIVE n(i) AS (SELECT {start} UNION ALL SELECT i + 1 FROM n WHERE i < {min(rows, start + 2000) - 1}) "
+                 "INSERT INTO blobs SELECT i, randomblob(2048), printf('%.2000c', 'x') FROM n")
+    big.wait_archived(1800)
+    uploaded = big.metric("sqld_backup_bytes_uploaded_total")
+    big.stop()
+    size = os.path.getsize(os.path.join(big.dir, "data.db"))
+    print(f"database {size / 1e6:.1f} MB, uploaded {uploaded / 1e6:.1f} MB compressed")
+    binaries = [a.sqld] + ([a.compare] if a.compare else [])
+    for round_no in range(a.rounds):
+        for binary in binaries:
+            target = os.path.join(root, "restored")
+            shutil.rmtree(target, ignore_errors=True)
+            started = time.time()
+            out = subprocess.run([binary, "restore", "--from", f"s3://{BUCKET}/big", "--db-path", target],
+                                 env={**os.environ, **env}, check=True, capture_output=True, text=True).stdout
+            elapsed = time.time() - started
+            restored = os.path.getsize(os.path.join(target, "data.db"))
+            print(f"{binary} (round {round_no + 1}): restored {restored / 1e6:.1f} MB in {elapsed:.2f} s "
+                  f"= {restored / 1e6 / elapsed:.1f} MB/s")
+            print("  " + out.strip().replace("\n", "\n  "))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sqld", default="target/release/sqld")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--rate", type=int, default=500)
     ap.add_argument("--restore-mb", type=int, default=100)
+    ap.add_argument("--restore-only", action="store_true")
+    ap.add_argument("--compare", help="another sqld binary restoring the same store")
+    ap.add_argument("--rounds", type=int, default=1)
     a = ap.parse_args()
 
     root = tempfile.mkdtemp(prefix="sqld-backup-bench-")
@@ -101,74 +136,52 @@ def main():
             f"http://127.0.0.1:{moto_port}/{BUCKET}", method="PUT")).read()
         env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}", "AWS_ACCESS_KEY_ID": "x",
                "AWS_SECRET_ACCESS_KEY": "x", "AWS_REGION": "us-east-1", "AWS_ALLOW_HTTP": "true"}
-        on = Sqld(a.sqld, root, "on", env, ["--backup-url", f"s3://{BUCKET}/on"])
-        off = Sqld(a.sqld, root, "off", env, [])
-        scripts = {}
-        for name, sql in [
-            ("update", "\\set aid random(1, 100000)\nUPDATE accounts SET abalance = abalance + 1 WHERE aid = :aid;\n"),
-            ("insert", "INSERT INTO history(aid, delta) VALUES (1, 1);\n"),
-        ]:
-            path = os.path.join(root, name + ".sql")
-            with open(path, "w") as f:
-                f.write(sql)
-            scripts[name] = path
-        for s in (on, off):
-            s.psql("CREATE TABLE accounts(aid INTEGER PRIMARY KEY, abalance INTEGER, filler TEXT)")
-            s.psql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) "
-                   "INSERT INTO accounts SELECT i, 0, printf('%84s', '') FROM n")
-            s.psql("CREATE TABLE history(id INTEGER PRIMARY KEY, aid INTEGER, delta INTEGER)")
-        on.wait_archived()
+        if not a.restore_only:
+            on = Sqld(a.sqld, root, "on", env, ["--backup-url", f"s3://{BUCKET}/on"])
+            off = Sqld(a.sqld, root, "off", env, [])
+            scripts = {}
+            for name, sql in [
+                ("update", "\\set aid random(1, 100000)\nUPDATE accounts SET abalance = abalance + 1 WHERE aid = :aid;\n"),
+                ("insert", "INSERT INTO history(aid, delta) VALUES (1, 1);\n"),
+            ]:
+                path = os.path.join(root, name + ".sql")
+                with open(path, "w") as f:
+                    f.write(sql)
+                scripts[name] = path
+            for s in (on, off):
+                s.psql("CREATE TABLE accounts(aid INTEGER PRIMARY KEY, abalance INTEGER, filler TEXT)")
+                s.psql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) "
+                       "INSERT INTO accounts SELECT i, 0, printf('%84s', '') FROM n")
+                s.psql("CREATE TABLE history(id INTEGER PRIMARY KEY, aid INTEGER, delta INTEGER)")
+            on.wait_archived()
 
-        print("## commit rate, 8 clients, %d s each, alternating (tps)" % a.seconds)
-        for workload in ("update", "insert"):
-            rates = {"on": [], "off": []}
-            for _ in range(2):
-                for label, s in (("on", on), ("off", off)):
-                    rates[label].append(s.pgbench(scripts[workload], a.seconds))
-            print(f"{workload}: archiving on {rates['on']} / off {rates['off']}")
+            print("## commit rate, 8 clients, %d s each, alternating (tps)" % a.seconds)
+            for workload in ("update", "insert"):
+                rates = {"on": [], "off": []}
+                for _ in range(2):
+                    for label, s in (("on", on), ("off", off)):
+                        rates[label].append(s.pgbench(scripts[workload], a.seconds))
+                print(f"{workload}: archiving on {rates['on']} / off {rates['off']}")
 
-        print(f"## archive lag at {a.rate} updates/s (1 s interval), {a.seconds * 2} s")
-        on.wait_archived()
-        samples = []
-        bench = subprocess.Popen(["pgbench", "-n", "-h", "127.0.0.1", "-p", str(on.pg), "-U", "sqld",
-                                  "-c", "4", "-j", "2", "-T", str(a.seconds * 2), "-R", str(a.rate),
-                                  "-f", scripts["update"], "sqld"], stdout=subprocess.DEVNULL)
-        time.sleep(1)
-        while bench.poll() is None:
-            samples.append((on.metric("sqld_backup_lag_frames"), on.metric("sqld_backup_lag_seconds")))
-            time.sleep(0.1)
-        frames = sorted(s[0] for s in samples)
-        secs = sorted(s[1] for s in samples)
-        pct = lambda v, p: v[min(len(v) - 1, int(len(v) * p))]
-        print(f"lag frames median {pct(frames, .5):.0f} p99 {pct(frames, .99):.0f} max {frames[-1]:.0f}; "
-              f"lag seconds median {pct(secs, .5):.2f} p99 {pct(secs, .99):.2f} max {secs[-1]:.2f} "
-              f"({len(samples)} samples)")
-        off.stop()
-        on.stop()
-
-        print(f"## restore of a ~{a.restore_mb} MB database from S3")
-        big = Sqld(a.sqld, root, "big", env, ["--backup-url", f"s3://{BUCKET}/big"])
-        big.psql("CREATE TABLE blobs(id INTEGER PRIMARY KEY, data BLOB, note TEXT)")
-        rows = a.restore_mb * 1024 // 4
-        for start in range(0, rows, 2000):
-            # Half random bytes (incompressible), half repetitive text.
-            big.psql(f"WITH RECURSIVE n(i) AS (SELECT {start} UNION ALL SELECT i + 1 FROM n WHERE i < {min(rows, start + 2000) - 1}) "
-                     "INSERT INTO blobs SELECT i, randomblob(2048), printf('%.2000c', 'x') FROM n")
-        big.wait_archived(600)
-        size = os.path.getsize(os.path.join(big.dir, "data.db")) + (
-            os.path.getsize(os.path.join(big.dir, "data.db-wal")) if os.path.exists(os.path.join(big.dir, "data.db-wal")) else 0)
-        uploaded = big.metric("sqld_backup_bytes_uploaded_total")
-        big.stop()
-        size = os.path.getsize(os.path.join(big.dir, "data.db"))
-        target = os.path.join(root, "restored")
-        started = time.time()
-        out = subprocess.run([a.sqld, "restore", "--from", f"s3://{BUCKET}/big", "--db-path", target],
-                             env={**os.environ, **env}, check=True, capture_output=True, text=True).stdout
-        elapsed = time.time() - started
-        restored = os.path.getsize(os.path.join(target, "data.db"))
-        print(f"database {size / 1e6:.1f} MB, uploaded {uploaded / 1e6:.1f} MB compressed; "
-              f"restored {restored / 1e6:.1f} MB in {elapsed:.2f} s = {restored / 1e6 / elapsed:.1f} MB/s")
-        print(out.strip())
+            print(f"## archive lag at {a.rate} updates/s (1 s interval), {a.seconds * 2} s")
+            on.wait_archived()
+            samples = []
+            bench = subprocess.Popen(["pgbench", "-n", "-h", "127.0.0.1", "-p", str(on.pg), "-U", "sqld",
+                                      "-c", "4", "-j", "2", "-T", str(a.seconds * 2), "-R", str(a.rate),
+                                      "-f", scripts["update"], "sqld"], stdout=subprocess.DEVNULL)
+            time.sleep(1)
+            while bench.poll() is None:
+                samples.append((on.metric("sqld_backup_lag_frames"), on.metric("sqld_backup_lag_seconds")))
+                time.sleep(0.1)
+            frames = sorted(s[0] for s in samples)
+            secs = sorted(s[1] for s in samples)
+            pct = lambda v, p: v[min(len(v) - 1, int(len(v) * p))]
+            print(f"lag frames median {pct(frames, .5):.0f} p99 {pct(frames, .99):.0f} max {frames[-1]:.0f}; "
+                  f"lag seconds median {pct(secs, .5):.2f} p99 {pct(secs, .99):.2f} max {secs[-1]:.2f} "
+                  f"({len(samples)} samples)")
+            off.stop()
+            on.stop()
+        restore_bench(a, root, env)
     finally:
         moto.kill()
         shutil.rmtree(root, ignore_errors=True)

@@ -87,6 +87,7 @@ pub const SQLD_FLAGS: &[SqldFlag] = &[
     ),
     flag("--backup-retention", "SQLD_BACKUP_RETENTION"),
     flag("--backup-max-local-frames", "SQLD_BACKUP_MAX_LOCAL_FRAMES"),
+    flag("--bootstrap-from-backup", "SQLD_BOOTSTRAP_FROM_BACKUP"),
     flag("--log-format", "SQLD_LOG_FORMAT"),
 ];
 

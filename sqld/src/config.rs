@@ -220,7 +220,9 @@ pub struct Config {
     /// Continuously back up the primary to this store: s3://bucket/prefix
     /// (any S3-compatible store; endpoint and credentials from
     /// AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-    /// AWS_REGION, AWS_ALLOW_HTTP) or file:///path.
+    /// AWS_REGION, AWS_ALLOW_HTTP), gs://bucket/prefix (GOOGLE_*
+    /// variables), az://container/prefix (AZURE_* variables) or
+    /// file:///path.
     #[arg(long, env = "SQLD_BACKUP_URL")]
     pub backup_url: Option<String>,
 
@@ -251,6 +253,14 @@ pub struct Config {
         default_value_t = 1_000_000
     )]
     pub backup_max_local_frames: u64,
+
+    /// On a replica with no database yet: rebuild it from the primary's
+    /// backup in this store (as --backup-url) instead of downloading the
+    /// primary's snapshot, then follow the primary from there. Falls back
+    /// to the primary's snapshot (with a warning) when the store holds no
+    /// restorable point that continues the primary's current log.
+    #[arg(long, env = "SQLD_BOOTSTRAP_FROM_BACKUP")]
+    pub bootstrap_from_backup: Option<String>,
 
     /// Log format.
     #[arg(long, env = "SQLD_LOG_FORMAT", value_enum, default_value = "text")]

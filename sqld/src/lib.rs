@@ -154,6 +154,14 @@ async fn serve(config: &Config, replaced: Option<(String, u64)>) -> anyhow::Resu
         sqlite_api: false,
         shutdown: Some(shutdown.clone()),
     };
+    let seed_store = match (&config.bootstrap_from_backup, &config.primary_url) {
+        (Some(url), Some(_)) => Some(backup::store::BackupStore::open(url)?),
+        (Some(_), None) => {
+            tracing::warn!("--bootstrap-from-backup is ignored on a primary");
+            None
+        }
+        (None, _) => None,
+    };
     // The one place that decides what this process is.
     let role = match (&config.primary_url, primary_http) {
         (Some(url), Some(http)) => Role::replica(
@@ -164,6 +172,7 @@ async fn serve(config: &Config, replaced: Option<(String, u64)>) -> anyhow::Resu
                 token: sent_token,
                 db_dir: &config.db_path,
                 max_lag_frames: config.max_replica_lag_frames,
+                seed_store,
             },
             shutdown.clone(),
         )?,

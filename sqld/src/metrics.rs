@@ -28,6 +28,8 @@ pub struct Metrics {
     pub replicas_connected: IntGauge,
     pub replication_frames_applied: IntCounter,
     pub replication_bootstraps: IntCounter,
+    pub replication_backup_bootstraps: IntCounter,
+    pub replication_backup_bootstrap_fallbacks: IntCounterVec,
     pub replication_divergent_rejoins: IntCounter,
     pub sync_commits_waiting: IntGauge,
     pub sync_commit_wait: Histogram,
@@ -38,6 +40,7 @@ pub struct Metrics {
     pub log_bytes: IntCounter,
     pub snapshots: IntCounter,
     pub frames_served: IntCounter,
+    pub snapshots_served: IntCounter,
     pub replication_bytes_received: IntCounter,
     pub forwarded_statements: IntCounter,
     pub read_your_writes_waits: IntCounter,
@@ -156,6 +159,11 @@ impl Metrics {
                 "Frames sent to replicas (primary)",
             )
             .unwrap(),
+            snapshots_served: IntCounter::new(
+                "sqld_replication_snapshots_served_total",
+                "Snapshots sent to bootstrapping replicas (primary)",
+            )
+            .unwrap(),
             replication_bytes_received: IntCounter::new(
                 "sqld_replication_bytes_received_total",
                 "Frame and snapshot bytes received from the primary (replica)",
@@ -224,6 +232,19 @@ impl Metrics {
             replication_bootstraps: IntCounter::new(
                 "sqld_replication_bootstraps_total",
                 "Times this replica loaded a snapshot from the primary",
+            )
+            .unwrap(),
+            replication_backup_bootstraps: IntCounter::new(
+                "sqld_replication_backup_bootstraps_total",
+                "Times this replica built its database from the backup store (--bootstrap-from-backup)",
+            )
+            .unwrap(),
+            replication_backup_bootstrap_fallbacks: IntCounterVec::new(
+                Opts::new(
+                    "sqld_replication_backup_bootstrap_fallbacks_total",
+                    "Times --bootstrap-from-backup could not be used and the replica bootstrapped from the primary, by reason",
+                ),
+                &["reason"],
             )
             .unwrap(),
             replication_divergent_rejoins: IntCounter::new(
@@ -297,6 +318,8 @@ impl Metrics {
             Box::new(m.replicas_connected.clone()),
             Box::new(m.replication_frames_applied.clone()),
             Box::new(m.replication_bootstraps.clone()),
+            Box::new(m.replication_backup_bootstraps.clone()),
+            Box::new(m.replication_backup_bootstrap_fallbacks.clone()),
             Box::new(m.replication_divergent_rejoins.clone()),
             Box::new(m.epoch.clone()),
             Box::new(m.sync_commits_waiting.clone()),
@@ -307,6 +330,7 @@ impl Metrics {
             Box::new(m.log_bytes.clone()),
             Box::new(m.snapshots.clone()),
             Box::new(m.frames_served.clone()),
+            Box::new(m.snapshots_served.clone()),
             Box::new(m.replication_bytes_received.clone()),
             Box::new(m.forwarded_statements.clone()),
             Box::new(m.read_your_writes_waits.clone()),

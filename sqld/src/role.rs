@@ -61,6 +61,8 @@ pub struct Following<'a> {
     pub token: Option<String>,
     pub db_dir: &'a std::path::Path,
     pub max_lag_frames: u64,
+    /// Where a first bootstrap restores from (`--bootstrap-from-backup`).
+    pub seed_store: Option<crate::backup::store::BackupStore>,
 }
 
 impl Role {
@@ -104,6 +106,7 @@ impl Role {
             following.token,
             db.clone(),
             following.db_dir,
+            following.seed_store,
             status.clone(),
         )?;
         let follower = tokio::spawn(follower.run(shutdown));

@@ -653,3 +653,173 @@ async fn a_promoted_replica_archives_its_epoch_apart_and_restore_takes_it() {
     // The newest point is the promoted primary's.
     assert_eq!(store.restored_state(tmp.path(), &[]), state(&rc).await);
 }
+
+/// A replica of `primary` on a new directory under `tmp`, bootstrapping
+/// from `store`; ready once caught up.
+fn replica_from(store: &Store, primary: &Sqld, tmp: &Path) -> Sqld {
+    let url = primary.http_url();
+    let replica = Sqld::spawn_env(
+        &tmp.join(format!("replica-{}", uuid())),
+        &[
+            "--dev",
+            "--primary-url",
+            &url,
+            "--max-replica-lag-frames",
+            "0",
+            "--bootstrap-from-backup",
+            &store.url,
+        ],
+        &store.env(),
+    );
+    replica.wait_ready();
+    replica
+}
+
+/// The replica's bootstrap metrics, to say why a test failed.
+fn bootstrap_metrics(replica: &Sqld) -> String {
+    let (_, body) = replica.http_get("/metrics");
+    body.lines()
+        .filter(|l| l.contains("bootstrap") && !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The replica reads what the primary holds, and a write forwarded through
+/// it reaches the primary and comes back.
+async fn assert_follows(primary_c: &tokio_postgres::Client, replica: &Sqld, i: i64) {
+    let rc = replica.connect().await;
+    assert_eq!(state(&rc).await, state(primary_c).await);
+    write_txn(primary_c, i).await;
+    write_txn(&rc, i + 1).await;
+    let expected = state(primary_c).await;
+    assert_eq!(expected.0 % TXN_ROWS, 0);
+    for _ in 0..500 {
+        if state(&rc).await == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the replica never caught up with {expected:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_bootstraps_from_the_store_and_follows_the_primary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let moto = Moto::start("backups");
+    let store = Store::s3(&moto, "backups", "seed");
+    let primary = store.primary(&tmp.path().join("primary"), &[]);
+    let c = primary.connect().await;
+    c.batch_execute("create table t(id integer primary key, v text)")
+        .await
+        .unwrap();
+    for i in 0..40 {
+        write_txn(&c, i).await;
+    }
+    wait_archived(&primary, Duration::from_secs(15));
+    // Frames the store may not hold yet: the primary serves them.
+    for i in 40..45 {
+        write_txn(&c, i).await;
+    }
+    let replica = replica_from(&store, &primary, tmp.path());
+    assert_eq!(
+        metric(&replica, "sqld_replication_backup_bootstraps_total"),
+        1.0,
+        "{}",
+        bootstrap_metrics(&replica)
+    );
+    assert_eq!(metric(&replica, "sqld_replication_bootstraps_total"), 0.0);
+    assert_eq!(
+        metric(&primary, "sqld_replication_snapshots_served_total"),
+        0.0,
+        "the primary served no snapshot"
+    );
+    assert_follows(&c, &replica, 100).await;
+    assert_eq!(
+        metric(&primary, "sqld_replication_snapshots_served_total"),
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_store_does_not_continue_the_primary_bootstraps_from_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let moto = Moto::start("backups");
+    // Another primary's backup: another log id.
+    let other_store = Store::s3(&moto, "backups", "other");
+    let other = other_store.primary(&tmp.path().join("other"), &[]);
+    let oc = other.connect().await;
+    oc.batch_execute("create table t(id integer primary key, v text)")
+        .await
+        .unwrap();
+    write_txn(&oc, 0).await;
+    wait_archived(&other, Duration::from_secs(15));
+
+    let primary = Sqld::spawn(&tmp.path().join("primary"), &["--dev"]);
+    let c = primary.connect().await;
+    c.batch_execute("create table t(id integer primary key, v text)")
+        .await
+        .unwrap();
+    for i in 0..10 {
+        write_txn(&c, i).await;
+    }
+    let unreachable = Store {
+        url: "s3://backups/seed".into(),
+        env: {
+            let mut env = moto.env();
+            env[0].1 = format!("http://127.0.0.1:{}", free_port());
+            env
+        },
+        dir: None,
+    };
+    let cases = [
+        (Store::s3(&moto, "backups", "empty"), "no_backup"),
+        (other_store, "no_backup"),
+        (unreachable, "unreachable"),
+    ];
+    for (served, (store, reason)) in (1..).zip(cases) {
+        let replica = replica_from(&store, &primary, tmp.path());
+        let fallbacks =
+            format!("sqld_replication_backup_bootstrap_fallbacks_total{{reason=\"{reason}\"}}");
+        assert_eq!(
+            metric(&replica, &fallbacks),
+            1.0,
+            "{}: {}",
+            store.url,
+            bootstrap_metrics(&replica)
+        );
+        assert_eq!(
+            metric(&replica, "sqld_replication_backup_bootstraps_total"),
+            0.0
+        );
+        assert_eq!(metric(&replica, "sqld_replication_bootstraps_total"), 1.0);
+        assert_eq!(
+            metric(&primary, "sqld_replication_snapshots_served_total"),
+            served as f64
+        );
+        assert_follows(&c, &replica, 100 + 10 * served).await;
+    }
+}
+
+#[test]
+fn an_azure_url_opens_a_store_that_is_asked_over_http() {
+    // A loopback port nothing listens on stands for the service: the
+    // command fails reaching it, having accepted the URL.
+    let store = Store {
+        url: "az://backups/db1".into(),
+        env: vec![
+            ("AZURE_STORAGE_ACCOUNT_NAME", "devstoreaccount1".into()),
+            ("AZURE_STORAGE_ACCOUNT_KEY", "a2V5".into()),
+            (
+                "AZURE_STORAGE_ENDPOINT",
+                format!("http://127.0.0.1:{}", free_port()),
+            ),
+            ("AZURE_ALLOW_HTTP", "true".into()),
+        ],
+        dir: None,
+    };
+    let out = store.sqld(&["backup", "list", &store.url]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("MicrosoftAzure"), "{stderr}");
+    assert!(stderr.contains("/backups?restype=container"), "{stderr}");
+}

@@ -50,6 +50,15 @@ fn print_restored(r: &Restored, db_path: &Path) {
         secs,
         r.downloaded as f64 / 1e6 / secs.max(1e-6)
     );
+    let p = &r.phases;
+    println!(
+        "snapshot {:.2}s (fsync {:.2}s), segments {:.2}s (waiting for downloads {:.2}s), checkpoint {:.2}s",
+        p.snapshot.as_secs_f64(),
+        p.snapshot_sync.as_secs_f64(),
+        p.segments.as_secs_f64(),
+        p.segments_waiting.as_secs_f64(),
+        p.checkpoint.as_secs_f64()
+    );
 }
 
 pub async fn list_command(url: &str) -> anyhow::Result<()> {

@@ -5,7 +5,8 @@
 //! hold (`naming`), in a compressed, checksummed format (`segment`), dating
 //! each commit (`timeline`); `retention` deletes what the retention window
 //! no longer needs. `restore` rebuilds a database at any committed point
-//! from what the store holds (`inventory`); `cli` is the `sqld restore` and
+//! from what the store holds (`inventory`), and `seed` a new replica's
+//! database (`--bootstrap-from-backup`); `cli` is the `sqld restore` and
 //! `sqld backup` commands.
 
 pub mod archiver;
@@ -14,6 +15,7 @@ pub mod inventory;
 pub mod naming;
 pub mod restore;
 pub mod retention;
+pub mod seed;
 pub mod segment;
 pub mod store;
 pub mod timeline;

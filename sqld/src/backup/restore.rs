@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::StreamExt;
 
 use super::inventory::{Inventory, LogBackup};
@@ -23,7 +24,7 @@ use super::store::BackupStore;
 use super::BackupError;
 use crate::database::Database;
 use crate::replication::frame::Frame;
-use crate::replication::inject::{checkpoint_if_large, inject_transactions};
+use crate::replication::inject::{checkpoint_if_over, inject_transactions};
 
 /// The point to restore to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +49,38 @@ pub struct Restored {
     /// Compressed bytes downloaded.
     pub downloaded: u64,
     pub elapsed: Duration,
+    /// Where the time went.
+    pub phases: Phases,
+}
+
+/// How long each part of a restore took. Downloads overlap the rest: the
+/// snapshot is decompressed as it arrives, and segments are fetched while
+/// the snapshot is written and while earlier segments are applied.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Phases {
+    /// Downloading, decompressing and writing the snapshot, then its fsync.
+    pub snapshot: Duration,
+    pub snapshot_sync: Duration,
+    /// Applying segments, waiting for their download included.
+    pub segments: Duration,
+    /// Of which waiting for a segment to arrive.
+    pub segments_waiting: Duration,
+    /// The final checkpoint into the database file (and its fsync).
+    pub checkpoint: Duration,
 }
 
 /// Segments downloaded ahead of the one being applied.
 const PREFETCH: usize = 4;
-const DB_FILE: &str = "data.db";
+/// Snapshot chunks (as the store's client yields them, tens of KiB) held
+/// between the download and the decompression.
+const SNAPSHOT_CHUNKS_AHEAD: usize = 256;
+/// The restore's WAL is checkpointed into the database once this large
+/// (256 MiB; the replication default is 8 MiB): nothing reads it
+/// meanwhile, and each checkpoint writes the pages changed since the last
+/// one and fsyncs twice. Bounds the extra disk space a restore takes.
+const RESTORE_CHECKPOINT_FRAMES: u32 = 64 * 1024;
+/// The database file a restore leaves in its directory.
+pub const DB_FILE: &str = "data.db";
 
 /// Restores into `db_path`, which must not hold a database yet.
 pub async fn restore(
@@ -92,9 +120,13 @@ pub async fn restore(
     let _ = std::fs::remove_dir_all(&building);
     std::fs::create_dir_all(&building).map_err(BackupError::Local)?;
     let result = build(store, snapshot, segments, target, &building).await;
-    let finished = result.and_then(|(frame_no, time_ms, downloaded, count)| {
+    let finished = result.and_then(|(frame_no, time_ms, downloaded, count, phases)| {
         std::fs::create_dir_all(db_path).map_err(BackupError::Local)?;
         std::fs::rename(building.join(DB_FILE), db_path.join(DB_FILE))
+            .map_err(BackupError::Local)?;
+        // The rename is durable once the directory is.
+        std::fs::File::open(db_path)
+            .and_then(|d| d.sync_all())
             .map_err(BackupError::Local)?;
         Ok(Restored {
             log_id: log.log_id.clone(),
@@ -104,6 +136,7 @@ pub async fn restore(
             segments: count,
             downloaded,
             elapsed: started.elapsed(),
+            phases,
         })
     });
     let _ = std::fs::remove_dir_all(&building);
@@ -162,42 +195,57 @@ fn choose_snapshot(log: &LogBackup, target: Target) -> Result<&SnapshotName, Bac
 }
 
 /// Downloads and applies; returns the last commit applied, the bytes
-/// downloaded and the segments used.
+/// downloaded, the segments used and where the time went. The segments
+/// are fetched from the start, while the snapshot is being written.
 async fn build(
     store: &BackupStore,
     snapshot: &SnapshotName,
     segments: Vec<SegmentName>,
     target: Target,
     dir: &Path,
-) -> Result<(u64, u64, u64, usize), BackupError> {
-    let key = snapshot.key();
-    let compressed = store.get(&key).await?;
-    let mut downloaded = compressed.len() as u64;
-    let db_file = dir.join(DB_FILE);
-    tokio::task::spawn_blocking(move || -> Result<(), BackupError> {
-        let file = std::fs::File::create(&db_file).map_err(BackupError::Local)?;
-        let mut out = std::io::BufWriter::new(file);
-        zstd::stream::copy_decode(&compressed[..], &mut out).map_err(|e| BackupError::Corrupt {
-            key,
-            reason: e.to_string(),
-        })?;
-        let file = out
-            .into_inner()
-            .map_err(|e| BackupError::Local(e.into_error()))?;
-        file.sync_all().map_err(BackupError::Local)
-    })
-    .await
-    .map_err(|e| BackupError::Apply(e.to_string()))??;
-
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(SegmentName, Segment)>(PREFETCH);
-    let applier = Applier {
-        dir: dir.to_owned(),
-        target,
-        expected: snapshot.frame_no + 1,
-        last: (snapshot.frame_no, snapshot.time_ms),
-    };
-    let apply = std::thread::spawn(move || applier.run(&mut rx));
+) -> Result<(u64, u64, u64, usize, Phases), BackupError> {
     let count = segments.len();
+    let (tx, rx) = tokio::sync::mpsc::channel::<(SegmentName, Segment)>(PREFETCH);
+    let apply = async {
+        let mut phases = Phases::default();
+        let (snapshot_bytes, sync) = write_snapshot(store, snapshot, &dir.join(DB_FILE)).await?;
+        phases.snapshot = sync.0;
+        phases.snapshot_sync = sync.1;
+        let applier = Applier {
+            dir: dir.to_owned(),
+            target,
+            expected: snapshot.frame_no + 1,
+            last: (snapshot.frame_no, snapshot.time_ms),
+            phases,
+        };
+        let mut rx = rx;
+        let apply = std::thread::spawn(move || applier.run(&mut rx));
+        let applied = tokio::task::spawn_blocking(move || apply.join())
+            .await
+            .map_err(|e| BackupError::Apply(e.to_string()))?
+            .map_err(|_| BackupError::Apply("the applying thread panicked".into()))?;
+        applied.map(|(last, phases)| (last, phases, snapshot_bytes))
+    };
+    let (fetched, applied) = tokio::join!(fetch_segments(store, segments, tx), apply);
+    let ((frame_no, time_ms), phases, snapshot_bytes) = applied?;
+    let segment_bytes = fetched?;
+    Ok((
+        frame_no,
+        time_ms,
+        snapshot_bytes + segment_bytes,
+        count,
+        phases,
+    ))
+}
+
+/// Downloads, verifies and hands over segments in order, `PREFETCH` at a
+/// time; stops early when the applier is done (it reached the target, or
+/// failed). Returns the compressed bytes downloaded.
+async fn fetch_segments(
+    store: &BackupStore,
+    segments: Vec<SegmentName>,
+    tx: tokio::sync::mpsc::Sender<(SegmentName, Segment)>,
+) -> Result<u64, BackupError> {
     let mut downloads = futures::stream::iter(segments)
         .map(|name| async move {
             let key = name.key();
@@ -213,31 +261,96 @@ async fn build(
             Ok::<_, BackupError>((name, decoded, len))
         })
         .buffered(PREFETCH);
-    let mut failure = None;
+    let mut downloaded = 0;
     while let Some(next) = downloads.next().await {
-        match next {
-            Ok((name, segment, len)) => {
-                downloaded += len;
-                if tx.send((name, segment)).await.is_err() {
-                    break; // The applier reached the target (or failed).
+        let (name, segment, len) = next?;
+        downloaded += len;
+        if tx.send((name, segment)).await.is_err() {
+            break;
+        }
+    }
+    Ok(downloaded)
+}
+
+/// Writes the snapshot's database file, decompressing it as it downloads,
+/// and fsyncs it. Returns the compressed bytes and the time taken (in all,
+/// and by the fsync). The zstd content checksum is verified at the end of
+/// the stream, before anything is applied on top.
+async fn write_snapshot(
+    store: &BackupStore,
+    snapshot: &SnapshotName,
+    db_file: &Path,
+) -> Result<(u64, (Duration, Duration)), BackupError> {
+    let started = Instant::now();
+    let key = snapshot.key();
+    let mut chunks = store.get_stream(&key).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(SNAPSHOT_CHUNKS_AHEAD);
+    let db_file = db_file.to_owned();
+    let corrupt_key = key.clone();
+    let writer = tokio::task::spawn_blocking(move || -> Result<Duration, BackupError> {
+        let file = std::fs::File::create(&db_file).map_err(BackupError::Local)?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let input = ChunkReader {
+            rx,
+            chunk: Bytes::new(),
+        };
+        zstd::stream::copy_decode(input, &mut out).map_err(|e| BackupError::Corrupt {
+            key: corrupt_key,
+            reason: e.to_string(),
+        })?;
+        let file = out
+            .into_inner()
+            .map_err(|e| BackupError::Local(e.into_error()))?;
+        let syncing = Instant::now();
+        file.sync_all().map_err(BackupError::Local)?;
+        Ok(syncing.elapsed())
+    });
+    let mut downloaded = 0u64;
+    let mut failure = None;
+    while let Some(chunk) = chunks.next().await {
+        match chunk {
+            Ok(chunk) => {
+                downloaded += chunk.len() as u64;
+                if tx.send(chunk).await.is_err() {
+                    break; // The decoder stopped: its error says why.
                 }
             }
             Err(e) => {
-                failure = Some(e);
+                failure = Some(BackupError::Store(e));
                 break;
             }
         }
     }
     drop(tx);
-    let applied = tokio::task::spawn_blocking(move || apply.join())
+    let written = writer
         .await
-        .map_err(|e| BackupError::Apply(e.to_string()))?
-        .map_err(|_| BackupError::Apply("the applying thread panicked".into()))?;
-    let (frame_no, time_ms) = applied?;
+        .map_err(|e| BackupError::Apply(e.to_string()))?;
+    // A download cut short is the store's failure, not corruption.
     if let Some(e) = failure {
         return Err(e);
     }
-    Ok((frame_no, time_ms, downloaded, count))
+    let sync = written?;
+    Ok((downloaded, (started.elapsed(), sync)))
+}
+
+/// The downloaded chunks of an object as one `Read`, for the decoder.
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+    chunk: Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(next) => self.chunk = next,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
 }
 
 /// Applies segments on a thread of its own (SQLite calls block).
@@ -248,25 +361,35 @@ struct Applier {
     expected: u64,
     /// The last commit applied (frame, time).
     last: (u64, u64),
+    phases: Phases,
 }
 
 impl Applier {
     fn run(
         mut self,
         rx: &mut tokio::sync::mpsc::Receiver<(SegmentName, Segment)>,
-    ) -> Result<(u64, u64), BackupError> {
+    ) -> Result<((u64, u64), Phases), BackupError> {
         let db = Database::open_replica(&self.dir, Duration::from_secs(5))?;
         let conn = db.apply_connection()?;
-        while let Some((name, segment)) = rx.blocking_recv() {
+        let started = Instant::now();
+        loop {
+            let waiting = Instant::now();
+            let Some((name, segment)) = rx.blocking_recv() else {
+                break;
+            };
+            self.phases.segments_waiting += waiting.elapsed();
             let done = self.apply(&conn, &name, segment)?;
-            checkpoint_if_large(&conn);
+            checkpoint_if_over(&conn, RESTORE_CHECKPOINT_FRAMES);
             if done {
                 break;
             }
         }
+        self.phases.segments = started.elapsed();
+        let checkpoint = Instant::now();
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .map_err(|e| BackupError::Apply(e.to_string()))?;
-        Ok(self.last)
+        self.phases.checkpoint = checkpoint.elapsed();
+        Ok((self.last, self.phases))
     }
 
     /// Applies the segment's transactions the target allows; true once

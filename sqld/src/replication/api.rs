@@ -218,6 +218,7 @@ async fn snapshot(State(state): State<ApiState>) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
+    state.metrics.snapshots_served.inc();
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file));
     (headers, body).into_response()
 }

@@ -9,6 +9,9 @@
 //! the primary (or frames folded into a newer snapshot) means a clean
 //! re-bootstrap. Bootstrapping injects the snapshot's pages as one
 //! transaction too, so even a re-bootstrap under live readers is atomic.
+//! With `--bootstrap-from-backup`, a replica's first bootstrap restores the
+//! primary's backup instead (`backup::seed`), when it continues the
+//! primary's log, and loads it the same way.
 //! A batch that fails part-way keeps the transactions it committed, and the
 //! next request starts after them: injecting a transaction twice would put
 //! its old pages back over newer ones under the readers' feet.
@@ -35,6 +38,8 @@ use super::wire::{
     CURRENT_FRAME_HEADER, EPOCH_HEADER, FRAMES_PATH, INFO_PATH, LOG_ID_HEADER, REPLICA_ID_HEADER,
     SNAPSHOT_FRAME_HEADER, SNAPSHOT_PATH,
 };
+use crate::backup::seed::{self, Fallback};
+use crate::backup::store::BackupStore;
 use crate::database::{Database, DbConnection};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -120,6 +125,11 @@ pub struct Follower {
     applier: Arc<std::sync::Mutex<Applier>>,
     /// Where a snapshot is downloaded before it is loaded.
     bootstrap_path: PathBuf,
+    /// The store a first bootstrap restores from (`--bootstrap-from-backup`);
+    /// taken by the first bootstrap, tried once.
+    seed_store: Option<BackupStore>,
+    /// Where that restore is built.
+    seed_path: PathBuf,
     /// What was last recorded (the applier records it).
     state: State,
     /// The primary answered from another epoch: check its timeline before
@@ -136,6 +146,7 @@ impl Follower {
         token: Option<String>,
         db: Database,
         db_dir: &Path,
+        seed_store: Option<BackupStore>,
         status: Arc<ReplicaStatus>,
     ) -> Result<Self, FollowerError> {
         let state = saved_state(db_dir).unwrap_or_default();
@@ -157,6 +168,8 @@ impl Follower {
             metrics: db.metrics().clone(),
             applier: Arc::new(std::sync::Mutex::new(Applier::new(db, Some(journal)))),
             bootstrap_path: db_dir.join("bootstrap.db.tmp"),
+            seed_store,
+            seed_path: db_dir.join("bootstrap-from-backup"),
             state,
             check_timeline: false,
             status,
@@ -352,7 +365,34 @@ impl Follower {
         self.metrics.replication_frame_no.set(frame_no as i64);
     }
 
+    async fn info(&self) -> Result<LogInfo, FollowerError> {
+        Ok(checked(self.get(INFO_PATH).send().await?)
+            .await?
+            .json()
+            .await?)
+    }
+
     async fn bootstrap(&mut self) -> Result<(), FollowerError> {
+        // Only a replica that never bootstrapped restores from the store: a
+        // later bootstrap replaces a database already serving reads.
+        if let Some(store) = self.seed_store.take() {
+            if self.state.log_id.is_empty() {
+                match self.bootstrap_from_backup(&store).await {
+                    Ok(()) => return Ok(()),
+                    Err(fallback) => {
+                        tracing::warn!(
+                            store = store.url(),
+                            reason = fallback.reason(),
+                            "cannot bootstrap from the backup store ({fallback}); bootstrapping from the primary"
+                        );
+                        self.metrics
+                            .replication_backup_bootstrap_fallbacks
+                            .with_label_values(&[fallback.reason()])
+                            .inc();
+                    }
+                }
+            }
+        }
         let started = Instant::now();
         let response = checked(self.get(SNAPSHOT_PATH).send().await?).await?;
         let log_id = header(&response, LOG_ID_HEADER).unwrap_or_default();
@@ -372,29 +412,16 @@ impl Follower {
         self.metrics.replication_bytes_received.inc_by(bytes);
         // The snapshot's log: its epoch and history come with the next
         // timeline check.
-        let info: LogInfo = checked(self.get(INFO_PATH).send().await?)
-            .await?
-            .json()
-            .await?;
+        let info = self.info().await?;
         let state = State {
             epoch: info.epoch,
             history: info.history,
             log_id,
             applied_frame_no: snapshot_frame_no,
         };
-        let applier = self.applier.clone();
-        let load = path.clone();
-        let recorded = state.clone();
-        tokio::task::spawn_blocking(move || lock(&applier).load_snapshot(&load, &recorded))
-            .await
-            .map_err(|e| FollowerError::Io(std::io::Error::other(e)))??;
+        self.load(&path, state).await?;
         let _ = std::fs::remove_file(&path);
-        self.status.new_generation();
-        self.status.follows(&state.log_id, state.epoch);
-        self.state = state;
         self.check_timeline = info.log_id != self.state.log_id;
-        self.status.mark_bootstrapped();
-        self.mark_applied(snapshot_frame_no);
         self.metrics.replication_bootstraps.inc();
         tracing::info!(
             bytes,
@@ -402,6 +429,74 @@ impl Follower {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "bootstrapped from the primary's snapshot"
         );
+        Ok(())
+    }
+
+    /// Restores the primary's backup and loads it, if the primary's log
+    /// continues from the restored point (asked before and after the
+    /// restore, which takes a while).
+    async fn bootstrap_from_backup(&mut self, store: &BackupStore) -> Result<(), Fallback> {
+        let started = Instant::now();
+        let asked = |e: FollowerError| Fallback::Primary(e.to_string());
+        let before = self.info().await.map_err(asked)?;
+        let dir = self.seed_path.clone();
+        let restored = seed::restore_latest(store, &before, &dir).await;
+        let loaded = match restored {
+            Ok(seed) => self.load_seed(&before, seed).await,
+            Err(fallback) => Err(fallback),
+        };
+        seed::remove(&dir);
+        let (frame_no, downloaded) = loaded?;
+        self.metrics.replication_backup_bootstraps.inc();
+        tracing::info!(
+            store = store.url(),
+            frame_no,
+            downloaded,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "bootstrapped from the backup store"
+        );
+        Ok(())
+    }
+
+    async fn load_seed(
+        &mut self,
+        before: &LogInfo,
+        seed: seed::Seed,
+    ) -> Result<(u64, u64), Fallback> {
+        let after = self
+            .info()
+            .await
+            .map_err(|e| Fallback::Primary(e.to_string()))?;
+        seed::continues(before, &after, seed.frame_no)?;
+        let state = State {
+            log_id: after.log_id,
+            applied_frame_no: seed.frame_no,
+            epoch: after.epoch,
+            history: after.history,
+        };
+        // A load that failed half-way committed nothing, or all of it as
+        // one transaction a snapshot from the primary then replaces whole.
+        self.load(&seed.db_file, state)
+            .await
+            .map_err(|e| Fallback::Unrestorable(format!("loading it: {e}")))?;
+        Ok((seed.frame_no, seed.downloaded))
+    }
+
+    /// Loads a database file as one transaction, recorded as `state`, and
+    /// follows on from it.
+    async fn load(&mut self, path: &Path, state: State) -> Result<(), FollowerError> {
+        let applier = self.applier.clone();
+        let load = path.to_owned();
+        let recorded = state.clone();
+        tokio::task::spawn_blocking(move || lock(&applier).load_snapshot(&load, &recorded))
+            .await
+            .map_err(|e| FollowerError::Io(std::io::Error::other(e)))??;
+        self.status.new_generation();
+        self.status.follows(&state.log_id, state.epoch);
+        let frame_no = state.applied_frame_no;
+        self.state = state;
+        self.status.mark_bootstrapped();
+        self.mark_applied(frame_no);
         Ok(())
     }
 
@@ -661,6 +756,7 @@ mod tests {
             None,
             replica_db.clone(),
             &rdir,
+            None,
             Arc::new(ReplicaStatus::default()),
         )
         .unwrap();

@@ -150,9 +150,14 @@ fn begin(conn: &Connection) -> Result<u32, InjectError> {
 /// Keeps an injecting connection's WAL bounded. Readers may hold it back;
 /// then the next batch tries again.
 pub fn checkpoint_if_large(conn: &Connection) {
+    checkpoint_if_over(conn, CHECKPOINT_FRAMES)
+}
+
+/// Checkpoints once the WAL holds `limit` frames.
+pub fn checkpoint_if_over(conn: &Connection, limit: u32) {
     let mut frames = 0u32;
     let rc = unsafe { ffi::libsql_wal_frame_count(conn.handle(), &mut frames) };
-    if rc == ffi::SQLITE_OK && frames >= CHECKPOINT_FRAMES {
+    if rc == ffi::SQLITE_OK && frames >= limit {
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
 }
