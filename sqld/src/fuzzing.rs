@@ -81,6 +81,7 @@ fn startup_handler(method: AuthMethod) -> Arc<Startup> {
                 m,
                 users.clone(),
                 Arc::new(ConnectionManager::new()),
+                Arc::default(),
             ))
         };
         [

@@ -9,6 +9,7 @@
 //! opens it, sandboxed) -> results map back through `types` (values) and
 //! `error` (SQLSTATEs).
 
+pub mod activity;
 pub mod backup;
 pub mod compat;
 pub mod config;
@@ -153,6 +154,7 @@ async fn serve(config: &Config, replaced: Option<(String, u64)>) -> anyhow::Resu
         upstream: None,
         sqlite_api: false,
         shutdown: Some(shutdown.clone()),
+        activity: None,
     };
     let seed_store = match (&config.bootstrap_from_backup, &config.primary_url) {
         (Some(url), Some(_)) => Some(backup::store::BackupStore::open(url)?),

@@ -1,13 +1,14 @@
 //! A session as a tower service: every `Query` of one session goes through
 //! its own stack, made when the session opens,
-//! tracing -> metrics -> [offload] -> `SchedulerService`
+//! tracing -> metrics -> [activity] -> [offload] -> `SchedulerService`
 //! (which runs it on the session's connection and enforces the statement
 //! timeout from inside SQLite: see `scheduler`).
 //!
 //! Behaviour that applies to every statement lives here as layers, so the
 //! protocol handlers and the scheduler each keep to their one job: the
 //! span that says which session a log line belongs to, the statement
-//! counters and latency, and where the statement runs (inline on a client
+//! counters and latency, what `pg_stat_activity` shows of a client
+//! session, and where the statement runs (inline on a client
 //! connection's own thread, or on the blocking pool for callers on the
 //! shared runtime). Errors are `SqlError`s all the way down.
 
@@ -21,9 +22,10 @@ use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceBuilder};
 use tracing::Instrument;
 
+use crate::activity::{SessionActivity, State};
 use crate::error::{sqlstate, SqlError};
 use crate::metrics::Metrics;
-use crate::query::{Outcome, Response};
+use crate::query::{Outcome, Request, Response, TxnState};
 use crate::scheduler::{Query, SchedulerService, Session};
 
 /// One session's stack, as the protocol handlers and the primary's remote
@@ -50,6 +52,7 @@ pub fn session_stack(session: Arc<Session>, placement: Placement) -> SessionStac
         .layer(MetricsLayer {
             metrics: session.metrics.clone(),
         })
+        .option_layer(session.activity.clone().map(ActivityLayer))
         .option_layer((placement == Placement::Blocking).then_some(OffloadLayer))
         .service(SchedulerService::new(session));
     BoxCloneSyncService::new(stack)
@@ -167,6 +170,74 @@ where
                 Ok(_) => metrics.record_statement(kind, "ok"),
                 Err(e) => metrics.record_error(kind, e.class()),
             }
+            result
+        })
+    }
+}
+
+/// Keeps a client session's `pg_stat_activity` row current: `active` with
+/// its text while a statement runs, then the state it left the session
+/// in. A few atomic stores per statement (the text is copied only when it
+/// changes); Prepare requests are not statements run and change nothing.
+#[derive(Clone)]
+pub struct ActivityLayer(Arc<SessionActivity>);
+
+impl<S> Layer<S> for ActivityLayer {
+    type Service = ActivityService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ActivityService {
+            inner,
+            activity: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ActivityService<S> {
+    inner: S,
+    activity: Arc<SessionActivity>,
+}
+
+/// The state a session is left in after a request.
+fn state_after(result: &Result<Response, SqlError>) -> State {
+    match result {
+        Ok(Response {
+            txn: TxnState::Active,
+            ..
+        }) => State::IdleInTransaction,
+        Ok(Response {
+            txn: TxnState::Failed,
+            ..
+        }) => State::IdleInTransactionAborted,
+        _ => State::Idle,
+    }
+}
+
+impl<S> Service<Query> for ActivityService<S>
+where
+    S: Service<Query, Response = Response, Error = SqlError>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = SqlError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, SqlError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, query: Query) -> Self::Future {
+        let Request::Execute { sql, .. } = &query.request else {
+            return Box::pin(self.inner.call(query));
+        };
+        // Before the call: an inline statement runs inside it.
+        self.activity.start(sql);
+        let fut = self.inner.call(query);
+        let activity = self.activity.clone();
+        Box::pin(async move {
+            let result = fut.await;
+            activity.finish(state_after(&result));
             result
         })
     }

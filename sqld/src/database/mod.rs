@@ -20,6 +20,7 @@ use libsql_sys::rusqlite::OpenFlags;
 use libsql_sys::wal::wrapper::WrappedWal;
 use libsql_sys::wal::Sqlite3Wal;
 
+use crate::activity::Sessions;
 use crate::metrics::Metrics;
 use crate::replication::capture::{CaptureWal, CaptureWalManager};
 use crate::replication::frame::Frame;
@@ -79,6 +80,8 @@ pub struct Database {
     /// The server's metrics: one registry per database, so per server
     /// (and per test).
     metrics: Arc<Metrics>,
+    /// The server's client sessions, for `pg_stat_activity`.
+    sessions: Arc<Sessions>,
 }
 
 impl Database {
@@ -204,6 +207,7 @@ impl Database {
             replica: false,
             write_gate: Arc::default(),
             metrics: Arc::new(Metrics::new()),
+            sessions: Arc::default(),
         };
         let conn =
             libsql_sys::rusqlite::Connection::open(&db.file).map_err(|e| db.open_error(e))?;
@@ -266,6 +270,9 @@ impl Database {
     pub fn connect(&self) -> Result<DbConnection, DatabaseError> {
         let conn = self.raw_connection()?;
         catalog::attach(&conn, &self.name, self.replica).map_err(|e| self.open_error(e))?;
+        let log = self.log.clone().filter(|_| !self.replica);
+        catalog::install_activity(&conn, self.sessions.clone(), log, &self.name)
+            .map_err(|e| self.open_error(e))?;
         if self.replica {
             conn.execute_batch("PRAGMA query_only=ON")
                 .map_err(|e| self.open_error(e))?;
@@ -310,6 +317,11 @@ impl Database {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The server's client sessions (`pg_stat_activity`).
+    pub fn sessions(&self) -> &Arc<Sessions> {
+        &self.sessions
     }
 
     pub fn log(&self) -> Option<&Arc<ReplicationLog>> {

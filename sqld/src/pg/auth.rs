@@ -18,13 +18,14 @@ use pgwire::api::auth::{
     AuthDriver, AuthOutcome, AuthSource, DefaultServerParameterProvider, LoginInfo, Password,
     StartupHandler,
 };
-use pgwire::api::{ClientInfo, ConnectionManager};
+use pgwire::api::{ClientInfo, ConnectionManager, METADATA_APPLICATION_NAME, METADATA_USER};
 use pgwire::error::ErrorInfo;
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::startup::{PasswordMessageFamily, SASLInitialResponse};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::admission::Place;
+use crate::activity::{Identity, Sessions};
 use crate::config::AuthMethod;
 use crate::database::catalog_server_version;
 use crate::error::sqlstate;
@@ -248,10 +249,17 @@ fn decode_initial_response(body: &[u8]) -> PgWireResult<SASLInitialResponse> {
 pub struct Startup {
     driver: AuthDriver<DefaultServerParameterProvider>,
     mechanism: Arc<dyn AuthMechanismFactory>,
+    /// Where an authenticated session is listed (`pg_stat_activity`).
+    sessions: Arc<Sessions>,
 }
 
 impl Startup {
-    pub fn new(method: AuthMethod, users: Arc<Users>, cancels: Arc<ConnectionManager>) -> Self {
+    pub fn new(
+        method: AuthMethod,
+        users: Arc<Users>,
+        cancels: Arc<ConnectionManager>,
+        sessions: Arc<Sessions>,
+    ) -> Self {
         let mut params = DefaultServerParameterProvider::default();
         params.server_version = catalog_server_version();
         params.time_zone = "UTC".to_owned();
@@ -268,6 +276,7 @@ impl Startup {
         Startup {
             driver: AuthDriver::new(params).with_connection_manager(cancels),
             mechanism,
+            sessions,
         }
     }
 }
@@ -302,9 +311,23 @@ impl StartupHandler for Startup {
             self.driver
                 .complete_authentication(client, final_message)
                 .await?;
+            register_session(client, &self.sessions);
         }
         Ok(())
     }
+}
+
+/// Lists the session, under the pid its BackendKeyData reported, until
+/// the connection (and with it its extensions) is dropped.
+fn register_session<C: ClientInfo>(client: &C, sessions: &Arc<Sessions>) {
+    let metadata = client.metadata();
+    let registration = sessions.register(Identity {
+        pid: client.pid_and_secret_key().0,
+        user: metadata.get(METADATA_USER).cloned(),
+        application_name: metadata.get(METADATA_APPLICATION_NAME).cloned(),
+        client: Some(client.socket_addr()),
+    });
+    client.session_extensions().insert(registration);
 }
 
 /// An authenticated session needs one of `--max-connections` places;

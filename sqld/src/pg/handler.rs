@@ -37,6 +37,7 @@ use tower::ServiceExt;
 use super::copy::Runner;
 use super::reply::{error_response, pg_status, ready};
 use super::statements::PreparedNames;
+use crate::activity::Registration;
 use crate::database::Database;
 use crate::error::SqlError;
 use crate::query::{
@@ -64,8 +65,13 @@ impl SqlHandler {
         if let Some(stack) = client.session_extensions().get::<SessionStack>() {
             return Ok((*stack).clone());
         }
+        let activity = client
+            .session_extensions()
+            .get::<Registration>()
+            .map(|r| r.activity.clone());
         let limits = SessionConfig {
             sqlite_api: super::sqlite_api::negotiated(client),
+            activity,
             ..self.limits.clone()
         };
         let session = Session::open(&self.db, limits)

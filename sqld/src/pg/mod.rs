@@ -82,12 +82,14 @@ impl PgConnectionFactory {
     pub fn new(config: FactoryConfig, shutdown: Shutdown) -> Self {
         let cancels = Arc::new(ConnectionManager::new());
         let metrics = config.db.metrics().clone();
+        let sessions = config.db.sessions().clone();
         let sql = Arc::new(SqlHandler::new(config.db, config.session_limits));
         let shared = PgShared {
             startup: Arc::new(auth::Startup::new(
                 config.auth,
                 config.users,
                 cancels.clone(),
+                sessions,
             )),
             extended: Arc::new(ExtendedHandler::new(sql.clone())),
             copy: Arc::new(copy::Copier::new(sql.clone())),

@@ -290,7 +290,10 @@ async fn frames(
         .get(REPLICA_ID_HEADER)
         .and_then(|v| v.to_str().ok())
     {
-        state.log.sync_replicas().acknowledge(id, q.after);
+        state
+            .log
+            .sync_replicas()
+            .acknowledge(id, q.after, state.log.durable_frame_no());
     }
     let wait = Duration::from_millis(q.wait_ms).min(MAX_WAIT);
     let mut durable = state.log.subscribe();

@@ -491,6 +491,11 @@ impl ReplicationLog {
         Some(self.fenced_by.load(Ordering::SeqCst)).filter(|e| *e != 0)
     }
 
+    /// The newest durable frame_no.
+    pub fn durable_frame_no(&self) -> u64 {
+        *self.durable.borrow()
+    }
+
     /// Watches the newest durable frame_no.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.durable.subscribe()

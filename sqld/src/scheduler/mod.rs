@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use futures::channel::oneshot;
 use tower::Service;
 
+use crate::activity::SessionActivity;
 use crate::database::{Database, DatabaseError};
 use crate::error::{sqlstate, SqlError};
 use crate::metrics::Metrics;
@@ -49,6 +50,10 @@ pub struct SessionConfig {
     pub sqlite_api: bool,
     /// Running statements are interrupted (57P01) once this fires.
     pub shutdown: Option<Shutdown>,
+    /// A client session's entry in `pg_stat_activity` (none for the
+    /// primary's sessions of replicas' forwarded transactions); its pid is
+    /// what `pg_backend_pid()` answers.
+    pub activity: Option<Arc<SessionActivity>>,
 }
 
 /// One request for a session's database connection, as its stack
@@ -72,6 +77,8 @@ pub struct Session {
     guard: Arc<StatementGuard>,
     /// The server's metrics, which the session's stack records into.
     pub metrics: Arc<Metrics>,
+    /// What `pg_stat_activity` shows of it, which its stack keeps current.
+    pub activity: Option<Arc<SessionActivity>>,
 }
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
@@ -84,12 +91,14 @@ impl Session {
             shutdown: config.shutdown.clone(),
             ..StatementGuard::default()
         });
+        let activity = config.activity.clone();
         let worker = worker::Worker::new(db.clone(), config, guard.clone())?;
         Ok(Arc::new(Session {
             id,
             worker: Mutex::new(worker),
             guard,
             metrics: db.metrics().clone(),
+            activity,
         }))
     }
 

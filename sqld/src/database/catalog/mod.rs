@@ -9,13 +9,15 @@
 //! ordinary SQLite answers those queries. Fixed facts (types, namespaces,
 //! the database) are tables filled here; the schema's relations are live
 //! views (`views`), some reading the objects' SQL text (`definitions`);
-//! catalog functions are in `functions`.
+//! catalog functions are in `functions`; `activity` has the views of
+//! live server state (`pg_stat_activity`, `pg_stat_replication`).
 //!
 //! The functions and the two empty databases come with every connection;
 //! the tables and views are built the first time one of the session's
 //! statements names them (`needed`), since building them costs more than
 //! the rest of opening a session (about 3 ms) and most sessions never look.
 
+mod activity;
 mod definitions;
 mod functions;
 mod views;
@@ -23,6 +25,8 @@ mod views;
 use libsql_sys::rusqlite::functions::FunctionFlags;
 use libsql_sys::rusqlite::{params, Connection, Result};
 use pgwire::api::Type;
+
+pub use activity::install as install_activity;
 
 /// The Postgres version sqld answers as (`server_version_num`): 15, so
 /// that tools refusing a server newer than themselves (pg_dump 15, as
@@ -441,6 +445,7 @@ fn fill(conn: &Connection, database_name: &str) -> Result<()> {
     drop(function);
     conn.execute_batch(views::PG_CATALOG)?;
     conn.execute_batch(views::INFORMATION_SCHEMA)?;
+    conn.execute_batch(activity::VIEWS)?;
     conn.execute_batch("ANALYZE pg_catalog; ANALYZE information_schema")
 }
 

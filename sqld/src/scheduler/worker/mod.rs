@@ -59,6 +59,9 @@ impl Worker {
         let advisory_locks = AdvisoryLocks::new();
         install_session_functions(&conn, &settings, &advisory_locks, &guard)
             .map_err(|e| db.open_error(e))?;
+        if let Some(activity) = &limits.activity {
+            install_backend_pid(&conn, activity.identity.pid).map_err(|e| db.open_error(e))?;
+        }
         Ok(Worker {
             cursors: Cursors::default(),
             named_statements: NamedStatements::default(),
@@ -155,6 +158,14 @@ fn install_session_functions(
 ) -> libsql_sys::rusqlite::Result<()> {
     settings.install_functions(conn)?;
     advisory_locks.install(conn, guard)
+}
+
+/// `pg_backend_pid()` answers the session's pid (its BackendKeyData's, and
+/// its row's in `pg_stat_activity`) rather than the server process's.
+fn install_backend_pid(conn: &DbConnection, pid: i32) -> libsql_sys::rusqlite::Result<()> {
+    let flags = libsql_sys::rusqlite::functions::FunctionFlags::SQLITE_UTF8
+        | libsql_sys::rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("pg_backend_pid", 0, flags, move |_| Ok(i64::from(pid)))
 }
 
 pub struct Worker {

@@ -273,6 +273,7 @@ mod tests {
             upstream: None,
             sqlite_api,
             shutdown: None,
+            activity: None,
         };
         Worker::new(db, config, Arc::new(StatementGuard::default())).unwrap()
     }
