@@ -9,7 +9,7 @@
 //! The translation needs the table's SQL text: the caller looks it up
 //! with `SCHEMA_QUERY` for each table `altered_table` names.
 
-use sqlparser::ast::{AlterTableOperation, Statement, TableConstraint};
+use sqlparser::ast::{AlterTableOperation, DataType, Statement, TableConstraint};
 
 /// The SQL SQLite keeps of a table and its own indexes and triggers, as
 /// (type, sql) rows; `$1` is the table.
@@ -48,9 +48,15 @@ pub(super) fn rebuild(
         .iter()
         .find(|(kind, _)| kind == "table")
         .map(|(_, sql)| sql)?;
-    // The column list ends at the last bracket; table options follow it.
-    let end = create.rfind(')')?;
-    let with_constraint = format!("{}, {constraint}{}", &create[..end], &create[end..]);
+    let with_constraint = match integer_key(create, constraint) {
+        Some(made_rowid) => made_rowid,
+        None => {
+            // The column list ends at the last bracket; table options
+            // follow it.
+            let end = create.rfind(')')?;
+            format!("{}, {constraint}{}", &create[..end], &create[end..])
+        }
+    };
     let quoted = format!("\"{}\"", table.replace('"', "\"\""));
     let copy = "\"sqld_rebuild\"";
     let mut statements = vec![
@@ -70,12 +76,44 @@ pub(super) fn rebuild(
     Some(statements)
 }
 
+/// A primary key of one integer column (`bigint` as pg_dump writes
+/// sqld's integers) as SQLite's rowid: the column declared `INTEGER`, so
+/// rows keep being numbered when the key is left out, as before the dump.
+fn integer_key(create: &str, constraint: &TableConstraint) -> Option<String> {
+    let TableConstraint::PrimaryKey(key) = constraint else {
+        return None;
+    };
+    let [column] = key.columns.as_slice() else {
+        return None;
+    };
+    let name = column.column.expr.to_string();
+    let Statement::CreateTable(mut table) = super::parse::parse_one(create)? else {
+        return None;
+    };
+    let def = table.columns.iter_mut().find(|c| {
+        c.name
+            .to_string()
+            .eq_ignore_ascii_case(name.trim_matches('"'))
+    })?;
+    if !def
+        .data_type
+        .to_string()
+        .to_ascii_uppercase()
+        .contains("INT")
+    {
+        return None;
+    }
+    def.data_type = DataType::Integer(None);
+    table.constraints.push(constraint.clone());
+    Some(table.to_string())
+}
+
 /// The tables whose schema translating `statements` needs.
 pub fn altered_tables<'a>(statements: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     statements
         .into_iter()
-        .filter(|s| super::tools::first_word(s).eq_ignore_ascii_case("ALTER"))
-        .filter_map(super::tools::parse_one)
+        .filter(|s| super::parse::first_word(s).eq_ignore_ascii_case("ALTER"))
+        .filter_map(super::parse::parse_one)
         .filter_map(|statement| added_constraint(&statement).map(|(table, _)| table))
         .collect()
 }
@@ -86,7 +124,7 @@ mod tests {
 
     #[test]
     fn a_constraint_is_added_by_making_the_table_again() {
-        let statement = super::super::tools::parse_one(
+        let statement = super::super::parse::parse_one(
             "ALTER TABLE ONLY child ADD CONSTRAINT child_fkey FOREIGN KEY (p) REFERENCES parent(id)",
         )
         .unwrap();
@@ -115,5 +153,22 @@ mod tests {
             ]
         );
         assert_eq!(rebuild(&table, constraint, &Vec::new()), None);
+    }
+
+    #[test]
+    fn a_primary_key_of_one_integer_column_becomes_the_rowid() {
+        let statement = super::super::parse::parse_one(
+            "ALTER TABLE ONLY public.t ADD CONSTRAINT t_pkey PRIMARY KEY (id)",
+        )
+        .unwrap();
+        let (table, constraint) = added_constraint(&statement).unwrap();
+        let schema = vec![(
+            "table".to_owned(),
+            "CREATE TABLE t (id bigint NOT NULL, name text)".to_owned(),
+        )];
+        assert_eq!(
+            rebuild(&table, constraint, &schema).unwrap()[3],
+            "CREATE TABLE t (id INTEGER NOT NULL, name TEXT, CONSTRAINT t_pkey PRIMARY KEY (id))"
+        );
     }
 }

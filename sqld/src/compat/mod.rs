@@ -14,6 +14,7 @@
 mod casts;
 mod constraints;
 mod expand_array;
+mod parse;
 mod rewrite;
 mod tools;
 

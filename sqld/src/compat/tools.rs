@@ -18,16 +18,9 @@ use sqlparser::ast::{
 };
 
 use super::constraints::{self, TableSchema};
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
+use super::parse::{first_word, parse_one};
 
 const VERBS: &[&str] = &["DROP", "TRUNCATE", "CREATE", "ALTER", "VACUUM"];
-
-pub(super) fn first_word(sql: &str) -> &str {
-    sql.split(|c: char| c.is_whitespace() || c == '(' || c == ';')
-        .find(|w| !w.is_empty())
-        .unwrap_or("")
-}
 
 /// Whether a simple query may hold such a statement: its first word (the
 /// tools send each of them as a query of its own), nothing parsed.
@@ -75,15 +68,6 @@ fn translate_one(sql: &str, schemas: &HashMap<String, TableSchema>) -> Option<St
     match translate(&statement, schemas) {
         Some(pieces) => Some(pieces.join(";\n")),
         None => matches!(unqualified, Cow::Owned(_)).then(|| unqualified.into_owned()),
-    }
-}
-
-/// The one statement `sql` holds, parsed.
-pub(super) fn parse_one(sql: &str) -> Option<Statement> {
-    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).ok()?;
-    match (statements.pop(), statements.pop()) {
-        (Some(statement), None) => Some(statement),
-        _ => None,
     }
 }
 
