@@ -189,6 +189,8 @@ async fn adding_a_constraint_keeps_the_rows() {
     // The one-integer key is SQLite's rowid again (no index of its own),
     // so a row left without one is numbered, as before the dump.
     assert_eq!(indexes, [("t_v".to_owned(), "c".to_owned())]);
-    c.batch_execute("insert into t (v) values ('c')").await.unwrap();
+    c.batch_execute("insert into t (v) values ('c')")
+        .await
+        .unwrap();
     assert_eq!(common::scalar(&c, "select max(id) from t").await, 4);
 }

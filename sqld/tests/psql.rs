@@ -506,4 +506,11 @@ Indexes:
         databases.contains(" sqld | sqld  | UTF8     | C       | C     |"),
         "{databases}"
     );
+    // No user functions; the one role, a superuser.
+    assert!(describe("\\df").contains("(0 rows)"));
+    let roles = describe("\\du");
+    assert!(
+        roles.contains(" sqld      | Superuser, Create role, Create DB |"),
+        "{roles}"
+    );
 }

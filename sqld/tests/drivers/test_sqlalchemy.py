@@ -94,4 +94,8 @@ def test_core_statements_and_table_names(engine):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM sa_authors")).scalar() == 5
         assert conn.execute(text("SHOW TRANSACTION ISOLATION LEVEL")).scalar() == "serializable"
-    assert {"sa_authors", "sa_books"} <= set(inspect(engine).get_table_names())
+    inspector = inspect(engine)
+    assert {"sa_authors", "sa_books"} <= set(inspector.get_table_names())
+    columns = {c["name"]: c for c in inspector.get_columns("sa_authors")}
+    assert list(columns) == ["id", "name", "joined", "active", "balance", "avatar"]
+    assert columns["name"]["nullable"] is False and columns["avatar"]["nullable"] is True
